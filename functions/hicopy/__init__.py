@@ -1,0 +1,1 @@
+"""HealthImaging copy orchestrator: the code shipped to AWS Lambda."""

@@ -1,0 +1,249 @@
+"""Small boto3 adapters: EventBridge publisher, DynamoDB stores, Step Functions starter, SQS sender.
+
+Each takes an optional client (tests inject one) and creates its boto3 client lazily, never at import time.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hicopy.domain.ports import SubmissionRecord
+from hicopy.errors import EventPublishFailed, ServiceInternalError, ServiceThrottled
+
+_THROTTLE_CODES = {
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+}
+
+
+def _client(service: str) -> Any:
+    return boto3.client(service, config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
+
+
+def transient(exc: ClientError | BotoCoreError, what: str) -> Exception:
+    """An AWS call failed in a way worth retrying later."""
+    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _THROTTLE_CODES:
+        return ServiceThrottled(f"{what}: {exc}")
+    return ServiceInternalError(f"{what}: {exc}")
+
+
+class EventBridgePublisher:
+    """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked."""
+
+    def __init__(self, bus_name: str, source: str, client: Any | None = None) -> None:
+        self.bus_name, self.source, self._client = bus_name, source, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("events")
+        return self._client
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        entry = {
+            "EventBusName": self.bus_name,
+            "Source": self.source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail, separators=(",", ":")),
+        }
+        try:
+            result = self.client.put_events(Entries=[entry])
+        except (ClientError, BotoCoreError) as exc:
+            raise EventPublishFailed(f"PutEvents {detail_type}: {exc}") from exc
+        if result.get("FailedEntryCount", 0):
+            failures = [
+                f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}"
+                for e in result.get("Entries", [])
+                if e.get("ErrorCode")
+            ]
+            raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
+
+
+class DynamoPaceStore:
+    """``PaceStore`` on the state table: item ``pk = pace#<action>``, attribute ``tat`` (epoch seconds)."""
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name, self._client = table_name, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("dynamodb")
+        return self._client
+
+    def read(self, key: str) -> float | None:
+        try:
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": f"pace#{key}"}}, ConsistentRead=True
+            ).get("Item")
+        except (ClientError, BotoCoreError) as exc:
+            raise transient(exc, "pacing read") from exc
+        return float(item["tat"]["N"]) if item else None
+
+    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+        params: dict[str, Any] = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": f"pace#{key}"}},
+            "UpdateExpression": "SET tat = :new",
+            "ExpressionAttributeValues": {":new": {"N": _num(new)}},
+        }
+        if expected is None:
+            params["ConditionExpression"] = "attribute_not_exists(tat)"
+        else:
+            params["ConditionExpression"] = "tat = :old"
+            params["ExpressionAttributeValues"][":old"] = {"N": _num(expected)}
+        try:
+            self.client.update_item(**params)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise transient(exc, "pacing write") from exc
+        except BotoCoreError as exc:
+            raise transient(exc, "pacing write") from exc
+        return True
+
+
+class DynamoSubmissionStore:
+    """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
+
+    TTL_SECONDS = 30 * 24 * 3600
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name, self._client = table_name, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("dynamodb")
+        return self._client
+
+    @staticmethod
+    def _key(job_id: str, chunk: int) -> dict[str, Any]:
+        return {"pk": {"S": f"submit#{job_id}#{chunk}"}}
+
+    def begin(self, record: SubmissionRecord) -> SubmissionRecord | None:
+        item = {
+            **self._key(record.job_id, record.chunk),
+            "status": {"S": "SUBMITTING"},
+            "startedAt": {"N": _num(record.started_at)},
+            "expiresAt": {"N": str(int(record.started_at) + self.TTL_SECONDS)},
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            return None
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise transient(exc, "submission record") from exc
+        except BotoCoreError as exc:
+            raise transient(exc, "submission record") from exc
+        found = self.client.get_item(
+            TableName=self.table_name, Key=self._key(record.job_id, record.chunk), ConsistentRead=True
+        ).get("Item")
+        if not found:  # abandoned in between: try once more
+            return self.begin(record)
+        return SubmissionRecord(
+            job_id=record.job_id,
+            chunk=record.chunk,
+            status=found["status"]["S"],
+            started_at=float(found["startedAt"]["N"]),
+            destination_image_set_id=found.get("destinationImageSetId", {}).get("S"),
+            destination_version_before=found.get("destinationVersionBefore", {}).get("S"),
+            destination_version_id=found.get("destinationVersionId", {}).get("S"),
+            submitted_at=float(found["submittedAt"]["N"]) if "submittedAt" in found else None,
+        )
+
+    def complete(self, record: SubmissionRecord) -> None:
+        values: dict[str, Any] = {
+            ":s": {"S": "SUBMITTED"},
+            ":d": {"S": record.destination_image_set_id or ""},
+            ":v": {"S": record.destination_version_id or ""},
+            ":t": {"N": _num(record.submitted_at or record.started_at)},
+        }
+        expr = "SET #s = :s, destinationImageSetId = :d, destinationVersionId = :v, submittedAt = :t"
+        if record.destination_version_before is not None:
+            expr += ", destinationVersionBefore = :b"
+            values[":b"] = {"S": record.destination_version_before}
+        try:
+            self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(record.job_id, record.chunk),
+                UpdateExpression=expr,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise transient(exc, "submission record") from exc
+
+    def abandon(self, job_id: str, chunk: int) -> None:
+        try:
+            self.client.delete_item(
+                TableName=self.table_name,
+                Key=self._key(job_id, chunk),
+                ConditionExpression="#s = :s",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":s": {"S": "SUBMITTING"}},
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise transient(exc, "submission record") from exc
+
+
+class ExecutionStarter:
+    """Starts one state-machine execution per job; the execution name is the job ID (duplicates are detected)."""
+
+    def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
+        self.state_machine_arn, self._client = state_machine_arn, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("stepfunctions")
+        return self._client
+
+    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+        """(execution ARN, started). ``started`` is False when an execution of that name already exists."""
+        try:
+            r = self.client.start_execution(
+                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, separators=(",", ":"))
+            )
+            return str(r["executionArn"]), True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+                arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
+                return arn, False
+            raise transient(exc, "StartExecution") from exc
+        except BotoCoreError as exc:
+            raise transient(exc, "StartExecution") from exc
+
+
+class QueueSender:
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url, self._client = queue_url, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("sqs")
+        return self._client
+
+    def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
+        params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
+        if attributes:
+            params["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
+        try:
+            return str(self.client.send_message(**params)["MessageId"])
+        except (ClientError, BotoCoreError) as exc:
+            raise transient(exc, "SQS SendMessage") from exc
+
+
+def _num(value: float) -> str:
+    return str(Decimal(repr(value)))

@@ -1,0 +1,144 @@
+"""HealthImaging (``medical-imaging``) behind the ``ImagingPort`` interface. The only module that calls it."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, ImageSetSummary
+from hicopy.errors import ServiceInternalError, from_service_error
+
+# Retries are the state machine's job (backoff with jitter, bounded, visible in the execution history);
+# botocore's own retries would hide throttling and multiply CopyImageSet calls.
+_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+
+
+def translate(exc: ClientError) -> Exception:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return from_service_error(str(err.get("Code", "Unknown")), str(err.get("Message", "")), http_status=status)
+
+
+class HealthImaging:
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("medical-imaging", config=_CONFIG)
+        return self._client
+
+    def _call(self, operation: str, **params: Any) -> dict[str, Any]:
+        try:
+            response: dict[str, Any] = getattr(self.client, operation)(**params)
+        except ClientError as exc:
+            raise translate(exc) from exc
+        except BotoCoreError as exc:  # connection errors, timeouts: transient
+            raise ServiceInternalError(f"{operation}: {exc}") from exc
+        return response
+
+    def get_image_set(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> ImageSetInfo:
+        params: dict[str, Any] = {"datastoreId": datastore_id, "imageSetId": image_set_id}
+        if version_id is not None:
+            params["versionId"] = version_id
+        r = self._call("get_image_set", **params)
+        return ImageSetInfo(
+            datastore_id=r["datastoreId"],
+            image_set_id=r["imageSetId"],
+            version_id=r["versionId"],
+            state=r["imageSetState"],
+            workflow_status=r.get("imageSetWorkflowStatus", ""),
+            message=r.get("message"),
+            is_primary=r.get("isPrimary"),
+        )
+
+    def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {"datastoreId": datastore_id, "imageSetId": image_set_id}
+        if version_id is not None:
+            params["versionId"] = version_id
+        r = self._call("get_image_set_metadata", **params)
+        blob = r["imageSetMetadataBlob"].read()
+        if r.get("contentEncoding") == "gzip" or blob[:2] == b"\x1f\x8b":
+            blob = gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
+        document: dict[str, Any] = json.loads(blob)
+        return document
+
+    def copy_image_set(self, request: CopyRequest) -> CopyStarted:
+        source: dict[str, Any] = {"latestVersionId": request.source_version_id}
+        if request.copiable_attributes is not None:
+            source["DICOMCopies"] = {"copiableAttributes": request.copiable_attributes}
+        info: dict[str, Any] = {"sourceImageSet": source}
+        if request.destination_image_set_id is not None:
+            info["destinationImageSet"] = {
+                "imageSetId": request.destination_image_set_id,
+                "latestVersionId": request.destination_version_id,
+            }
+        params: dict[str, Any] = {
+            "datastoreId": request.datastore_id,
+            "sourceImageSetId": request.source_image_set_id,
+            "copyImageSetInformation": info,
+        }
+        if request.force:
+            params["force"] = True
+        if request.promote_to_primary:
+            params["promoteToPrimary"] = True
+        r = self._call("copy_image_set", **params)
+        dest, src = r["destinationImageSetProperties"], r["sourceImageSetProperties"]
+        return CopyStarted(
+            destination_image_set_id=dest["imageSetId"],
+            destination_version_id=dest["latestVersionId"],
+            source_version_id=src["latestVersionId"],
+        )
+
+    def delete_image_set(self, datastore_id: str, image_set_id: str) -> str:
+        r = self._call("delete_image_set", datastoreId=datastore_id, imageSetId=image_set_id)
+        return str(r.get("imageSetWorkflowStatus", ""))
+
+    def search_image_sets(
+        self, datastore_id: str, filters: list[dict[str, Any]], *, limit: int = 500
+    ) -> Iterator[ImageSetSummary]:
+        """Yield image sets matching all ``filters`` (SearchImageSets' ``searchCriteria.filters``)."""
+        token: str | None = None
+        seen = 0
+        while True:
+            params: dict[str, Any] = {
+                "datastoreId": datastore_id,
+                "searchCriteria": {"filters": filters},
+                "maxResults": 50,
+            }
+            if token:
+                params["nextToken"] = token
+            r = self._call("search_image_sets", **params)
+            for item in r.get("imageSetsMetadataSummaries", []):
+                yield ImageSetSummary(
+                    image_set_id=item["imageSetId"],
+                    version=str(item.get("version", "")),
+                    is_primary=item.get("isPrimary"),
+                    created_at=_ts(item.get("createdAt")),
+                    updated_at=_ts(item.get("updatedAt")),
+                    extra={"DICOMTags": item.get("DICOMTags", {})},
+                )
+                seen += 1
+                if seen >= limit:
+                    return
+            token = r.get("nextToken")
+            if not token:
+                return
+
+    def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]:
+        r = self._call("get_dicom_import_job", datastoreId=datastore_id, jobId=job_id)
+        props: dict[str, Any] = r["jobProperties"]
+        return props
+
+
+def _ts(value: Any) -> float | None:
+    return value.timestamp() if isinstance(value, datetime) else None

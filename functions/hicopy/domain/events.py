@@ -1,0 +1,117 @@
+"""Completion events (design §3.2): exactly one per accepted job, on the custom bus.
+
+``detail-type`` is one of ``Image Set Copy Succeeded``, ``Image Set Copy Failed`` or ``Copy Job Rejected``.
+The models below are the contract; ``schemas/*.json`` are generated from them (``make schemas``) and every event
+the code emits is validated against those files in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
+
+SUCCEEDED = "Image Set Copy Succeeded"
+FAILED = "Image Set Copy Failed"
+REJECTED = "Copy Job Rejected"
+DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
+
+ORIGINAL_BODY_LIMIT = 8_192  # characters of a rejected message echoed in the event; the DLQ keeps all of it
+
+
+class _Detail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageSetRefOut(_Detail):
+    imageSetId: str | None = None
+    versionId: str | None = None
+
+
+class Reason(_Detail):
+    code: str = Field(description="Stable reason code, e.g. CopyFailed, NotFound, ValidationError, JobRejected")
+    message: str = Field(description="Human-readable reason; for CopyFailed, the service's GetImageSet message")
+
+
+class TriggerOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["sqs", "event", "import"]
+
+
+class ChunkOut(_Detail):
+    index: int
+    destinationVersionId: str
+    statusChecks: int
+
+
+class CopyOutcomeDetail(_Detail):
+    """Detail of ``Image Set Copy Succeeded`` and ``Image Set Copy Failed``."""
+
+    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    jobId: str
+    correlationId: str | None = None
+    datastoreId: str
+    status: Literal["SUCCEEDED", "FAILED"]
+    source: ImageSetRefOut
+    destination: ImageSetRefOut | None = Field(
+        default=None, description="The image set and the version this copy produced (absent if none was created)"
+    )
+    reason: Reason | None = None
+    chunks: int = Field(description="Number of CopyImageSet calls the job was split into")
+    chunksCompleted: int
+    failedChunk: int | None = Field(default=None, description="0-based index of the chunk that failed")
+    completedChunks: list[ChunkOut] = Field(default_factory=list)
+    statusChecks: int
+    promoteToPrimary: bool = False
+    force: bool = False
+    trigger: TriggerOut
+    receivedAt: str
+    submittedAt: str | None = None
+    completedAt: str
+    executionArn: str | None = None
+
+
+class RejectedDetail(_Detail):
+    """Detail of ``Copy Job Rejected``: the message was not a valid job; it is kept in the dead-letter queue."""
+
+    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    jobId: str | None = None
+    correlationId: str | None = None
+    datastoreId: str | None = None
+    status: Literal["REJECTED"] = "REJECTED"
+    reason: Reason
+    trigger: TriggerOut
+    originalBody: str = Field(description=f"The message as received (first {ORIGINAL_BODY_LIMIT} characters)")
+    originalBodyEncoding: Literal["utf-8", "base64"] = "utf-8"
+    originalBodyTruncated: bool = False
+    originalBodyBytes: int
+    receivedAt: str
+    completedAt: str
+
+
+def excerpt(body: str | bytes) -> tuple[str, Literal["utf-8", "base64"], bool, int]:
+    """A bounded, JSON-safe excerpt of a message body: (text, encoding, truncated, original size in bytes)."""
+    raw = body.encode("utf-8", errors="surrogateescape") if isinstance(body, str) else body
+    try:
+        text = raw.decode("utf-8")
+        encoding: Literal["utf-8", "base64"] = "utf-8"
+    except UnicodeDecodeError:
+        text = base64.b64encode(raw).decode("ascii")
+        encoding = "base64"
+    truncated = len(text) > ORIGINAL_BODY_LIMIT
+    return text[:ORIGINAL_BODY_LIMIT], encoding, truncated, len(raw)
+
+
+def dump(detail: BaseModel) -> dict[str, Any]:
+    return detail.model_dump(mode="json", exclude_none=True)
+
+
+SCHEMA_MODELS: dict[str, type[BaseModel]] = {
+    "image-set-copy-succeeded": CopyOutcomeDetail,
+    "image-set-copy-failed": CopyOutcomeDetail,
+    "copy-job-rejected": RejectedDetail,
+}

@@ -1,0 +1,150 @@
+"""Accepting jobs from the job queue: every trigger (raw SQS job, ``Copy Requested`` event, import planner) arrives
+here, so validation, rejection and idempotency exist once.
+
+A message is one of:
+- a raw job (design §3.1) — trigger ``sqs``, default job ID = the SQS message ID;
+- a whole EventBridge event (the ``Copy Requested`` rule delivers the event itself) whose ``detail`` is the job —
+  trigger ``event``, default job ID = the event ID;
+- a job from the import planner, with the message attribute ``hicopyTrigger`` (JSON) — trigger ``import``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from hicopy.clock import Clock, iso
+from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
+from hicopy.domain.job import CopyJob, Trigger, parse_job
+from hicopy.domain.ports import EventPublisherPort
+from hicopy.domain.state import WorkflowState
+from hicopy.errors import JobRejected
+
+COPY_REQUESTED = "Copy Requested"
+TRIGGER_ATTRIBUTE = "hicopyTrigger"
+MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Accepted:
+    job: CopyJob
+    trigger: Trigger
+    state: WorkflowState
+
+
+def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clock) -> Accepted:
+    """Parse and validate one queue message; ``JobRejected`` with a precise reason if it is not a valid job."""
+    size = len(body.encode("utf-8", errors="surrogateescape"))
+    if size > MAX_BODY_BYTES:
+        raise JobRejected(f"the message is {size} bytes; a job is at most {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise JobRejected(f"the message body is not valid JSON: {exc}") from exc
+    trigger_data: dict[str, Any]
+    if isinstance(data, dict) and "detail-type" in data and "detail" in data:
+        if data["detail-type"] != COPY_REQUESTED:
+            raise JobRejected(f"event detail-type {data['detail-type']!r} is not {COPY_REQUESTED!r}")
+        trigger_data = {"type": "event", "eventId": str(data.get("id", "")), "source": str(data.get("source", ""))}
+        default_id = str(data.get("id") or message_id)
+        data = data["detail"]
+    elif TRIGGER_ATTRIBUTE in attributes:
+        try:
+            trigger_data = json.loads(attributes[TRIGGER_ATTRIBUTE])
+        except ValueError as exc:
+            raise JobRejected(f"message attribute {TRIGGER_ATTRIBUTE} is not valid JSON") from exc
+        if not isinstance(trigger_data, dict) or trigger_data.get("type") != "import":
+            raise JobRejected(f"message attribute {TRIGGER_ATTRIBUTE} must be an object with type 'import'")
+        default_id = message_id
+    else:
+        trigger_data = {"type": "sqs", "messageId": message_id}
+        default_id = message_id
+    job = parse_job(data)
+    if job.jobId is None:
+        job = job.model_copy(update={"jobId": default_id})
+        job = parse_job(job.model_dump(exclude_none=True))  # the default ID must satisfy the same pattern
+    trigger = Trigger.model_validate(trigger_data)
+    state = WorkflowState(job=job, trigger=trigger, receivedAt=iso(clock.now()))
+    return Accepted(job=job, trigger=trigger, state=state)
+
+
+def rejected_event(
+    body: str, reason: JobRejected, *, message_id: str, trigger_type: str, clock: Clock
+) -> dict[str, Any]:
+    """Detail of ``Copy Job Rejected``: what was wrong, and the start of the original message."""
+    text, encoding, truncated, size = excerpt(body)
+    hints = _hints(body)
+    now = iso(clock.now())
+    detail = RejectedDetail(
+        jobId=hints.get("jobId"),
+        correlationId=hints.get("correlationId"),
+        datastoreId=hints.get("datastoreId"),
+        reason=Reason(code=reason.code, message=reason.message),
+        trigger=TriggerOut.model_validate({"type": trigger_type, "messageId": message_id}),
+        originalBody=text,
+        originalBodyEncoding=encoding,
+        originalBodyTruncated=truncated,
+        originalBodyBytes=size,
+        receivedAt=now,
+        completedAt=now,
+    )
+    return dump(detail)
+
+
+class DeadLetterPort(Protocol):
+    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
+
+
+def reject(
+    body: str,
+    reason: JobRejected,
+    *,
+    message_id: str,
+    trigger_type: str,
+    dead_letters: DeadLetterPort,
+    publisher: EventPublisherPort,
+    clock: Clock,
+) -> dict[str, Any]:
+    """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected`` (in that order: a retry after a
+    failed publish may duplicate the DLQ copy, never the event)."""
+    dead_letters.send(
+        body, {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id}
+    )
+    detail = rejected_event(body, reason, message_id=message_id, trigger_type=trigger_type, clock=clock)
+    publisher.publish(REJECTED, detail)
+    return detail
+
+
+def trigger_type_of(body: str, attributes: dict[str, str]) -> str:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "detail-type" in data:
+        return "event"
+    return "import" if TRIGGER_ATTRIBUTE in attributes else "sqs"
+
+
+def _hints(body: str) -> dict[str, str]:
+    """Identifiers of a rejected job, when they are there and well-formed (never echo arbitrary values)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if isinstance(data, dict) and isinstance(data.get("detail"), dict):
+        data = data["detail"]
+    if not isinstance(data, dict):
+        return {}
+    out: dict[str, str] = {}
+    for key, pattern in (
+        ("jobId", r"[A-Za-z0-9_-]{1,80}"),
+        ("datastoreId", r"[0-9a-z]{32}"),
+        ("correlationId", r"[\x21-\x7e]{1,128}"),
+    ):
+        import re
+
+        value = data.get(key)
+        if isinstance(value, str) and re.fullmatch(pattern, value):
+            out[key] = value
+    return out

@@ -1,0 +1,122 @@
+"""The copy job contract (design §3.1): strict, because a typo must never silently change a medical copy."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from hicopy.errors import JobRejected
+
+ImagingId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{32}$")]
+VersionId = Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
+# DICOM UID: dot-separated numeric components, no leading zeros (except "0" itself), at most 64 characters.
+DicomUid = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$", max_length=64)]
+JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,80}$")]
+CorrelationId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+
+MAX_SELECTION = 100_000  # instances or series named by one job
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class SourceRef(StrictModel):
+    imageSetId: ImagingId
+    versionId: VersionId | None = None
+
+
+class DestinationRef(StrictModel):
+    imageSetId: ImagingId | None = None
+    versionId: VersionId | None = None
+
+    @model_validator(mode="after")
+    def _version_needs_id(self) -> DestinationRef:
+        if self.versionId is not None and self.imageSetId is None:
+            raise ValueError("destination.versionId needs destination.imageSetId")
+        return self
+
+
+class CopyJob(StrictModel):
+    """A copy job as users send it (SQS body, or the ``detail`` of a ``Copy Requested`` event)."""
+
+    jobId: JobId | None = None
+    datastoreId: ImagingId
+    source: SourceRef
+    destination: DestinationRef | None = None
+    instances: Annotated[list[DicomUid], Field(min_length=1, max_length=MAX_SELECTION)] | None = None
+    series: Annotated[list[DicomUid], Field(min_length=1, max_length=MAX_SELECTION)] | None = None
+    force: bool = False
+    promoteToPrimary: bool = False
+    correlationId: CorrelationId | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CopyJob:
+        dest_id = self.destination.imageSetId if self.destination else None
+        if dest_id is not None and dest_id == self.source.imageSetId:
+            raise ValueError("destination.imageSetId must differ from source.imageSetId")
+        if self.promoteToPrimary and dest_id is not None:
+            raise ValueError("promoteToPrimary copies into a new primary image set: leave destination.imageSetId out")
+        for name, values in (("instances", self.instances), ("series", self.series)):
+            if values is not None and len(set(values)) != len(values):
+                raise ValueError(f"{name} contains duplicate UIDs")
+        return self
+
+    @property
+    def destination_image_set_id(self) -> str | None:
+        return self.destination.imageSetId if self.destination else None
+
+    @property
+    def destination_version_id(self) -> str | None:
+        return self.destination.versionId if self.destination else None
+
+    @property
+    def has_selection(self) -> bool:
+        return bool(self.instances or self.series)
+
+
+TriggerType = Literal["sqs", "event", "import"]
+
+
+class Trigger(BaseModel):
+    """Where a job came from. Extra keys (messageId, eventId, importJobId, ...) are kept."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: TriggerType
+
+
+def format_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
+    """One line per problem: ``field.path: message (got <value>)``; precise enough to fix the job."""
+    parts: list[str] = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(job)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown field (fields follow the CopyImageSet API casing; see the job schema)"
+        got = err.get("input")
+        shown = (
+            "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {_short(got)})"
+        )
+        parts.append(f"{loc}: {msg}{shown}")
+    more = len(exc.errors()) - limit
+    if more > 0:
+        parts.append(f"... and {more} more problem(s)")
+    return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def parse_job(data: Any) -> CopyJob:
+    """Validate a decoded job object; raise ``JobRejected`` with a precise reason."""
+    if not isinstance(data, dict):
+        raise JobRejected(f"the job must be a JSON object, got {type(data).__name__}")
+    try:
+        return CopyJob.model_validate(data)
+    except ValidationError as exc:
+        raise JobRejected(f"invalid copy job: {format_validation_error(exc)}") from exc

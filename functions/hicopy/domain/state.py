@@ -1,0 +1,89 @@
+"""The execution state: one JSON object that every task of the state machine receives and returns.
+
+Each Lambda task is invoked with ``{"state": $, "executionArn": $$.Execution.Id, "retryCount": $$.State.RetryCount}``
+and returns the next state. A ``Catch`` adds ``error`` (``{"Error", "Cause"}``) before the failure publisher runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hicopy.domain.job import CopyJob, Trigger
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ImageSetVersion(_Model):
+    imageSetId: str
+    versionId: str | None = None
+
+
+class Plan(_Model):
+    source: ImageSetVersion  # version resolved at planning time; every chunk copies from it
+    destination: ImageSetVersion | None = None  # the job's destination (None: a new image set is created)
+    chunkCount: int
+    totalFrames: int
+    totalInstances: int
+    wholeCopy: bool
+    frameLimit: int
+
+
+class Pace(_Model):
+    slot: float  # epoch seconds (of the process clock) from which Submit may call
+    waitSeconds: int  # whole seconds the state machine's Wait state sleeps first
+
+
+class Submission(_Model):
+    chunk: int
+    destination: ImageSetVersion  # the destination version this copy is writing
+    submittedAt: str
+    replayed: bool = False  # True when an earlier attempt's recorded submission was reused
+
+
+class ChunkResult(_Model):
+    index: int
+    destination: ImageSetVersion
+    statusChecks: int
+    completedAt: str
+
+
+class SfnError(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    Error: str
+    Cause: str | None = None
+
+
+class WorkflowState(_Model):
+    job: CopyJob
+    trigger: Trigger
+    receivedAt: str
+    plan: Plan | None = None
+    chunkIndex: int = 0
+    destination: ImageSetVersion | None = None  # current destination (after the last completed chunk)
+    pace: Pace | None = None
+    submission: Submission | None = None
+    completed: list[ChunkResult] = Field(default_factory=list)
+    submittedAt: str | None = None  # first submission of the job
+    done: bool = False
+    error: SfnError | None = None
+
+    @property
+    def job_id(self) -> str:
+        assert self.job.jobId is not None, "the consumer always sets jobId"
+        return self.job.jobId
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class TaskInput(_Model):
+    """What the state machine passes to every Lambda task."""
+
+    state: WorkflowState
+    executionArn: str | None = None
+    retryCount: int = 0

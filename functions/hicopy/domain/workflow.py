@@ -1,0 +1,349 @@
+"""The copy workflow, one function per state-machine task. No boto3 here: only ports (``hicopy.domain.ports``)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hicopy.clock import Clock, iso
+from hicopy.domain.events import (
+    FAILED,
+    SUCCEEDED,
+    ChunkOut,
+    CopyOutcomeDetail,
+    ImageSetRefOut,
+    Reason,
+    TriggerOut,
+    dump,
+)
+from hicopy.domain.pacing import Pacer
+from hicopy.domain.ports import (
+    CopyRequest,
+    EventPublisherPort,
+    ImageSetInfo,
+    ImagingPort,
+    SubmissionRecord,
+    SubmissionStorePort,
+)
+from hicopy.domain.selection import CopyPlan, index_metadata, plan_chunks
+from hicopy.domain.state import ChunkResult, ImageSetVersion, Pace, Plan, Submission, WorkflowState
+from hicopy.errors import (
+    CopyFailed,
+    CopyStillInProgress,
+    ImageSetConflict,
+    ImageSetNotFound,
+    InvalidRequest,
+    OrchestratorError,
+    StaleVersion,
+    SubmitOutcomeUnknown,
+    reason_code_for,
+)
+
+COPY_ACTION = "CopyImageSet"
+MAX_IN_LAMBDA_PACING_SLEEP = 2.0  # seconds Submit may sleep to hit its slot; longer waits belong to the Wait state
+
+
+# --- Prepare ----------------------------------------------------------------------------------------------------
+def prepare(
+    state: WorkflowState, imaging: ImagingPort, *, allowed_datastores: frozenset[str], frame_limit: int
+) -> WorkflowState:
+    """Resolve versions, check the image sets, and split the selection into chunks."""
+    job = state.job
+    if job.datastoreId not in allowed_datastores:
+        raise InvalidRequest(f"data store {job.datastoreId} is not one this orchestrator is configured for")
+    source = _usable(imaging.get_image_set(job.datastoreId, job.source.imageSetId), "source", job.source.versionId)
+    destination: ImageSetVersion | None = None
+    if job.destination_image_set_id:
+        dest = _usable(
+            imaging.get_image_set(job.datastoreId, job.destination_image_set_id),
+            "destination",
+            job.destination_version_id,
+        )
+        destination = ImageSetVersion(imageSetId=dest.image_set_id, versionId=dest.version_id)
+    copy_plan = _chunk_plan(imaging, job.datastoreId, source.image_set_id, source.version_id, state, frame_limit)
+    plan = Plan(
+        source=ImageSetVersion(imageSetId=source.image_set_id, versionId=source.version_id),
+        destination=destination,
+        chunkCount=copy_plan.chunk_count,
+        totalFrames=copy_plan.total_frames,
+        totalInstances=copy_plan.total_instances,
+        wholeCopy=copy_plan.chunks[0].whole,
+        frameLimit=frame_limit,
+    )
+    return state.model_copy(update={"plan": plan, "destination": destination, "chunkIndex": 0, "done": False})
+
+
+def _usable(info: ImageSetInfo, role: str, pinned_version: str | None) -> ImageSetInfo:
+    if info.state == "DELETED":
+        raise ImageSetNotFound(f"{role} image set {info.image_set_id} is deleted")
+    if pinned_version is not None and pinned_version != info.version_id:
+        raise StaleVersion(
+            f"{role} versionId {pinned_version} is not the latest version ({info.version_id}) of image set "
+            f"{info.image_set_id}; CopyImageSet only accepts the latest version"
+        )
+    if info.locked:
+        raise ImageSetConflict(f"{role} image set {info.image_set_id} is locked ({info.workflow_status})")
+    return info
+
+
+def _chunk_plan(
+    imaging: ImagingPort, datastore_id: str, image_set_id: str, version_id: str, state: WorkflowState, frame_limit: int
+) -> CopyPlan:
+    metadata = imaging.get_metadata(datastore_id, image_set_id, version_id)
+    return plan_chunks(
+        index_metadata(metadata), instances=state.job.instances, series=state.job.series, frame_limit=frame_limit
+    )
+
+
+# --- Pace -------------------------------------------------------------------------------------------------------
+def pace(state: WorkflowState, pacer: Pacer, clock: Clock) -> WorkflowState:
+    """Reserve an account-wide CopyImageSet slot; the state machine waits the whole seconds, Submit the rest."""
+    now = clock.now()
+    grant = pacer.reserve(COPY_ACTION, now)
+    wait = grant.wait(now)
+    whole = math.floor(wait) if wait > MAX_IN_LAMBDA_PACING_SLEEP else 0
+    return state.model_copy(update={"pace": Pace(slot=grant.slot, waitSeconds=whole)})
+
+
+# --- Submit -----------------------------------------------------------------------------------------------------
+def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionStorePort, clock: Clock) -> WorkflowState:
+    """Start the copy of the current chunk, at most once per (job, chunk)."""
+    plan = _plan(state)
+    job, k = state.job, state.chunkIndex
+    existing = submissions.begin(
+        SubmissionRecord(job_id=state.job_id, chunk=k, status="SUBMITTING", started_at=clock.now())
+    )
+    if existing is not None:
+        return _replay(state, existing, imaging)
+
+    try:
+        if state.pace is not None:
+            remaining = state.pace.slot - clock.now()
+            clock.sleep(min(max(remaining, 0.0), MAX_IN_LAMBDA_PACING_SLEEP))
+        source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
+        if source.version_id != plan.source.versionId:
+            raise StaleVersion(
+                f"source image set {source.image_set_id} changed since the job was planned "
+                f"(version {plan.source.versionId} -> {source.version_id})"
+            )
+        dest_id = state.destination.imageSetId if state.destination else None
+        dest_version: str | None = None
+        if dest_id is not None:
+            dest = imaging.get_image_set(job.datastoreId, dest_id)
+            if k == 0 and job.destination_version_id is not None and dest.version_id != job.destination_version_id:
+                raise StaleVersion(
+                    f"destination versionId {job.destination_version_id} is not the latest version ({dest.version_id})"
+                )
+            if dest.locked:
+                raise ImageSetConflict(f"destination image set {dest_id} is locked ({dest.workflow_status})")
+            dest_version = dest.version_id
+        chunk = _chunk_plan(
+            imaging, job.datastoreId, plan.source.imageSetId, plan.source.versionId or "", state, plan.frameLimit
+        )
+        if chunk.chunk_count != plan.chunkCount:
+            raise StaleVersion("the source metadata no longer splits into the planned chunks")
+        request = CopyRequest(
+            datastore_id=job.datastoreId,
+            source_image_set_id=plan.source.imageSetId,
+            source_version_id=source.version_id,
+            destination_image_set_id=dest_id,
+            destination_version_id=dest_version,
+            copiable_attributes=chunk.chunks[k].copiable_attributes(),
+            force=job.force,
+            promote_to_primary=job.promoteToPrimary and k == 0,
+        )
+        started = imaging.copy_image_set(request)
+    except Exception:
+        submissions.abandon(state.job_id, k)  # the copy did not start: a retry may call again
+        raise
+    now = clock.now()
+    submissions.complete(
+        SubmissionRecord(
+            job_id=state.job_id,
+            chunk=k,
+            status="SUBMITTED",
+            started_at=now,
+            destination_image_set_id=started.destination_image_set_id,
+            destination_version_before=dest_version,
+            destination_version_id=started.destination_version_id,
+            submitted_at=now,
+        )
+    )
+    submission = Submission(
+        chunk=k,
+        destination=ImageSetVersion(
+            imageSetId=started.destination_image_set_id, versionId=started.destination_version_id
+        ),
+        submittedAt=iso(now),
+    )
+    return state.model_copy(
+        update={"submission": submission, "submittedAt": state.submittedAt or submission.submittedAt}
+    )
+
+
+def _replay(state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort) -> WorkflowState:
+    """A previous attempt already got this far. Reuse its copy; never start a second one."""
+    if record.status == "SUBMITTED" and record.destination_image_set_id and record.destination_version_id:
+        submitted_at = iso(record.submitted_at or record.started_at)
+        sub = Submission(
+            chunk=record.chunk,
+            destination=ImageSetVersion(
+                imageSetId=record.destination_image_set_id, versionId=record.destination_version_id
+            ),
+            submittedAt=submitted_at,
+            replayed=True,
+        )
+        return state.model_copy(update={"submission": sub, "submittedAt": state.submittedAt or submitted_at})
+    raise SubmitOutcomeUnknown(
+        f"chunk {record.chunk} of job {record.job_id}: an earlier Submit attempt started at {iso(record.started_at)} "
+        "may have called CopyImageSet without recording the result; not calling again to avoid a second copy. "
+        "Check the destination's versions before resubmitting."
+    )
+
+
+# --- AwaitCopy --------------------------------------------------------------------------------------------------
+def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retry_count: int) -> WorkflowState:
+    """Check the destination version written by this chunk. Still copying → ``CopyStillInProgress`` (retried)."""
+    plan, sub = _plan(state), state.submission
+    if sub is None or sub.chunk != state.chunkIndex:
+        raise InvalidRequest("AwaitCopy ran without a submission for the current chunk")
+    dest = sub.destination
+    info = imaging.get_image_set(state.job.datastoreId, dest.imageSetId, dest.versionId)
+    checks = retry_count + 1
+    if info.workflow_status == "COPY_FAILED":
+        raise CopyFailed(
+            _with_details(
+                info.message or "the service reported COPY_FAILED without a message",
+                chunk=state.chunkIndex,
+                chunks=plan.chunkCount,
+                statusChecks=checks,
+                destinationImageSetId=dest.imageSetId,
+                destinationVersionId=dest.versionId,
+            )
+        )
+    if info.locked or info.workflow_status in ("COPYING", "COPYING_WITH_READ_ONLY_ACCESS"):
+        raise CopyStillInProgress(
+            f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version {dest.versionId} "
+            f"is still {info.workflow_status} (check {checks})"
+        )
+    if info.workflow_status != "COPIED":
+        raise CopyFailed(
+            _with_details(
+                f"unexpected workflow status {info.workflow_status} for the copied version",
+                chunk=state.chunkIndex,
+                chunks=plan.chunkCount,
+                statusChecks=checks,
+            )
+        )
+    result = ChunkResult(index=state.chunkIndex, destination=dest, statusChecks=checks, completedAt=iso(clock.now()))
+    next_index = state.chunkIndex + 1
+    return state.model_copy(
+        update={
+            "completed": [*state.completed, result],
+            "chunkIndex": next_index,
+            "destination": dest,
+            "done": next_index >= plan.chunkCount,
+            "pace": None,
+            "submission": None,
+        }
+    )
+
+
+# --- Publish ----------------------------------------------------------------------------------------------------
+def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None) -> tuple[str, dict[str, Any]]:
+    """The job's one terminal event: success, or failure with the reason taken from the caught error."""
+    job, plan = state.job, state.plan
+    completed = [
+        ChunkOut(index=c.index, destinationVersionId=c.destination.versionId or "", statusChecks=c.statusChecks)
+        for c in state.completed
+    ]
+    checks = sum(c.statusChecks for c in state.completed)
+    reason: Reason | None = None
+    failed_chunk: int | None = None
+    if state.error is not None:
+        code, message, details = describe_error(state.error.Error, state.error.Cause)
+        reason = Reason(code=code, message=message)
+        checks += int(details.get("statusChecks", 0))
+        if plan is not None and state.chunkIndex < plan.chunkCount:
+            failed_chunk = state.chunkIndex
+    destination = state.destination or (state.submission.destination if state.submission else None)
+    detail = CopyOutcomeDetail(
+        jobId=state.job_id,
+        correlationId=job.correlationId,
+        datastoreId=job.datastoreId,
+        status="FAILED" if reason else "SUCCEEDED",
+        source=ImageSetRefOut(
+            imageSetId=job.source.imageSetId,
+            versionId=plan.source.versionId if plan else job.source.versionId,
+        ),
+        destination=ImageSetRefOut(imageSetId=destination.imageSetId, versionId=destination.versionId)
+        if destination
+        else None,
+        reason=reason,
+        chunks=plan.chunkCount if plan else 0,
+        chunksCompleted=len(state.completed),
+        failedChunk=failed_chunk,
+        completedChunks=completed,
+        statusChecks=checks,
+        promoteToPrimary=job.promoteToPrimary,
+        force=job.force,
+        trigger=TriggerOut.model_validate(state.trigger.model_dump()),
+        receivedAt=state.receivedAt,
+        submittedAt=state.submittedAt,
+        completedAt=iso(clock.now()),
+        executionArn=execution_arn,
+    )
+    return (FAILED if reason else SUCCEEDED), dump(detail)
+
+
+def publish_outcome(
+    state: WorkflowState, publisher: EventPublisherPort, clock: Clock, execution_arn: str | None
+) -> str:
+    detail_type, detail = outcome_event(state, clock, execution_arn)
+    publisher.publish(detail_type, detail)
+    return detail_type
+
+
+# --- errors carried through Step Functions ----------------------------------------------------------------------
+def _with_details(message: str, **details: Any) -> str:
+    """Encode details into an exception message so they survive Step Functions' ``Cause``."""
+    return json.dumps({"message": message, "details": details}, separators=(",", ":"))
+
+
+def describe_error(error: str, cause: str | None) -> tuple[str, str, dict[str, Any]]:
+    """(reason code, message, details) from a Step Functions ``Error``/``Cause`` pair."""
+    message = cause or error
+    details: dict[str, Any] = {}
+    try:
+        payload = json.loads(cause) if cause else None
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "errorMessage" in payload:  # a Lambda error: {"errorMessage", "errorType", ...}
+        message = str(payload["errorMessage"])
+        try:
+            inner = json.loads(message)
+        except ValueError:
+            inner = None
+        if isinstance(inner, dict) and "message" in inner:
+            message = str(inner["message"])
+            details = dict(inner.get("details") or {})
+    return reason_code_for(error), message, details
+
+
+def _plan(state: WorkflowState) -> Plan:
+    if state.plan is None:
+        raise InvalidRequest("the job has not been prepared")
+    return state.plan
+
+
+__all__ = [
+    "OrchestratorError",
+    "await_copy",
+    "describe_error",
+    "outcome_event",
+    "pace",
+    "prepare",
+    "publish_outcome",
+    "submit",
+]

@@ -1,0 +1,17 @@
+"""Shared wrapper for the state machine's Lambda tasks: parse the task input, correlate logs with the job ID, run
+one workflow function, return the next state. Exceptions propagate: their class name is the Step Functions error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from hicopy.domain.state import TaskInput, WorkflowState
+from hicopy.observability import logger
+
+
+def run_task(event: dict[str, Any], step: Callable[[TaskInput], WorkflowState]) -> dict[str, Any]:
+    task = TaskInput.model_validate(event)
+    logger.set_correlation_id(task.state.job.jobId)
+    logger.append_keys(job_id=task.state.job.jobId, chunk=task.state.chunkIndex, execution_arn=task.executionArn)
+    return step(task).dump()

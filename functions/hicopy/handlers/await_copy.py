@@ -1,0 +1,22 @@
+"""AwaitCopy: read the destination version; still copying raises CopyStillInProgress, which the task's Retry turns
+into exponential backoff with full jitter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hicopy.adapters.healthimaging import HealthImaging
+from hicopy.clock import get_clock
+from hicopy.domain import workflow
+from hicopy.handlers._task import run_task
+from hicopy.observability import logger, tracer
+
+_imaging = HealthImaging()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_task(event, lambda t: workflow.await_copy(t.state, _imaging, get_clock(), retry_count=t.retryCount))

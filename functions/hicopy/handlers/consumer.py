@@ -1,0 +1,69 @@
+"""Job queue consumer: one Step Functions execution per valid job; invalid jobs are rejected (event + DLQ), never
+retried. Partial batch responses: only messages that hit a transient error come back to the queue."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hicopy.adapters.aws import EventBridgePublisher, ExecutionStarter, QueueSender
+from hicopy.clock import get_clock
+from hicopy.domain.intake import accept, reject, trigger_type_of
+from hicopy.errors import JobRejected
+from hicopy.observability import logger, metrics, tracer
+from hicopy.settings import ConsumerEnv, load
+
+
+@cache
+def _adapters() -> tuple[ExecutionStarter, EventBridgePublisher, QueueSender]:
+    env = load(ConsumerEnv)
+    return (
+        ExecutionStarter(env.STATE_MACHINE_ARN),
+        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        QueueSender(env.REJECTED_QUEUE_URL),
+    )
+
+
+def record_handler(record: SQSRecord) -> str:
+    starter, publisher, dead_letters = _adapters()
+    attributes = {k: v.string_value or "" for k, v in (record.message_attributes or {}).items()}
+    clock = get_clock()
+    try:
+        accepted = accept(record.body, message_id=record.message_id, attributes=attributes, clock=clock)
+    except JobRejected as exc:
+        logger.warning("job rejected", extra={"message_id": record.message_id, "reason": exc.message})
+        reject(
+            record.body,
+            exc,
+            message_id=record.message_id,
+            trigger_type=trigger_type_of(record.body, attributes),
+            dead_letters=dead_letters,
+            publisher=publisher,
+            clock=clock,
+        )
+        metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
+        return "rejected"
+    job_id = accepted.state.job_id
+    arn, started = starter.start(job_id, accepted.state.dump())
+    if started:
+        logger.info("job accepted", extra={"job_id": job_id, "execution_arn": arn, "trigger": accepted.trigger.type})
+        metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
+        return "started"
+    logger.info("duplicate job ignored: an execution with this job ID exists", extra={"job_id": job_id})
+    metrics.add_metric(name="DuplicateJobs", unit=MetricUnit.Count, value=1)
+    return "duplicate"
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=BatchProcessor(event_type=EventType.SQS), context=context
+    )
+    return dict(response)

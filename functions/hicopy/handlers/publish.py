@@ -1,0 +1,44 @@
+"""Publish: the job's one terminal event (success, or failure with the caught error's reason)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hicopy.adapters.aws import EventBridgePublisher
+from hicopy.clock import get_clock
+from hicopy.domain import workflow
+from hicopy.domain.events import SUCCEEDED
+from hicopy.domain.state import TaskInput, WorkflowState
+from hicopy.handlers._task import run_task
+from hicopy.observability import logger, metrics, tracer
+from hicopy.settings import PublishEnv, load
+
+
+@cache
+def _publisher() -> EventBridgePublisher:
+    env = load(PublishEnv)
+    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE)
+
+
+def _publish(task: TaskInput) -> WorkflowState:
+    detail_type = workflow.publish_outcome(task.state, _publisher(), get_clock(), task.executionArn)
+    metrics.add_metric(
+        name="JobsSucceeded" if detail_type == SUCCEEDED else "JobsFailed", unit=MetricUnit.Count, value=1
+    )
+    checks = sum(c.statusChecks for c in task.state.completed)
+    metrics.add_metric(name="StatusChecks", unit=MetricUnit.Count, value=checks)
+    logger.info(
+        "job finished", extra={"outcome": detail_type, "error": task.state.error.Error if task.state.error else None}
+    )
+    return task.state
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_task(event, _publish)

@@ -1,0 +1,29 @@
+"""Submit: call CopyImageSet for the current chunk, at most once per (job, chunk)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from hicopy.adapters.aws import DynamoSubmissionStore
+from hicopy.adapters.healthimaging import HealthImaging
+from hicopy.clock import get_clock
+from hicopy.domain import workflow
+from hicopy.handlers._task import run_task
+from hicopy.observability import logger, tracer
+from hicopy.settings import SubmitEnv, load
+
+_imaging = HealthImaging()
+
+
+@cache
+def _submissions() -> DynamoSubmissionStore:
+    return DynamoSubmissionStore(load(SubmitEnv).STATE_TABLE_NAME)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return run_task(event, lambda t: workflow.submit(t.state, _imaging, _submissions(), get_clock()))
