@@ -56,6 +56,12 @@ class ServiceQuotaExceeded(RetryableError):
     code = "ServiceQuotaExceeded"
 
 
+class PacingContention(RetryableError):
+    """Too many executions raced for the same pacing slot; try again shortly."""
+
+    code = "PacingContention"
+
+
 class EventPublishFailed(RetryableError):
     """PutEvents returned FailedEntryCount > 0."""
 
@@ -158,7 +164,9 @@ def _names(*classes: type[OrchestratorError]) -> list[str]:
 
 
 # Step Functions error names, grouped by handling (design §2).
-TRANSIENT_ERRORS: list[str] = _names(ServiceThrottled, ServiceInternalError, ServiceQuotaExceeded, EventPublishFailed)
+TRANSIENT_ERRORS: list[str] = _names(
+    ServiceThrottled, ServiceInternalError, ServiceQuotaExceeded, PacingContention, EventPublishFailed
+)
 STATE_ERRORS: list[str] = _names(ImageSetConflict)
 STILL_COPYING_ERRORS: list[str] = _names(CopyStillInProgress)
 TERMINAL_ERRORS: list[str] = _names(
@@ -186,6 +194,7 @@ ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
         ServiceThrottled,
         ServiceInternalError,
         ServiceQuotaExceeded,
+        PacingContention,
         EventPublishFailed,
         ImageSetConflict,
         CopyStillInProgress,

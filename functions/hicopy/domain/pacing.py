@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from hicopy.errors import PacingContention
+
 DEFAULT_MARGIN = 0.02  # 2 % slower than the quota: keeps us under it despite timing jitter
 
 
@@ -74,4 +76,4 @@ class Pacer:
             grant = reserve(current, now, rate=self.rate, burst=self.burst, margin=self.margin)
             if self.store.compare_and_set(key, current, grant.tat):
                 return grant
-        raise RuntimeError(f"could not reserve a pacing slot for {key} after {max_tries} tries")
+        raise PacingContention(f"could not reserve a pacing slot for {key} after {max_tries} tries")
