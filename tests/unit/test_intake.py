@@ -1,0 +1,98 @@
+import json
+
+import pytest
+
+from hicopy.domain.events import REJECTED
+from hicopy.domain.intake import accept, reject, trigger_type_of
+from hicopy.errors import JobRejected
+from tests.contracts import assert_valid_event
+from tests.fakes import FakeClock, FakePublisher, FakeQueue
+
+DS, SRC = "a" * 32, "b" * 32
+JOB = {"datastoreId": DS, "source": {"imageSetId": SRC}}
+MID = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+
+def test_raw_job_defaults_its_id_to_the_message_id():
+    acc = accept(json.dumps(JOB), message_id=MID, attributes={}, clock=FakeClock())
+    assert acc.job.jobId == MID and acc.trigger.type == "sqs" and acc.trigger.model_dump()["messageId"] == MID
+    assert acc.state.receivedAt.endswith("Z")
+
+
+def test_copy_requested_event_uses_the_detail_and_the_event_id():
+    event = {"id": "e-1", "detail-type": "Copy Requested", "source": "pacs", "detail": {**JOB, "jobId": "mine"}}
+    acc = accept(json.dumps(event), message_id=MID, attributes={}, clock=FakeClock())
+    assert acc.job.jobId == "mine" and acc.trigger.type == "event"
+    assert (
+        accept(json.dumps({**event, "detail": JOB}), message_id=MID, attributes={}, clock=FakeClock()).job.jobId
+        == "e-1"
+    )
+
+
+def test_import_trigger_from_message_attribute():
+    attrs = {"hicopyTrigger": json.dumps({"type": "import", "importJobId": "j" * 32})}
+    acc = accept(json.dumps({**JOB, "jobId": "imp-1"}), message_id=MID, attributes=attrs, clock=FakeClock())
+    assert acc.trigger.type == "import" and acc.trigger.model_dump()["importJobId"] == "j" * 32
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ("{not json", "not valid JSON"),
+        ("", "not valid JSON"),
+        ("[]", "must be a JSON object"),
+        (json.dumps({"detail-type": "Other", "detail": JOB}), "is not 'Copy Requested'"),
+        (json.dumps({**JOB, "extra": 1}), "extra: unknown field"),
+        ("x" * (256 * 1024 + 1), "a job is at most"),
+    ],
+)
+def test_bad_messages_are_rejected(body, fragment):
+    with pytest.raises(JobRejected) as exc:
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    assert fragment in exc.value.message
+
+
+def test_bad_trigger_attribute_is_rejected():
+    with pytest.raises(JobRejected, match="must be an object with type 'import'"):
+        accept(json.dumps(JOB), message_id=MID, attributes={"hicopyTrigger": '{"type": "sqs"}'}, clock=FakeClock())
+
+
+def test_reject_keeps_the_message_then_publishes_one_valid_event():
+    body = json.dumps({**JOB, "jobId": "j1", "bogus": True})
+    dlq, pub = FakeQueue(), FakePublisher()
+    with pytest.raises(JobRejected) as exc:
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    detail = reject(
+        body,
+        exc.value,
+        message_id=MID,
+        trigger_type=trigger_type_of(body, {}),
+        dead_letters=dlq,
+        publisher=pub,
+        clock=FakeClock(),
+    )
+    assert dlq.messages[0][0] == body and dlq.messages[0][1]["rejectionCode"] == "JobRejected"
+    assert pub.events == [(REJECTED, detail)]
+    assert (
+        detail["jobId"] == "j1"
+        and detail["datastoreId"] == DS
+        and "bogus: unknown field" in detail["reason"]["message"]
+    )
+    assert_valid_event(REJECTED, detail)
+
+
+def test_rejected_event_truncates_huge_bodies_and_never_echoes_bad_ids():
+    body = json.dumps({**JOB, "jobId": "bad id!", "pad": "x" * 20000})
+    with pytest.raises(JobRejected) as exc:
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    detail = reject(
+        body,
+        exc.value,
+        message_id=MID,
+        trigger_type="sqs",
+        dead_letters=FakeQueue(),
+        publisher=FakePublisher(),
+        clock=FakeClock(),
+    )
+    assert detail["originalBodyTruncated"] and len(detail["originalBody"]) == 8192 and "jobId" not in detail
+    assert_valid_event(REJECTED, detail)

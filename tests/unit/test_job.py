@@ -1,0 +1,61 @@
+import pytest
+
+from hicopy.domain.job import parse_job
+from hicopy.errors import JobRejected
+
+DS = "a" * 32
+SRC = "b" * 32
+DST = "c" * 32
+
+
+def job(**kw):
+    return {"datastoreId": DS, "source": {"imageSetId": SRC}, **kw}
+
+
+def test_minimal_job_parses_with_defaults():
+    j = parse_job(job())
+    assert j.force is False and j.promoteToPrimary is False and j.destination is None and not j.has_selection
+
+
+def test_full_job_parses():
+    j = parse_job(
+        job(
+            jobId="job-1",
+            destination={"imageSetId": DST, "versionId": "3"},
+            instances=["1.2.3"],
+            series=["1.2"],
+            force=True,
+            correlationId="abc-123",
+        )
+    )
+    assert j.destination_image_set_id == DST and j.destination_version_id == "3" and j.force
+
+
+@pytest.mark.parametrize(
+    ("data", "fragment"),
+    [
+        (job(foo=1), "foo: unknown field"),
+        (job(source={"imageSetId": SRC, "version": "1"}), "source.version: unknown field"),
+        (job(datastoreId="ABC"), "datastoreId: String should match pattern"),
+        ({"source": {"imageSetId": SRC}}, "datastoreId: Field required"),
+        (job(source={"imageSetId": SRC, "versionId": 3}), "source.versionId: Input should be a valid string"),
+        (job(force="true"), "force: Input should be a valid boolean"),
+        (job(jobId="has space"), "jobId: String should match pattern"),
+        (job(jobId="x" * 81), "jobId"),
+        (job(instances=[]), "instances: List should have at least 1 item"),
+        (job(instances=["1.02.3"]), "instances.0: String should match pattern"),
+        (job(instances=["1.2", "1.2"]), "instances contains duplicate UIDs"),
+        (job(destination={"imageSetId": SRC}), "destination.imageSetId must differ from source.imageSetId"),
+        (job(destination={"versionId": "1"}), "destination.versionId needs destination.imageSetId"),
+        (job(promoteToPrimary=True, destination={"imageSetId": DST}), "promoteToPrimary copies into a new primary"),
+    ],
+)
+def test_bad_jobs_are_rejected_with_a_precise_reason(data, fragment):
+    with pytest.raises(JobRejected) as exc:
+        parse_job(data)
+    assert fragment in exc.value.message
+
+
+def test_non_object_is_rejected():
+    with pytest.raises(JobRejected, match="must be a JSON object, got list"):
+        parse_job([1, 2])

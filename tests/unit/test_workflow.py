@@ -1,0 +1,186 @@
+import json
+
+import pytest
+
+from hicopy.domain import workflow
+from hicopy.domain.events import FAILED, SUCCEEDED
+from hicopy.domain.job import Trigger, parse_job
+from hicopy.domain.pacing import InMemoryPaceStore, Pacer
+from hicopy.domain.state import SfnError, WorkflowState
+from hicopy.errors import (
+    CopyFailed,
+    CopyStillInProgress,
+    ImageSetConflict,
+    InvalidRequest,
+    ServiceThrottled,
+    StaleVersion,
+    SubmitOutcomeUnknown,
+)
+from tests.contracts import assert_valid_event
+from tests.fakes import FakeClock, FakeImaging, FakePublisher, FakeSubmissions, metadata
+
+DS, SRC, DST = "a" * 32, "b" * 32, "c" * 32
+S1 = "1.2.840.9"
+
+
+def state(**job):
+    j = parse_job({"jobId": "job-1", "datastoreId": DS, "source": {"imageSetId": SRC}, **job})
+    return WorkflowState(job=j, trigger=Trigger(type="sqs"), receivedAt="2026-11-27T00:00:00.000Z")
+
+
+@pytest.fixture
+def imaging():
+    fake = FakeImaging()
+    fake.add(SRC, version=2, meta=metadata({S1: {f"{S1}.{n}": 1 for n in range(1, 6)}}))
+    fake.add(DST, version=7)
+    return fake
+
+
+def run_chunks(st, imaging, clock, subs=None):
+    subs = subs or FakeSubmissions()
+    pacer = Pacer(InMemoryPaceStore(), rate=0.25)
+    while not st.done:
+        st = workflow.pace(st, pacer, clock)
+        st = workflow.submit(st, imaging, subs, clock)
+        dest = st.submission.destination.imageSetId
+        with pytest.raises(CopyStillInProgress):
+            workflow.await_copy(st, imaging, clock, retry_count=0)
+        imaging.finish(dest)
+        st = workflow.await_copy(st, imaging, clock, retry_count=1)
+    return st
+
+
+def test_whole_copy_to_a_new_image_set(imaging):
+    clock = FakeClock()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    assert st.plan.chunkCount == 1 and st.plan.wholeCopy and st.plan.source.versionId == "2"
+    st = run_chunks(st, imaging, clock)
+    req = imaging.copies[0]
+    assert req.copiable_attributes is None and req.destination_image_set_id is None and req.source_version_id == "2"
+    assert st.done and st.completed[0].statusChecks == 2
+    detail_type, detail = workflow.outcome_event(st, clock, "arn:exec")
+    assert detail_type == SUCCEEDED and detail["destination"]["imageSetId"] == st.destination.imageSetId
+    assert detail["statusChecks"] == 2 and detail["chunks"] == 1
+    assert_valid_event(detail_type, detail)
+
+
+def test_merge_into_existing_uses_its_fresh_latest_version(imaging):
+    clock = FakeClock()
+    st = workflow.prepare(
+        state(destination={"imageSetId": DST}, instances=[f"{S1}.2"], force=True),
+        imaging,
+        allowed_datastores=frozenset({DS}),
+        frame_limit=1000,
+    )
+    imaging.sets[DST].version = 8  # someone wrote meanwhile: Submit must use 8, not the planned 7
+    st = run_chunks(st, imaging, clock)
+    req = imaging.copies[0]
+    assert req.destination_version_id == "8" and req.force
+    assert json.loads(req.copiable_attributes)["Study"]["Series"] == {S1: {"Instances": {f"{S1}.2": {}}}}
+    assert st.destination.versionId == "9"
+
+
+def test_chunked_copy_creates_then_fills_one_destination(imaging):
+    clock = FakeClock()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=2)
+    assert st.plan.chunkCount == 3 and not st.plan.wholeCopy
+    st = run_chunks(st, imaging, clock)
+    first, *rest = imaging.copies
+    assert first.destination_image_set_id is None
+    assert {r.destination_image_set_id for r in rest} == {st.destination.imageSetId}
+    assert [r.destination_version_id for r in rest] == ["1", "2"]
+    _, detail = workflow.outcome_event(st, clock, None)
+    assert detail["chunks"] == 3 and detail["chunksCompleted"] == 3 and len(detail["completedChunks"]) == 3
+
+
+def test_pace_spaces_submissions_and_submit_sleeps_the_remainder(imaging):
+    clock, pacer = FakeClock(), Pacer(InMemoryPaceStore(), rate=0.25)
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    a = workflow.pace(st, pacer, clock)
+    b = workflow.pace(st, pacer, clock)
+    assert a.pace.waitSeconds == 0 and b.pace.waitSeconds == 4  # 4.08 s: 4 in the Wait state
+    clock.t += b.pace.waitSeconds
+    workflow.submit(b, imaging, FakeSubmissions(), clock)
+    assert clock.slept and clock.slept[-1] == pytest.approx(0.08)
+
+
+def test_unconfigured_datastore_is_refused(imaging):
+    with pytest.raises(InvalidRequest, match="not one this orchestrator is configured for"):
+        workflow.prepare(state(), imaging, allowed_datastores=frozenset({"f" * 32}), frame_limit=1000)
+
+
+def test_pinned_stale_version_is_terminal(imaging):
+    with pytest.raises(StaleVersion, match="versionId 1 is not the latest version \\(2\\)"):
+        workflow.prepare(
+            state(source={"imageSetId": SRC, "versionId": "1"}),
+            imaging,
+            allowed_datastores=frozenset({DS}),
+            frame_limit=1000,
+        )
+
+
+def test_locked_source_is_a_retryable_conflict(imaging):
+    imaging.sets[SRC].state, imaging.sets[SRC].status = "LOCKED", "UPDATING"
+    with pytest.raises(ImageSetConflict):
+        workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+
+
+def test_submit_never_copies_twice_for_the_same_chunk(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    first = workflow.submit(st, imaging, subs, clock)
+    again = workflow.submit(st, imaging, subs, clock)  # e.g. the Lambda was retried after the call
+    assert len(imaging.copies) == 1 and again.submission.replayed
+    assert again.submission.destination == first.submission.destination
+
+
+def test_submit_after_a_crash_mid_call_refuses_to_guess(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    from hicopy.domain.ports import SubmissionRecord
+
+    subs.begin(SubmissionRecord(job_id="job-1", chunk=0, status="SUBMITTING", started_at=clock.now()))
+    with pytest.raises(SubmitOutcomeUnknown):
+        workflow.submit(st, imaging, subs, clock)
+    assert imaging.copies == []
+
+
+def test_throttled_submit_can_be_retried(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    imaging.fail_with.append(ServiceThrottled("ThrottlingException: slow down"))
+    with pytest.raises(ServiceThrottled):
+        workflow.submit(st, imaging, subs, clock)
+    assert workflow.submit(st, imaging, subs, clock).submission is not None and len(imaging.copies) == 1
+
+
+def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging):
+    clock = FakeClock()
+    st = workflow.prepare(
+        state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
+    )
+    st = workflow.submit(st, imaging, FakeSubmissions(), clock)
+    msg = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
+    imaging.finish(DST, "COPY_FAILED", msg)
+    with pytest.raises(CopyFailed) as exc:
+        workflow.await_copy(st, imaging, clock, retry_count=2)
+    cause = json.dumps({"errorMessage": str(exc.value), "errorType": "CopyFailed"})
+    failed = st.model_copy(update={"error": SfnError(Error="CopyFailed", Cause=cause)})
+    detail_type, detail = workflow.outcome_event(failed, clock, "arn:exec")
+    assert detail_type == FAILED and detail["reason"] == {"code": "CopyFailed", "message": msg}
+    assert detail["statusChecks"] == 3 and detail["failedChunk"] == 0 and detail["chunksCompleted"] == 0
+    assert_valid_event(detail_type, detail)
+
+
+def test_failure_before_planning_still_produces_a_valid_event():
+    st = state().model_copy(update={"error": SfnError(Error="States.Timeout", Cause="timed out")})
+    detail_type, detail = workflow.outcome_event(st, FakeClock(), None)
+    assert detail_type == FAILED and detail["reason"]["code"] == "Timeout" and detail["chunks"] == 0
+    assert_valid_event(detail_type, detail)
+
+
+def test_publish_outcome_puts_exactly_one_event(imaging):
+    pub = FakePublisher()
+    st = state().model_copy(update={"error": SfnError(Error="ImageSetNotFound", Cause="gone")})
+    workflow.publish_outcome(st, pub, FakeClock(), None)
+    assert len(pub.events) == 1 and pub.events[0][1]["reason"]["code"] == "NotFound"
