@@ -1,3 +1,4 @@
+import itertools
 import threading
 
 import pytest
@@ -29,7 +30,7 @@ def test_slots_never_exceed_the_rate_over_any_window():
         r = reserve(tat, now, rate=0.25)
         tat = r.tat
         slots.append(r.slot)
-    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(slots)]
     assert min(gaps) >= INTERVAL - 1e-9
 
 
