@@ -62,6 +62,12 @@ class PacingContention(RetryableError):
     code = "PacingContention"
 
 
+class ManifestNotReady(RetryableError):
+    """An import's output manifest is not in S3 yet (it can lag the ``Import Job Completed`` event)."""
+
+    code = "ManifestNotReady"
+
+
 class EventPublishFailed(RetryableError):
     """PutEvents returned FailedEntryCount > 0."""
 
@@ -165,7 +171,7 @@ def _names(*classes: type[OrchestratorError]) -> list[str]:
 
 # Step Functions error names, grouped by handling (design §2).
 TRANSIENT_ERRORS: list[str] = _names(
-    ServiceThrottled, ServiceInternalError, ServiceQuotaExceeded, PacingContention, EventPublishFailed
+    ServiceThrottled, ServiceInternalError, ServiceQuotaExceeded, PacingContention, ManifestNotReady, EventPublishFailed
 )
 STATE_ERRORS: list[str] = _names(ImageSetConflict)
 STILL_COPYING_ERRORS: list[str] = _names(CopyStillInProgress)
@@ -195,6 +201,7 @@ ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
         ServiceInternalError,
         ServiceQuotaExceeded,
         PacingContention,
+        ManifestNotReady,
         EventPublishFailed,
         ImageSetConflict,
         CopyStillInProgress,

@@ -10,7 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hicopy.domain.events import FAILED, REJECTED, SUCCEEDED, CopyOutcomeDetail, RejectedDetail
+from pydantic import BaseModel
+
+from hicopy.domain.events import (
+    FAILED,
+    IMPORT_FAILURES,
+    IMPORT_PLANNED,
+    REJECTED,
+    SUCCEEDED,
+    CopyOutcomeDetail,
+    ImportFailuresDetail,
+    ImportPlannedDetail,
+    RejectedDetail,
+)
 from hicopy.domain.job import CopyJob
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
@@ -21,10 +33,10 @@ def job_schema() -> dict[str, Any]:
     return {"$schema": DRAFT, "$id": "copy-job.schema.json", **schema, "title": "HealthImaging copy job"}
 
 
-def event_schema(detail_type: str, detail_model: type[CopyOutcomeDetail] | type[RejectedDetail]) -> dict[str, Any]:
+def event_schema(detail_type: str, detail_model: type[BaseModel]) -> dict[str, Any]:
     detail = detail_model.model_json_schema(ref_template="#/$defs/{model}")
     defs = detail.pop("$defs", {})
-    if detail_type != REJECTED:  # narrow the shared outcome model per detail type
+    if detail_model is CopyOutcomeDetail:  # narrow the shared outcome model per detail type
         status = "SUCCEEDED" if detail_type == SUCCEEDED else "FAILED"
         detail = {**detail, "properties": {**detail["properties"], "status": {"const": status}}}
         if status == "FAILED":
@@ -50,7 +62,14 @@ def slug(detail_type: str) -> str:
 
 def all_schemas() -> dict[str, dict[str, Any]]:
     out = {"copy-job.schema.json": job_schema()}
-    for detail_type, model in ((SUCCEEDED, CopyOutcomeDetail), (FAILED, CopyOutcomeDetail), (REJECTED, RejectedDetail)):
+    models: tuple[tuple[str, type[BaseModel]], ...] = (
+        (SUCCEEDED, CopyOutcomeDetail),
+        (FAILED, CopyOutcomeDetail),
+        (REJECTED, RejectedDetail),
+        (IMPORT_PLANNED, ImportPlannedDetail),
+        (IMPORT_FAILURES, ImportFailuresDetail),
+    )
+    for detail_type, model in models:
         out[f"{slug(detail_type)}.schema.json"] = event_schema(detail_type, model)
     return out
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
-from typing import Annotated, TypeVar
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -66,7 +66,9 @@ class PublishEnv(BusEnv):
 
 class PlannerEnv(DatastoreEnv, BusEnv):
     JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]
-    POST_IMPORT_POLICY: str = "none"
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
+    POST_IMPORT_POLICY: Literal["none", "consolidate", "promote"] = "none"
+    MANIFEST_WAIT_SECONDS: Annotated[float, Field(ge=0, le=600)] = 120
     CONSOLIDATE_FORCE: bool = False
     DELETE_AFTER_CONSOLIDATE: bool = False
 

@@ -247,3 +247,64 @@ class QueueSender:
 
 def _num(value: float) -> str:
     return str(Decimal(repr(value)))
+
+
+class S3Reader:
+    """``ImportOutputPort``: reads import output objects by ``s3://`` URI; a missing object is None."""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("s3")
+        return self._client
+
+    def read(self, uri: str) -> bytes | None:
+        if not uri.startswith("s3://"):
+            raise ValueError(f"not an s3:// URI: {uri}")
+        bucket, _, key = uri[5:].partition("/")
+        try:
+            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise transient(exc, f"S3 GetObject {uri}") from exc
+        except BotoCoreError as exc:
+            raise transient(exc, f"S3 GetObject {uri}") from exc
+        return body
+
+
+class OnceMarker:
+    """Marks a key as done in the state table (conditional put); ``seen`` tells whether it already was."""
+
+    TTL_SECONDS = 90 * 24 * 3600
+
+    def __init__(self, table_name: str, client: Any | None = None) -> None:
+        self.table_name, self._client = table_name, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client("dynamodb")
+        return self._client
+
+    def seen(self, key: str) -> bool:
+        try:
+            item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise transient(exc, "state table read") from exc
+        return "Item" in item
+
+    def mark(self, key: str, now: float, **attributes: str) -> None:
+        item = {
+            "pk": {"S": key},
+            "at": {"N": _num(now)},
+            "expiresAt": {"N": str(int(now) + self.TTL_SECONDS)},
+            **{k: {"S": v} for k, v in attributes.items()},
+        }
+        try:
+            self.client.put_item(TableName=self.table_name, Item=item)
+        except (ClientError, BotoCoreError) as exc:
+            raise transient(exc, "state table write") from exc

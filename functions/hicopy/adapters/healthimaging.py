@@ -142,3 +142,27 @@ class HealthImaging:
 
 def _ts(value: Any) -> float | None:
     return value.timestamp() if isinstance(value, datetime) else None
+
+
+class PlannerImaging:
+    """``PlannerImagingPort`` on top of ``HealthImaging``."""
+
+    def __init__(self, imaging: HealthImaging) -> None:
+        self.imaging = imaging
+
+    def is_primary(self, datastore_id: str, image_set_id: str) -> bool | None:
+        return self.imaging.get_image_set(datastore_id, image_set_id).is_primary
+
+    def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
+        document = self.imaging.get_metadata(datastore_id, image_set_id)
+        return list(((document.get("Study") or {}).get("Series") or {}).keys())
+
+    def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
+        filters = [
+            {"values": [{"DICOMSeriesInstanceUID": series_uid}], "operator": "EQUAL"},
+            {"values": [{"isPrimary": True}], "operator": "EQUAL"},
+        ]
+        for found in self.imaging.search_image_sets(datastore_id, filters, limit=50):
+            if found.image_set_id != exclude and found.is_primary is not False:
+                return found.image_set_id
+        return None

@@ -17,7 +17,10 @@ SCHEMA_VERSION: Literal["1.0"] = "1.0"
 SUCCEEDED = "Image Set Copy Succeeded"
 FAILED = "Image Set Copy Failed"
 REJECTED = "Copy Job Rejected"
+IMPORT_PLANNED = "Import Job Planned"
+IMPORT_FAILURES = "Import Job Failures"
 DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
+IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
 
 ORIGINAL_BODY_LIMIT = 8_192  # characters of a rejected message echoed in the event; the DLQ keeps all of it
 
@@ -48,6 +51,11 @@ class ChunkOut(_Detail):
     statusChecks: int
 
 
+class SourceDeletionOut(_Detail):
+    status: Literal["DELETED", "FAILED"]
+    message: str | None = None
+
+
 class CopyOutcomeDetail(_Detail):
     """Detail of ``Image Set Copy Succeeded`` and ``Image Set Copy Failed``."""
 
@@ -68,6 +76,9 @@ class CopyOutcomeDetail(_Detail):
     statusChecks: int
     promoteToPrimary: bool = False
     force: bool = False
+    sourceDeletion: SourceDeletionOut | None = Field(
+        default=None, description="Post-import delete-after: whether the source image set was deleted after the copy"
+    )
     trigger: TriggerOut
     receivedAt: str
     submittedAt: str | None = None
@@ -93,6 +104,42 @@ class RejectedDetail(_Detail):
     completedAt: str
 
 
+class FileFailureOut(_Detail):
+    inputFile: str
+    exceptionType: str
+    message: str
+
+
+class ImportFailuresDetail(_Detail):
+    """Detail of ``Import Job Failures``: an import failed, or some of its files did (from ``failure.ndjson``)."""
+
+    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    importJobId: str
+    datastoreId: str
+    jobStatus: str
+    message: str | None = None
+    failedFiles: int
+    failures: list[FileFailureOut] = Field(description="The first 100 failed files")
+    failuresTruncated: bool
+    outputS3Uri: str | None = None
+    summary: dict[str, int] = Field(default_factory=dict, description="numberOf* counters of the job summary")
+
+
+class ImportPlannedDetail(_Detail):
+    """Detail of ``Import Job Planned``: what the post-import policy did with an import's image sets."""
+
+    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    importJobId: str
+    datastoreId: str
+    policy: Literal["none", "consolidate", "promote"]
+    imageSets: int
+    primaryImageSets: int
+    nonPrimaryImageSets: int
+    jobsPlanned: list[str]
+    failedFiles: int
+    warnings: int
+
+
 def excerpt(body: str | bytes) -> tuple[str, Literal["utf-8", "base64"], bool, int]:
     """A bounded, JSON-safe excerpt of a message body: (text, encoding, truncated, original size in bytes)."""
     raw = body.encode("utf-8", errors="surrogateescape") if isinstance(body, str) else body
@@ -114,4 +161,6 @@ SCHEMA_MODELS: dict[str, type[BaseModel]] = {
     "image-set-copy-succeeded": CopyOutcomeDetail,
     "image-set-copy-failed": CopyOutcomeDetail,
     "copy-job-rejected": RejectedDetail,
+    "import-job-planned": ImportPlannedDetail,
+    "import-job-failures": ImportFailuresDetail,
 }

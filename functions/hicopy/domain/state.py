@@ -58,6 +58,13 @@ class SfnError(BaseModel):
     Cause: str | None = None
 
 
+class SourceDeletion(_Model):
+    """Deleting the source after a successful copy (post-import ``consolidate``/``promote`` with delete-after)."""
+
+    status: str  # PENDING | DELETED | FAILED
+    message: str | None = None
+
+
 class WorkflowState(_Model):
     job: CopyJob
     trigger: Trigger
@@ -70,12 +77,18 @@ class WorkflowState(_Model):
     completed: list[ChunkResult] = Field(default_factory=list)
     submittedAt: str | None = None  # first submission of the job
     done: bool = False
+    sourceDeletion: SourceDeletion | None = None
+    deletionError: SfnError | None = None  # set by the DeleteSource task's Catch
     error: SfnError | None = None
 
     @property
     def job_id(self) -> str:
         assert self.job.jobId is not None, "the consumer always sets jobId"
         return self.job.jobId
+
+    @property
+    def delete_source_after_copy(self) -> bool:
+        return bool(self.trigger.model_dump().get("deleteSourceAfterCopy"))
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Protocol
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.events import (
@@ -14,6 +14,7 @@ from hicopy.domain.events import (
     CopyOutcomeDetail,
     ImageSetRefOut,
     Reason,
+    SourceDeletionOut,
     TriggerOut,
     dump,
 )
@@ -27,7 +28,7 @@ from hicopy.domain.ports import (
     SubmissionStorePort,
 )
 from hicopy.domain.selection import CopyPlan, index_metadata, plan_chunks
-from hicopy.domain.state import ChunkResult, ImageSetVersion, Pace, Plan, Submission, WorkflowState
+from hicopy.domain.state import ChunkResult, ImageSetVersion, Pace, Plan, SourceDeletion, Submission, WorkflowState
 from hicopy.errors import (
     CopyFailed,
     CopyStillInProgress,
@@ -41,6 +42,7 @@ from hicopy.errors import (
 )
 
 COPY_ACTION = "CopyImageSet"
+DELETE_ACTION = "DeleteImageSet"
 MAX_IN_LAMBDA_PACING_SLEEP = 2.0  # seconds Submit may sleep to hit its slot; longer waits belong to the Wait state
 
 
@@ -98,9 +100,11 @@ def _chunk_plan(
 
 # --- Pace -------------------------------------------------------------------------------------------------------
 def pace(state: WorkflowState, pacer: Pacer, clock: Clock) -> WorkflowState:
-    """Reserve an account-wide CopyImageSet slot; the state machine waits the whole seconds, Submit the rest."""
+    """Reserve an account-wide slot for the next rate-limited call (CopyImageSet, or DeleteImageSet when the source
+    is to be deleted); the state machine waits the whole seconds, the calling task sleeps the rest."""
     now = clock.now()
-    grant = pacer.reserve(COPY_ACTION, now)
+    pending_delete = state.sourceDeletion is not None and state.sourceDeletion.status == "PENDING"
+    grant = pacer.reserve(DELETE_ACTION if pending_delete else COPY_ACTION, now)
     wait = grant.wait(now)
     whole = math.floor(wait) if wait > MAX_IN_LAMBDA_PACING_SLEEP else 0
     return state.model_copy(update={"pace": Pace(slot=grant.slot, waitSeconds=whole)})
@@ -118,9 +122,7 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
         return _replay(state, existing, imaging)
 
     try:
-        if state.pace is not None:
-            remaining = state.pace.slot - clock.now()
-            clock.sleep(min(max(remaining, 0.0), MAX_IN_LAMBDA_PACING_SLEEP))
+        _sleep_to_slot(state, clock)
         source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
         if source.version_id != plan.source.versionId:
             raise StaleVersion(
@@ -182,6 +184,12 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
     )
 
 
+def _sleep_to_slot(state: WorkflowState, clock: Clock) -> None:
+    if state.pace is not None:
+        remaining = state.pace.slot - clock.now()
+        clock.sleep(min(max(remaining, 0.0), MAX_IN_LAMBDA_PACING_SLEEP))
+
+
 def _replay(state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort) -> WorkflowState:
     """A previous attempt already got this far. Reuse its copy; never start a second one."""
     if record.status == "SUBMITTED" and record.destination_image_set_id and record.destination_version_id:
@@ -238,16 +246,33 @@ def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retr
         )
     result = ChunkResult(index=state.chunkIndex, destination=dest, statusChecks=checks, completedAt=iso(clock.now()))
     next_index = state.chunkIndex + 1
+    done = next_index >= plan.chunkCount
+    deletion = SourceDeletion(status="PENDING") if done and state.delete_source_after_copy else None
     return state.model_copy(
         update={
             "completed": [*state.completed, result],
             "chunkIndex": next_index,
             "destination": dest,
-            "done": next_index >= plan.chunkCount,
+            "done": done,
             "pace": None,
             "submission": None,
+            "sourceDeletion": deletion,
         }
     )
+
+
+# --- DeleteSource -----------------------------------------------------------------------------------------------
+class ImageSetDeleterPort(Protocol):
+    def delete_image_set(self, datastore_id: str, image_set_id: str) -> str: ...
+
+
+def delete_source(state: WorkflowState, deleter: ImageSetDeleterPort, clock: Clock) -> WorkflowState:
+    """Delete the source image set after every chunk was COPIED (post-import delete-after). Only then."""
+    if state.sourceDeletion is None or state.sourceDeletion.status != "PENDING" or not state.done:
+        raise InvalidRequest("DeleteSource ran before the copy completed")
+    _sleep_to_slot(state, clock)
+    deleter.delete_image_set(state.job.datastoreId, state.job.source.imageSetId)
+    return state.model_copy(update={"sourceDeletion": SourceDeletion(status="DELETED"), "pace": None})
 
 
 # --- Publish ----------------------------------------------------------------------------------------------------
@@ -268,6 +293,13 @@ def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None)
         if plan is not None and state.chunkIndex < plan.chunkCount:
             failed_chunk = state.chunkIndex
     destination = state.destination or (state.submission.destination if state.submission else None)
+    deletion: SourceDeletionOut | None = None
+    if state.deletionError is not None:
+        deletion = SourceDeletionOut(
+            status="FAILED", message=describe_error(state.deletionError.Error, state.deletionError.Cause)[1]
+        )
+    elif state.sourceDeletion is not None and state.sourceDeletion.status == "DELETED":
+        deletion = SourceDeletionOut(status="DELETED")
     detail = CopyOutcomeDetail(
         jobId=state.job_id,
         correlationId=job.correlationId,
@@ -288,6 +320,7 @@ def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None)
         statusChecks=checks,
         promoteToPrimary=job.promoteToPrimary,
         force=job.force,
+        sourceDeletion=deletion,
         trigger=TriggerOut.model_validate(state.trigger.model_dump()),
         receivedAt=state.receivedAt,
         submittedAt=state.submittedAt,
@@ -340,6 +373,7 @@ def _plan(state: WorkflowState) -> Plan:
 __all__ = [
     "OrchestratorError",
     "await_copy",
+    "delete_source",
     "describe_error",
     "outcome_event",
     "pace",

@@ -1,29 +1,63 @@
-"""Import planner: reacts to HealthImaging ``Import Job Completed`` / ``Import Job Failed``.
-
-Policy ``none`` (the default) plans nothing; the post-import policies arrive with the post-import feature.
-"""
+"""Import planner: on HealthImaging ``Import Job Completed``/``Import Job Failed`` for a configured data store, read
+the import's output, report failed files, and enqueue copy jobs according to the post-import policy."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.observability import logger, tracer
+from hicopy.adapters.aws import EventBridgePublisher, OnceMarker, QueueSender, S3Reader
+from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
+from hicopy.clock import get_clock
+from hicopy.domain.imports import PlannerSettings, handle_import_event
+from hicopy.observability import logger, metrics, tracer
 from hicopy.settings import PlannerEnv, load
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+@cache
+def _wiring() -> tuple[PlannerSettings, dict[str, Any]]:
     env = load(PlannerEnv)
-    detail = event.get("detail") or {}
+    imaging = HealthImaging()
+    settings = PlannerSettings(
+        allowed_datastores=env.datastore_ids,
+        policy=env.POST_IMPORT_POLICY,
+        force=env.CONSOLIDATE_FORCE,
+        delete_after=env.DELETE_AFTER_CONSOLIDATE,
+        manifest_wait_seconds=env.MANIFEST_WAIT_SECONDS,
+    )
+    ports = {
+        "jobs_api": imaging,
+        "output": S3Reader(),
+        "imaging": PlannerImaging(imaging),
+        "queue": QueueSender(env.JOB_QUEUE_URL),
+        "publisher": EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        "marker": OnceMarker(env.STATE_TABLE_NAME),
+    }
+    return settings, ports
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.jobId")
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings, ports = _wiring()
+    outcome = handle_import_event(event, settings, clock=get_clock(), **ports)
     logger.info(
-        "import event received",
+        "import planned",
         extra={
-            "detail_type": event.get("detail-type"),
-            "import_job_id": detail.get("jobId"),
-            "policy": env.POST_IMPORT_POLICY,
+            "import_job_id": outcome.import_job_id,
+            "duplicate": outcome.duplicate,
+            "jobs": outcome.planned,
+            "failed_files": outcome.failures_reported,
         },
     )
-    return {"planned": 0, "policy": env.POST_IMPORT_POLICY}
+    metrics.add_metric(name="ImportJobsPlanned", unit=MetricUnit.Count, value=len(outcome.planned))
+    return {
+        "importJobId": outcome.import_job_id,
+        "duplicate": outcome.duplicate,
+        "planned": outcome.planned,
+        "failedFiles": outcome.failures_reported,
+    }

@@ -1,0 +1,378 @@
+"""Post-import automation: read what a HealthImaging import job produced and plan copy jobs by policy.
+
+Import output (facts §2) under the job's ``outputS3Uri``: ``job-output-manifest.json`` (``jobSummary`` with
+``imageSetsSummary``), ``SUCCESS/success.ndjson``, ``WARNING/warning.ndjson`` and ``FAILURE/failure.ndjson``.
+Readers here are tolerant: unknown fields are ignored, a missing ndjson file means "no records", and ndjson lines
+may use the Python spellings ``True``/``False``/``None`` that the documentation's examples show.
+
+Policies:
+- ``none``: plan nothing (failures are still reported).
+- ``consolidate``: fold every non-primary image set into the primary image set of the same Series (found with
+  SearchImageSets), one merge job per Series, ``force`` as configured; a Series that has no primary image set yet
+  gets a ``promoteToPrimary`` copy instead. The non-primary source can be deleted after its copy succeeded.
+- ``promote``: a ``promoteToPrimary`` copy of every non-primary image set.
+Job IDs are derived from the import job and image set IDs, so a redelivered event plans the same IDs (and the
+consumer starts no second execution for them).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from hicopy.clock import Clock
+from hicopy.domain.events import (
+    IMPORT_FAILURES,
+    IMPORT_PLANNED,
+    FileFailureOut,
+    ImportFailuresDetail,
+    ImportPlannedDetail,
+    dump,
+)
+from hicopy.domain.intake import TRIGGER_ATTRIBUTE
+from hicopy.domain.ports import EventPublisherPort
+from hicopy.errors import InvalidRequest, ManifestNotReady
+
+Policy = Literal["none", "consolidate", "promote"]
+POLICIES: tuple[Policy, ...] = ("none", "consolidate", "promote")
+MANIFEST = "job-output-manifest.json"
+MAX_REPORTED_FAILURES = 100
+
+
+@dataclass
+class ImportedImageSet:
+    image_set_id: str
+    is_primary: bool | None = None
+    version: int | None = None
+    matched_instances: int | None = None
+
+
+@dataclass(frozen=True)
+class FileFailure:
+    input_file: str
+    exception_type: str
+    message: str
+
+
+@dataclass
+class ImportResult:
+    job_id: str
+    datastore_id: str
+    status: str
+    message: str | None
+    output_uri: str
+    image_sets: list[ImportedImageSet] = field(default_factory=list)
+    failures: list[FileFailure] = field(default_factory=list)
+    warnings: int = 0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def non_primary(self) -> list[ImportedImageSet]:
+        return [s for s in self.image_sets if s.is_primary is False]
+
+
+class ImportOutputPort(Protocol):
+    def read(self, uri: str) -> bytes | None:
+        """The object at ``s3://bucket/key``, or None if it does not exist."""
+        ...
+
+
+class PlannerImagingPort(Protocol):
+    def is_primary(self, datastore_id: str, image_set_id: str) -> bool | None: ...
+
+    def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
+        """Series Instance UIDs in the image set's metadata."""
+        ...
+
+    def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
+        """The primary image set holding ``series_uid`` (other than ``exclude``), if any."""
+        ...
+
+
+# --- reading the import output ----------------------------------------------------------------------------------
+_PY_LITERALS = re.compile(r"(?<![\w\"])(True|False|None)(?![\w\"])")
+
+
+def loads_lenient(text: str) -> Any:
+    """JSON, also accepting the Python literals ``True``/``False``/``None`` (as in the docs' ndjson examples)."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        fixed = _PY_LITERALS.sub(lambda m: {"True": "true", "False": "false", "None": "null"}[m.group(1)], text)
+        return json.loads(fixed)
+
+
+def parse_ndjson(data: bytes | None) -> list[dict[str, Any]]:
+    if not data:
+        return []
+    records = []
+    for line in data.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            value = loads_lenient(line)
+            if isinstance(value, dict):
+                records.append(value)
+    return records
+
+
+def _join(prefix: str, name: str) -> str:
+    return prefix if prefix.endswith(name) else prefix.rstrip("/") + "/" + name
+
+
+def _image_set_id(obj: dict[str, Any]) -> str | None:
+    value = obj.get("imageSetId") or obj.get("imagesetId")
+    return str(value) if value else None
+
+
+def _bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def read_import_result(job: dict[str, Any], output: ImportOutputPort) -> ImportResult:
+    """Read the manifest and the per-file results of an import job (``job`` = GetDICOMImportJob's jobProperties)."""
+    out_uri = str(job["outputS3Uri"])
+    result = ImportResult(
+        job_id=str(job["jobId"]),
+        datastore_id=str(job["datastoreId"]),
+        status=str(job.get("jobStatus", "")),
+        message=job.get("message"),
+        output_uri=out_uri,
+    )
+    raw = output.read(_join(out_uri, MANIFEST))
+    if raw is None:
+        if result.status == "FAILED":
+            return result  # a failed job may write nothing
+        raise ManifestNotReady(f"{_join(out_uri, MANIFEST)} is not there yet")
+    summary = (loads_lenient(raw.decode("utf-8")) or {}).get("jobSummary") or {}
+    result.summary = {k: v for k, v in summary.items() if k.startswith("numberOf")}
+    by_id: dict[str, ImportedImageSet] = {}
+
+    def note(obj: dict[str, Any]) -> None:
+        image_set_id = _image_set_id(obj)
+        if not image_set_id:
+            return
+        entry = by_id.setdefault(image_set_id, ImportedImageSet(image_set_id))
+        primary = _bool(obj.get("isPrimary"))
+        if primary is not None:
+            entry.is_primary = primary if entry.is_primary is None else (entry.is_primary and primary)
+        version = obj.get("imageSetVersion")
+        if version is not None and str(version).isdigit():
+            entry.version = max(entry.version or 0, int(version))
+        if "numberOfMatchedSOPInstances" in obj:
+            entry.matched_instances = int(obj["numberOfMatchedSOPInstances"])
+
+    for item in summary.get("imageSetsSummary") or []:
+        if isinstance(item, dict):
+            note(item)
+    success = summary.get("successOutputS3Uri") or _join(out_uri, "SUCCESS/")
+    warning = summary.get("warningsOutputS3Uri") or _join(out_uri, "WARNING/")
+    failure = summary.get("failureOutputS3Uri") or _join(out_uri, "FAILURE/")
+    for record in parse_ndjson(output.read(_join(success, "success.ndjson"))):
+        note(record.get("importResponse") or {})
+    warnings = parse_ndjson(output.read(_join(warning, "warning.ndjson")))
+    for record in warnings:
+        note(record.get("importResponse") or {})
+    result.warnings = len(warnings)
+    for record in parse_ndjson(output.read(_join(failure, "failure.ndjson"))):
+        exc = record.get("exception") or {}
+        result.failures.append(
+            FileFailure(
+                str(record.get("inputFile", "")), str(exc.get("exceptionType", "")), str(exc.get("message", ""))
+            )
+        )
+    result.image_sets = list(by_id.values())
+    return result
+
+
+# --- planning ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PlannedJob:
+    job: dict[str, Any]  # a copy job (design §3.1)
+    trigger: dict[str, Any]  # {type: import, importJobId, ...}
+
+
+def planned_job_id(import_job_id: str, image_set_id: str, suffix: str = "") -> str:
+    return f"imp-{import_job_id[:32]}-{image_set_id}{suffix}"[:80]
+
+
+def plan_jobs(
+    result: ImportResult,
+    imaging: PlannerImagingPort,
+    *,
+    policy: Policy,
+    force: bool = False,
+    delete_after: bool = False,
+) -> list[PlannedJob]:
+    if policy == "none" or result.status != "COMPLETED":
+        return []
+    for entry in result.image_sets:
+        if entry.is_primary is None:
+            entry.is_primary = imaging.is_primary(result.datastore_id, entry.image_set_id)
+    jobs: list[PlannedJob] = []
+    for entry in result.non_primary:
+        base = {"datastoreId": result.datastore_id, "source": {"imageSetId": entry.image_set_id}}
+        trigger = {"type": "import", "importJobId": result.job_id, "policy": policy, "sourceIsPrimary": False}
+        if policy == "promote":
+            jobs.append(
+                PlannedJob(
+                    {**base, "jobId": planned_job_id(result.job_id, entry.image_set_id), "promoteToPrimary": True},
+                    {**trigger, "deleteSourceAfterCopy": delete_after},
+                )
+            )
+            continue
+        series = imaging.series_of(result.datastore_id, entry.image_set_id)
+        targets = [(uid, imaging.primary_for_series(result.datastore_id, uid, entry.image_set_id)) for uid in series]
+        whole = len(series) == 1
+        for n, (series_uid, primary) in enumerate(targets):
+            suffix = "" if whole else f"-s{n + 1}"
+            job: dict[str, Any] = {**base, "jobId": planned_job_id(result.job_id, entry.image_set_id, suffix)}
+            if not whole:
+                job["series"] = [series_uid]
+            if primary is None:
+                job["promoteToPrimary"] = True
+                action = "promote"
+            else:
+                job["destination"] = {"imageSetId": primary}
+                job["force"] = force
+                action = "merge"
+            # Delete the source only when one job copies all of it: never after a partial (per-series) copy.
+            delete = delete_after and whole
+            jobs.append(PlannedJob(job, {**trigger, "action": action, "deleteSourceAfterCopy": delete}))
+    return jobs
+
+
+def failures_detail(result: ImportResult, *, event_status: str) -> dict[str, Any]:
+    shown = result.failures[:MAX_REPORTED_FAILURES]
+    detail = ImportFailuresDetail(
+        importJobId=result.job_id,
+        datastoreId=result.datastore_id,
+        jobStatus=result.status or event_status,
+        message=result.message,
+        failedFiles=len(result.failures),
+        failures=[
+            FileFailureOut(inputFile=f.input_file, exceptionType=f.exception_type, message=f.message) for f in shown
+        ],
+        failuresTruncated=len(result.failures) > len(shown),
+        outputS3Uri=result.output_uri,
+        summary={k: int(v) for k, v in result.summary.items() if isinstance(v, int)},
+    )
+    return dump(detail)
+
+
+def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Policy) -> dict[str, Any]:
+    detail = ImportPlannedDetail(
+        importJobId=result.job_id,
+        datastoreId=result.datastore_id,
+        policy=policy,
+        imageSets=len(result.image_sets),
+        primaryImageSets=sum(1 for s in result.image_sets if s.is_primary),
+        nonPrimaryImageSets=len(result.non_primary),
+        jobsPlanned=[p.job["jobId"] for p in jobs],
+        failedFiles=len(result.failures),
+        warnings=result.warnings,
+    )
+    return dump(detail)
+
+
+# --- the planner's one entry point ----------------------------------------------------------------------------------
+IMPORT_COMPLETED = "Import Job Completed"
+IMPORT_FAILED = "Import Job Failed"
+_ID32 = re.compile(r"^[0-9a-z]{32}$")
+
+
+class ImportJobsPort(Protocol):
+    def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]: ...
+
+
+class MarkerPort(Protocol):
+    def seen(self, key: str) -> bool: ...
+
+    def mark(self, key: str, now: float, **attributes: str) -> None: ...
+
+
+class JobQueuePort(Protocol):
+    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
+
+
+@dataclass(frozen=True)
+class PlannerSettings:
+    allowed_datastores: frozenset[str]
+    policy: Policy = "none"
+    force: bool = False
+    delete_after: bool = False
+    manifest_wait_seconds: float = 120.0
+
+
+@dataclass
+class PlannerOutcome:
+    import_job_id: str
+    duplicate: bool = False
+    planned: list[str] = field(default_factory=list)
+    failures_reported: int = 0
+
+
+def handle_import_event(
+    event: dict[str, Any],
+    settings: PlannerSettings,
+    *,
+    jobs_api: ImportJobsPort,
+    output: ImportOutputPort,
+    imaging: PlannerImagingPort,
+    queue: JobQueuePort,
+    publisher: EventPublisherPort,
+    marker: MarkerPort,
+    clock: Clock,
+) -> PlannerOutcome:
+    """Plan copy jobs for one ``Import Job Completed``/``Failed`` event; report failed files; never twice."""
+    detail_type = str(event.get("detail-type", ""))
+    detail = event.get("detail") or {}
+    datastore_id, import_job_id = str(detail.get("datastoreId", "")), str(detail.get("jobId", ""))
+    if detail_type not in (IMPORT_COMPLETED, IMPORT_FAILED) or not _ID32.match(datastore_id) or not import_job_id:
+        raise InvalidRequest(
+            f"not a HealthImaging import job event: {detail_type!r} {datastore_id!r} {import_job_id!r}"
+        )
+    if datastore_id not in settings.allowed_datastores:
+        raise InvalidRequest(f"data store {datastore_id} is not one this orchestrator is configured for")
+    outcome = PlannerOutcome(import_job_id)
+    key = f"import#{datastore_id}#{import_job_id}"
+    if marker.seen(key):
+        outcome.duplicate = True
+        return outcome
+    job = jobs_api.get_import_job(datastore_id, import_job_id)
+    job.setdefault("outputS3Uri", detail.get("outputS3Uri"))
+    result = _read_with_patience(job, output, clock, settings.manifest_wait_seconds)
+    if result.failures or result.status == "FAILED":
+        publisher.publish(IMPORT_FAILURES, failures_detail(result, event_status=str(detail.get("jobStatus", ""))))
+        outcome.failures_reported = len(result.failures)
+    planned = plan_jobs(
+        result, imaging, policy=settings.policy, force=settings.force, delete_after=settings.delete_after
+    )
+    for p in planned:
+        queue.send(
+            json.dumps(p.job, separators=(",", ":")), {TRIGGER_ATTRIBUTE: json.dumps(p.trigger, separators=(",", ":"))}
+        )
+    outcome.planned = [p.job["jobId"] for p in planned]
+    if result.status == "COMPLETED":
+        publisher.publish(IMPORT_PLANNED, planned_detail(result, planned, policy=settings.policy))
+    marker.mark(key, clock.now(), status=result.status, jobs=str(len(planned)))
+    return outcome
+
+
+def _read_with_patience(job: dict[str, Any], output: ImportOutputPort, clock: Clock, budget: float) -> ImportResult:
+    """The manifest can appear after the event: retry with doubling waits for up to ``budget`` seconds."""
+    waited, delay = 0.0, 2.0
+    while True:
+        try:
+            return read_import_result(job, output)
+        except ManifestNotReady:
+            if waited >= budget:
+                raise
+            step = min(delay, budget - waited)
+            clock.sleep(step)
+            waited += step
+            delay *= 2

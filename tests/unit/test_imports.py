@@ -1,0 +1,272 @@
+import json
+
+import pytest
+
+from hicopy.domain.events import IMPORT_FAILURES, IMPORT_PLANNED
+from hicopy.domain.imports import (
+    ImportResult,
+    PlannerSettings,
+    handle_import_event,
+    loads_lenient,
+    parse_ndjson,
+    plan_jobs,
+    read_import_result,
+)
+from hicopy.domain.job import parse_job
+from hicopy.errors import InvalidRequest, ManifestNotReady
+from tests.contracts import assert_valid_event
+from tests.fakes import FakeClock, FakePublisher, FakeQueue
+
+DS, JOB = "d" * 32, "e" * 32
+OUT = f"s3://bucket/out/{DS}-DicomImport-{JOB}/"
+P1, N1, N2 = "1" * 32, "2" * 32, "3" * 32
+
+
+class Output:
+    def __init__(self, files):
+        self.files = files
+        self.reads = []
+
+    def read(self, uri):
+        self.reads.append(uri)
+        return self.files.get(uri)
+
+
+def manifest(*entries, **summary):
+    return json.dumps(
+        {
+            "jobSummary": {
+                "jobId": JOB,
+                "datastoreId": DS,
+                "outputS3Uri": OUT,
+                "imageSetsSummary": list(entries),
+                **summary,
+            }
+        }
+    ).encode()
+
+
+class Imaging:
+    def __init__(self, primary=None, series=None, primaries=None):
+        self.primary, self.series, self.primaries = primary or {}, series or {}, primaries or {}
+
+    def is_primary(self, ds, image_set_id):
+        return self.primary.get(image_set_id)
+
+    def series_of(self, ds, image_set_id):
+        return self.series[image_set_id]
+
+    def primary_for_series(self, ds, series_uid, exclude):
+        return self.primaries.get(series_uid)
+
+
+def job_props(status="COMPLETED"):
+    return {"jobId": JOB, "datastoreId": DS, "jobStatus": status, "outputS3Uri": OUT}
+
+
+def test_lenient_json_accepts_the_docs_python_literals():
+    assert loads_lenient('{"a": True, "b": False, "c": None, "d": "True"}') == {
+        "a": True,
+        "b": False,
+        "c": None,
+        "d": "True",
+    }
+    assert parse_ndjson(b'{"x": 1}\n\n{"y": true}\n') == [{"x": 1}, {"y": True}]
+
+
+def test_reads_manifest_success_warning_and_failure_files():
+    files = {
+        OUT + "job-output-manifest.json": manifest(
+            {"imageSetId": P1, "numberOfMatchedSOPInstances": 2, "extra": 1}, {"imagesetId": N1}, numberOfScannedFiles=5
+        ),
+        OUT + "SUCCESS/success.ndjson": b'{"inputFile":"a.dcm","importResponse":{"imageSetId":"'
+        + P1.encode()
+        + b'", "isPrimary": True}}\n{"inputFile":"b.dcm","importResponse":{"imageSetId":"'
+        + N1.encode()
+        + b'","isPrimary":false}}\n',
+        OUT + "WARNING/warning.ndjson": b'{"inputFile":"c.dcm","importResponse":{"imageSetId":"'
+        + P1.encode()
+        + b'","imageSetVersion":2,"isPrimary":true,"warnings":[]}}\n',
+        OUT + "FAILURE/failure.ndjson": b'{"inputFile":"bad.dcm","exception":{"exceptionType":"ValidationException",'
+        b'"message":"DICOM attribute TransferSyntaxUID does not exist"}}\n',
+    }
+    result = read_import_result(job_props(), Output(files))
+    by_id = {s.image_set_id: s for s in result.image_sets}
+    assert by_id[P1].is_primary is True and by_id[P1].version == 2 and by_id[P1].matched_instances == 2
+    assert by_id[N1].is_primary is False and [s.image_set_id for s in result.non_primary] == [N1]
+    assert result.failures[0].exception_type == "ValidationException" and result.warnings == 1
+    assert result.summary == {"numberOfScannedFiles": 5}
+
+
+def test_missing_manifest_is_retryable_but_missing_ndjson_is_empty():
+    with pytest.raises(ManifestNotReady):
+        read_import_result(job_props(), Output({}))
+    result = read_import_result(job_props(), Output({OUT + "job-output-manifest.json": manifest()}))
+    assert result.image_sets == [] and result.failures == []
+
+
+def result_with(*sets):
+    r = ImportResult(JOB, DS, "COMPLETED", None, OUT)
+    from hicopy.domain.imports import ImportedImageSet
+
+    r.image_sets = [ImportedImageSet(i, p) for i, p in sets]
+    return r
+
+
+def test_primaries_only_plan_nothing():
+    assert plan_jobs(result_with((P1, True)), Imaging(), policy="consolidate") == []
+
+
+def test_consolidate_merges_each_non_primary_into_the_primary_of_its_series():
+    imaging = Imaging(series={N1: ["1.2.3"], N2: ["1.2.4"]}, primaries={"1.2.3": P1})
+    jobs = plan_jobs(
+        result_with((P1, True), (N1, False), (N2, None)),
+        Imaging(primary={N2: False}, series=imaging.series, primaries=imaging.primaries),
+        policy="consolidate",
+        force=True,
+        delete_after=True,
+    )
+    merge, promote = jobs
+    assert merge.job == {
+        "datastoreId": DS,
+        "source": {"imageSetId": N1},
+        "jobId": f"imp-{JOB}-{N1}",
+        "destination": {"imageSetId": P1},
+        "force": True,
+    }
+    assert merge.trigger["action"] == "merge" and merge.trigger["deleteSourceAfterCopy"] is True
+    assert promote.job["promoteToPrimary"] is True and promote.trigger["action"] == "promote"
+    for p in jobs:
+        parse_job(p.job)  # planned jobs satisfy the public job contract
+
+
+def test_multi_series_non_primary_is_split_and_never_deleted():
+    jobs = plan_jobs(
+        result_with((N1, False)),
+        Imaging(series={N1: ["1.5", "1.6"]}, primaries={"1.5": P1, "1.6": P1}),
+        policy="consolidate",
+        delete_after=True,
+    )
+    assert [j.job["series"] for j in jobs] == [["1.5"], ["1.6"]]
+    assert [j.job["jobId"][-3:] for j in jobs] == ["-s1", "-s2"]
+    assert not any(j.trigger["deleteSourceAfterCopy"] for j in jobs)
+
+
+def test_promote_policy():
+    (job,) = plan_jobs(result_with((N1, False)), Imaging(), policy="promote")
+    assert job.job["promoteToPrimary"] is True and "destination" not in job.job
+
+
+def event(detail_type="Import Job Completed", **detail):
+    return {
+        "detail-type": detail_type,
+        "source": "aws.medical-imaging",
+        "detail": {"datastoreId": DS, "jobId": JOB, "jobStatus": "COMPLETED", "outputS3Uri": OUT, **detail},
+    }
+
+
+class Jobs:
+    def __init__(self, status="COMPLETED"):
+        self.status = status
+
+    def get_import_job(self, ds, job_id):
+        return job_props(self.status)
+
+
+class Marker:
+    def __init__(self):
+        self.keys = {}
+
+    def seen(self, key):
+        return key in self.keys
+
+    def mark(self, key, now, **attrs):
+        self.keys[key] = attrs
+
+
+def run(ev, files, *, policy="consolidate", status="COMPLETED", marker=None, clock=None, wait=120.0):
+    queue, pub, marker = FakeQueue(), FakePublisher(), marker or Marker()
+    imaging = Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1})
+    settings = PlannerSettings(allowed_datastores=frozenset({DS}), policy=policy, manifest_wait_seconds=wait)
+    outcome = handle_import_event(
+        ev,
+        settings,
+        jobs_api=Jobs(status),
+        output=Output(files),
+        imaging=imaging,
+        queue=queue,
+        publisher=pub,
+        marker=marker,
+        clock=clock or FakeClock(),
+    )
+    return outcome, queue, pub, marker
+
+
+FILES = {
+    OUT + "job-output-manifest.json": manifest(
+        {"imageSetId": P1, "isPrimary": True}, {"imageSetId": N1, "isPrimary": False}
+    ),
+    OUT + "FAILURE/failure.ndjson": b'{"inputFile":"x.dcm","exception":{"exceptionType":"ValidationException",'
+    b'"message":"bad"}}\n',
+}
+
+
+def test_completed_import_enqueues_jobs_reports_failures_and_marks_the_import():
+    outcome, queue, pub, marker = run(event(), FILES)
+    assert outcome.planned == [f"imp-{JOB}-{N1}"] and len(queue.messages) == 1
+    body, attrs = queue.messages[0]
+    assert json.loads(body)["destination"] == {"imageSetId": P1}
+    assert json.loads(attrs["hicopyTrigger"])["importJobId"] == JOB
+    assert [t for t, _ in pub.events] == [IMPORT_FAILURES, IMPORT_PLANNED]
+    for detail_type, detail in pub.events:
+        assert_valid_event(detail_type, detail)
+    assert pub.events[0][1]["failures"][0]["inputFile"] == "x.dcm"
+    again, queue2, pub2, _ = run(event(), FILES, marker=marker)
+    assert again.duplicate and queue2.messages == [] and pub2.events == []
+
+
+def test_late_manifest_is_awaited_with_growing_waits():
+    clock = FakeClock()
+    files: dict = {}
+
+    class Late(Output):
+        def read(self, uri):
+            if len(clock.slept) >= 3:
+                files.update(FILES)
+            return super().read(uri)
+
+    queue, pub = FakeQueue(), FakePublisher()
+    settings = PlannerSettings(allowed_datastores=frozenset({DS}), policy="consolidate")
+    outcome = handle_import_event(
+        event(),
+        settings,
+        jobs_api=Jobs(),
+        output=Late(files),
+        imaging=Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1}),
+        queue=queue,
+        publisher=pub,
+        marker=Marker(),
+        clock=clock,
+    )
+    assert clock.slept == [2.0, 4.0, 8.0] and outcome.planned
+
+
+def test_manifest_that_never_comes_raises_after_the_budget():
+    clock = FakeClock()
+    with pytest.raises(ManifestNotReady):
+        run(event(), {}, clock=clock, wait=10)
+    assert sum(clock.slept) == 10
+
+
+def test_failed_import_publishes_its_failures_and_plans_nothing():
+    outcome, queue, pub, _ = run(event("Import Job Failed", jobStatus="FAILED"), {}, status="FAILED")
+    assert queue.messages == [] and [t for t, _ in pub.events] == [IMPORT_FAILURES]
+    assert pub.events[0][1]["jobStatus"] == "FAILED"
+    assert_valid_event(IMPORT_FAILURES, pub.events[0][1])
+
+
+def test_foreign_datastore_and_bad_events_are_refused():
+    with pytest.raises(InvalidRequest):
+        run(event(datastoreId="f" * 32), FILES)
+    with pytest.raises(InvalidRequest):
+        run({"detail-type": "Image Set Created", "detail": {}}, FILES)
