@@ -259,7 +259,7 @@ def test_manifest_that_never_comes_raises_after_the_budget():
 
 
 def test_failed_import_publishes_its_failures_and_plans_nothing():
-    outcome, queue, pub, _ = run(event("Import Job Failed", jobStatus="FAILED"), {}, status="FAILED")
+    _outcome, queue, pub, _ = run(event("Import Job Failed", jobStatus="FAILED"), {}, status="FAILED")
     assert queue.messages == [] and [t for t, _ in pub.events] == [IMPORT_FAILURES]
     assert pub.events[0][1]["jobStatus"] == "FAILED"
     assert_valid_event(IMPORT_FAILURES, pub.events[0][1])
