@@ -1,0 +1,1 @@
+"""Offline (no AWS account, no Docker) runtime pieces: clocks, the HealthImaging emulator, the local pipeline runner."""
