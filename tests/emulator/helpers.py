@@ -1,0 +1,43 @@
+"""Small helpers shared by the emulator tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from offline.healthimaging import SeededImageSet
+
+
+def copy_request(
+    mi: Any,
+    source: SeededImageSet,
+    *,
+    source_version: str | None = None,
+    destination: SeededImageSet | None = None,
+    destination_version: str | None = None,
+    copiable: str | None = None,
+    **flags: bool,
+) -> dict[str, Any]:
+    info: dict[str, Any] = {"sourceImageSet": {"latestVersionId": source_version or source.version_id}}
+    if copiable is not None:
+        info["sourceImageSet"]["DICOMCopies"] = {"copiableAttributes": copiable}
+    if destination is not None:
+        info["destinationImageSet"] = {
+            "imageSetId": destination.image_set_id,
+            "latestVersionId": destination_version or destination.version_id,
+        }
+    response: dict[str, Any] = mi.copy_image_set(
+        datastoreId=source.datastore_id, sourceImageSetId=source.image_set_id, copyImageSetInformation=info, **flags
+    )
+    return response
+
+
+def client_error(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run a client call that must fail; return ``response["Error"]`` plus the HTTP status."""
+    with pytest.raises(ClientError) as caught:
+        call(*args, **kwargs)
+    error = dict(caught.value.response["Error"])
+    error["HTTPStatusCode"] = caught.value.response["ResponseMetadata"]["HTTPStatusCode"]
+    return error
