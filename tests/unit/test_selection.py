@@ -46,11 +46,17 @@ def test_exactly_the_frame_limit_is_one_chunk():
     assert plan.chunk_count == 1 and plan.chunks[0].whole
 
 
-def test_one_frame_over_the_limit_splits_in_metadata_order():
+def test_one_frame_over_the_limit_splits_and_the_first_chunk_opens_every_series():
     plan = plan_chunks(index([500, 500], [1]), frame_limit=1000)
     assert plan.chunk_count == 2 and not plan.chunks[0].whole
-    assert [c.frames for c in plan.chunks] == [1000, 1]
-    assert [i.sop_uid for i in plan.chunks[1].instances] == [f"{S2}.1"]
+    assert [c.frames for c in plan.chunks] == [501, 500]
+    assert [i.sop_uid for i in plan.chunks[0].instances] == [f"{S1}.1", f"{S2}.1"]
+    assert [i.sop_uid for i in plan.chunks[1].instances] == [f"{S1}.2"]
+
+
+def test_series_whose_first_instances_exceed_the_limit_are_rejected():
+    with pytest.raises(SelectionInvalid, match="send one job per series"):
+        plan_chunks(index([6, 1], [5]), frame_limit=10)
 
 
 def test_selection_over_the_limit_is_chunked():

@@ -6,8 +6,9 @@ AWS's own SDK examples put the literal ``"imageSetId"`` (or the image set ID) wh
 this module builds the documented shape only from UIDs read in the source metadata.
 
 A copy may carry at most ``frame_limit`` image frames (service quota, 1,000 by default). A selection above the
-limit is split into sequential chunks in metadata order; an instance that alone exceeds the limit cannot be copied
-and is rejected with a clear reason.
+limit is split into sequential chunks into the same destination; the first chunk holds one instance of every selected
+Series (so that later chunks only add instances to Series the destination already has), the rest follow in metadata
+order. An instance that alone exceeds the limit cannot be copied and is rejected with a clear reason.
 """
 
 from __future__ import annotations
@@ -137,10 +138,23 @@ def plan_chunks(
             f"instance {first.sop_uid} has {first.frames} frames, more than the {frame_limit}-frame limit of one "
             f"copy; it cannot be copied with CopyImageSet ({len(too_big)} such instance(s))"
         )
+    # The first chunk creates (or first writes) the destination. Later chunks add instances to it, and the service
+    # refuses a copy whose Series the destination does not have ("Series of SourceImageSet and DestinationImageSet
+    # don't match"). So the first chunk carries one instance of every selected Series; the rest follow in order.
+    leaders: dict[str, InstanceRef] = {}
+    for ref in refs:
+        leaders.setdefault(ref.series_uid, ref)
+    leader_frames = sum(r.frames for r in leaders.values())
+    if leader_frames > frame_limit:
+        raise SelectionInvalid(
+            f"the selection spans {len(leaders)} series whose first instances alone hold {leader_frames} frames, more "
+            f"than the {frame_limit}-frame limit of one copy; send one job per series"
+        )
+    ordered = list(leaders.values()) + [r for r in refs if leaders[r.series_uid] is not r]
     chunks: list[Chunk] = []
     current: list[InstanceRef] = []
     frames = chars = 0
-    for ref in refs:
+    for ref in ordered:
         ref_chars = len(ref.sop_uid) + len(ref.series_uid) + 24
         if current and (frames + ref.frames > frame_limit or chars + ref_chars > _CHARS_BUDGET):
             chunks.append(Chunk(len(chunks), tuple(current)))

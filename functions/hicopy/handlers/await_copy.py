@@ -3,6 +3,7 @@ into exponential backoff with full jitter."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -13,10 +14,13 @@ from hicopy.domain import workflow
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 
-_imaging = HealthImaging()
+
+@cache
+def _imaging() -> HealthImaging:
+    return HealthImaging()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.await_copy(t.state, _imaging, get_clock(), retry_count=t.retryCount))
+    return run_task(event, lambda t: workflow.await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,10 +13,13 @@ from hicopy.domain import workflow
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 
-_imaging = HealthImaging()
+
+@cache
+def _imaging() -> HealthImaging:
+    return HealthImaging()
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.delete_source(t.state, _imaging, get_clock()))
+    return run_task(event, lambda t: workflow.delete_source(t.state, _imaging(), get_clock()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -12,7 +13,10 @@ from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import PrepareEnv, load
 
-_imaging = HealthImaging()
+
+@cache
+def _imaging() -> HealthImaging:
+    return HealthImaging()
 
 
 @logger.inject_lambda_context
@@ -22,6 +26,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(
         event,
         lambda t: workflow.prepare(
-            t.state, _imaging, allowed_datastores=env.datastore_ids, frame_limit=env.MAX_FRAMES_PER_COPY
+            t.state, _imaging(), allowed_datastores=env.datastore_ids, frame_limit=env.MAX_FRAMES_PER_COPY
         ),
     )

@@ -15,7 +15,10 @@ from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import SubmitEnv, load
 
-_imaging = HealthImaging()
+
+@cache
+def _imaging() -> HealthImaging:
+    return HealthImaging()
 
 
 @cache
@@ -26,4 +29,4 @@ def _submissions() -> DynamoSubmissionStore:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.submit(t.state, _imaging, _submissions(), get_clock()))
+    return run_task(event, lambda t: workflow.submit(t.state, _imaging(), _submissions(), get_clock()))

@@ -1,0 +1,225 @@
+"""Each state-machine task handler, driven in the state machine's order against the emulator and moto."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from hicopy.domain.events import FAILED, SUCCEEDED
+from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
+from hicopy.handlers import await_copy, pace, prepare, publish, submit
+from tests.contracts import assert_valid_event
+from tests.functional.conftest import Stack, caught, task
+
+
+def initial(stack: Stack, **job: Any) -> dict[str, Any]:
+    body = {"jobId": job.pop("jobId", "job-1"), "datastoreId": stack.datastore_id, **job}
+    return {"job": body, "trigger": {"type": "sqs", "messageId": "m-1"}, "receivedAt": "2026-11-27T00:00:00.000Z"}
+
+
+def run(stack: Stack, state: dict[str, Any], *, retries: int = 5) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Drive Prepare → (Pace → Submit → AwaitCopy)* → Publish like the state machine does; return (state, event)."""
+    try:
+        state = task(prepare, state)
+        while not state["done"]:
+            state = task(pace, state)
+            stack.clock.t += state["pace"]["waitSeconds"]
+            for attempt in range(retries):
+                try:
+                    state = task(submit, state, attempt)
+                    break
+                except (ServiceThrottled, ImageSetConflict):
+                    stack.clock.t += 5
+            else:
+                raise AssertionError("submit never succeeded")
+            attempt = 0
+            while True:
+                try:
+                    state = task(await_copy, state, attempt)
+                    break
+                except CopyStillInProgress:
+                    attempt += 1
+                    stack.clock.t += 4
+    except OrchestratorError as exc:
+        state = caught(state, exc)
+    task(publish, state)
+    (event,) = stack.events()
+    assert_valid_event(event["detail-type"], event["detail"], event["source"])
+    return state, event
+
+
+def sibling(stack: Stack, image_set_id: str, *, is_primary: bool = False) -> Any:
+    """A non-primary image set with the same Patient/Study/Series as ``image_set_id`` but new instances (e.g. a
+    re-import), so that it can be merged into it without ``force``."""
+    meta = copy.deepcopy(stack.emulator.metadata(stack.datastore_id, image_set_id))
+    for series in meta["Study"]["Series"].values():
+        series["Instances"] = {
+            f"2.25.{uuid.uuid4().int}": {**inst, "DICOM": {**inst["DICOM"], "SOPInstanceUID": None}}
+            for inst in series["Instances"].values()
+        }
+        for sop, inst in series["Instances"].items():
+            inst["DICOM"]["SOPInstanceUID"] = sop
+    return stack.emulator.seed_image_set_from_metadata(stack.datastore_id, meta, is_primary=is_primary)
+
+
+def copied_sops(stack: Stack, image_set_id: str) -> set[str]:
+    meta = stack.emulator.metadata(stack.datastore_id, image_set_id)
+    return {sop for s in meta["Study"]["Series"].values() for sop in s["Instances"]}
+
+
+def test_whole_copy_to_a_new_image_set(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=3)
+    state, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert event["detail-type"] == SUCCEEDED
+    dest = event["detail"]["destination"]["imageSetId"]
+    assert dest != src.image_set_id and copied_sops(stack, dest) == copied_sops(stack, src.image_set_id)
+    assert event["detail"]["statusChecks"] >= 2 and event["detail"]["chunks"] == 1
+    (call,) = stack.emulator.calls_to("CopyImageSet")
+    assert "DICOMCopies" not in json.dumps(call.params)  # a whole copy sends no copiableAttributes
+
+
+def test_merge_into_an_existing_image_set(stack: Stack):
+    dst = stack.emulator.seed_image_set(stack.datastore_id, instances_per_series=2)
+    src = sibling(stack, dst.image_set_id)
+    _, event = run(
+        stack, initial(stack, source={"imageSetId": src.image_set_id}, destination={"imageSetId": dst.image_set_id})
+    )
+    assert event["detail-type"] == SUCCEEDED
+    assert event["detail"]["destination"] == {"imageSetId": dst.image_set_id, "versionId": "2"}
+    assert copied_sops(stack, dst.image_set_id) >= copied_sops(stack, src.image_set_id)
+
+
+def test_subset_by_instances_and_by_series(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=3)
+    s1, s2 = src.series_uids
+    picked = [src.instances[s1][1], src.instances[s2][0]]
+    _, by_instances = run(
+        stack, initial(stack, jobId="j-inst", source={"imageSetId": src.image_set_id}, instances=picked)
+    )
+    assert copied_sops(stack, by_instances["detail"]["destination"]["imageSetId"]) == set(picked)
+    (call,) = stack.emulator.calls_to("CopyImageSet")
+    attrs = json.loads(call.params["copyImageSetInformation"]["sourceImageSet"]["DICOMCopies"]["copiableAttributes"])
+    assert set(attrs["Study"]["Series"]) == {s1, s2}  # keyed by Series Instance UID
+    _, by_series = run(stack, initial(stack, jobId="j-series", source={"imageSetId": src.image_set_id}, series=[s2]))
+    assert copied_sops(stack, by_series["detail"]["destination"]["imageSetId"]) == set(src.instances[s2])
+
+
+def test_metadata_mismatch_fails_with_the_service_message_unless_forced(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id, patient_id="P-1")
+    dst = stack.emulator.seed_image_set(stack.datastore_id, patient_id="P-2")
+    _, failed = run(
+        stack,
+        initial(
+            stack, jobId="j-1", source={"imageSetId": src.image_set_id}, destination={"imageSetId": dst.image_set_id}
+        ),
+    )
+    assert failed["detail-type"] == FAILED and failed["detail"]["reason"]["code"] == "CopyFailed"
+    service_message = stack.emulator.image_set(stack.datastore_id, dst.image_set_id, "2")["message"]
+    assert failed["detail"]["reason"]["message"] == service_message
+    _, forced = run(
+        stack,
+        initial(
+            stack,
+            jobId="j-2",
+            source={"imageSetId": src.image_set_id},
+            destination={"imageSetId": dst.image_set_id},
+            force=True,
+        ),
+    )
+    assert forced["detail-type"] == SUCCEEDED and forced["detail"]["force"] is True
+    version = forced["detail"]["destination"]["versionId"]
+    assert stack.emulator.image_set(stack.datastore_id, dst.image_set_id, version)["overrides"]["forced"] is True
+
+
+def test_promote_to_primary(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id, is_primary=False)
+    _, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}, promoteToPrimary=True))
+    assert event["detail-type"] == SUCCEEDED and event["detail"]["promoteToPrimary"] is True
+    new = event["detail"]["destination"]["imageSetId"]
+    assert stack.emulator.image_set(stack.datastore_id, new)["isPrimary"] is True
+
+
+def test_stale_and_missing_versions_and_image_sets(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    _, stale = run(stack, initial(stack, jobId="j-1", source={"imageSetId": src.image_set_id, "versionId": "9"}))
+    assert stale["detail"]["reason"]["code"] == "StaleVersion" and stale["detail"]["chunks"] == 0
+    _, missing = run(stack, initial(stack, jobId="j-2", source={"imageSetId": "0" * 32}))
+    assert missing["detail"]["reason"]["code"] == "NotFound"
+    assert stack.emulator.calls_to("CopyImageSet") == []
+
+
+def test_locked_image_set_is_a_retryable_conflict(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    stack.emulator.lock(stack.datastore_id, src.image_set_id, seconds=30)
+    with pytest.raises(ImageSetConflict):
+        task(prepare, initial(stack, source={"imageSetId": src.image_set_id}))
+    stack.clock.t += 31
+    _, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert event["detail-type"] == SUCCEEDED
+
+
+def test_throttling_and_conflicts_on_submit_are_retried_without_a_second_copy(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    stack.emulator.inject_fault("CopyImageSet", "ThrottlingException", times=2)
+    stack.emulator.inject_fault("CopyImageSet", "ConflictException", times=1)
+    _, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert event["detail-type"] == SUCCEEDED
+    codes = [c.error_code for c in stack.emulator.calls_to("CopyImageSet")]
+    assert codes == ["ThrottlingException", "ThrottlingException", "ConflictException", None]
+
+
+def test_submit_retried_after_success_does_not_copy_again(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    state = task(pace, task(prepare, initial(stack, source={"imageSetId": src.image_set_id})))
+    first = task(submit, state)
+    again = task(submit, state, retry=1)  # e.g. Step Functions retried after a Lambda service error
+    assert again["submission"]["replayed"] is True
+    assert again["submission"]["destination"] == first["submission"]["destination"]
+    assert len(stack.emulator.calls_to("CopyImageSet")) == 1
+
+
+def test_chunked_copy_reports_chunks(stack: Stack, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MAX_FRAMES_PER_COPY", "4")
+    from tests.functional.conftest import _clear_handler_caches
+
+    _clear_handler_caches()
+    src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=5)
+    _, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert event["detail-type"] == SUCCEEDED and event["detail"]["chunks"] == 3
+    dest = event["detail"]["destination"]["imageSetId"]
+    assert copied_sops(stack, dest) == copied_sops(stack, src.image_set_id)
+    assert [c["index"] for c in event["detail"]["completedChunks"]] == [0, 1, 2]
+
+
+def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: Stack, monkeypatch):
+    monkeypatch.setenv("MAX_FRAMES_PER_COPY", "2")
+    from tests.functional.conftest import _clear_handler_caches
+
+    _clear_handler_caches()
+    src = stack.emulator.seed_image_set(stack.datastore_id, instances_per_series=5)
+    state = task(prepare, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert state["plan"]["chunkCount"] == 3
+    # chunk 0 succeeds, chunk 1 fails in the service
+    state = task(pace, state)
+    stack.clock.t += state["pace"]["waitSeconds"]
+    state = task(submit, state)
+    stack.clock.t += 20
+    state = task(await_copy, state)
+    stack.emulator.fail_next_copy("INVALID_REQUEST:  chunk two rejected")
+    state = task(pace, state)
+    stack.clock.t += state["pace"]["waitSeconds"] + 1
+    state = task(submit, state)
+    stack.clock.t += 20
+    with pytest.raises(OrchestratorError) as exc:
+        task(await_copy, state, retry=2)
+    task(publish, caught(state, exc.value))
+    (event,) = stack.events()
+    d = event["detail"]
+    assert d["failedChunk"] == 1 and d["chunksCompleted"] == 1 and d["chunks"] == 3
+    assert d["reason"] == {"code": "CopyFailed", "message": "INVALID_REQUEST:  chunk two rejected"}
+    assert d["completedChunks"][0]["index"] == 0 and d["destination"]["imageSetId"]
+    assert_valid_event(event["detail-type"], d)
