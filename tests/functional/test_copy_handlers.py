@@ -73,7 +73,7 @@ def copied_sops(stack: Stack, image_set_id: str) -> set[str]:
 
 def test_whole_copy_to_a_new_image_set(stack: Stack):
     src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=3)
-    state, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    _state, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
     assert event["detail-type"] == SUCCEEDED
     dest = event["detail"]["destination"]["imageSetId"]
     assert dest != src.image_set_id and copied_sops(stack, dest) == copied_sops(stack, src.image_set_id)
