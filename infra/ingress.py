@@ -1,0 +1,152 @@
+"""Where jobs come from and where events go: the job queue (+DLQ), the custom bus (+archive) and the rules.
+
+All triggers converge on the job queue: SQS senders directly, ``Copy Requested`` events on the custom bus through
+a rule, and HealthImaging import events through the import planner (which enqueues jobs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+COPY_REQUESTED = "Copy Requested"
+IMPORT_SOURCE = "aws.medical-imaging"
+IMPORT_DETAIL_TYPES = ["Import Job Completed", "Import Job Failed"]
+
+DLQ_RETENTION = Duration.days(14)
+JOB_QUEUE_RETENTION = Duration.days(4)
+MAX_RECEIVE_COUNT = 5
+CONSUMER_TIMEOUT = Duration.seconds(30)
+CONSUMER_BATCH_SIZE = 10
+CONSUMER_BATCHING_WINDOW = Duration.seconds(1)
+# AWS guidance for SQS-triggered functions: visibility timeout >= 6 x function timeout + batching window.
+JOB_QUEUE_VISIBILITY = Duration.seconds(6 * 30 + 10)
+# EventBridge's maximum delivery effort; whatever still fails lands in the rule's DLQ.
+RULE_RETRY_ATTEMPTS = 185
+RULE_MAX_EVENT_AGE = Duration.hours(24)
+
+
+def secure_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    retention_period: Duration,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
+    """SSE (SQS-managed keys) and a queue policy denying any request without TLS."""
+    return sqs.Queue(
+        scope,
+        construct_id,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        removal_policy=RemovalPolicy.DESTROY,
+        retention_period=retention_period,
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
+    )
+
+
+class JobQueues:
+    """The job queue, its redrive DLQ (also where rejected jobs are kept) and the rules' target DLQs.
+
+    Created directly in ``scope`` (the stack), so the construct ids are the documented ones.
+    """
+
+    def __init__(self, scope: Construct) -> None:
+        parent = scope
+        self.job_dlq = secure_queue(parent, "JobDeadLetterQueue", retention_period=DLQ_RETENTION)
+        self.job_queue = secure_queue(
+            parent,
+            "JobQueue",
+            retention_period=JOB_QUEUE_RETENTION,
+            visibility_timeout=JOB_QUEUE_VISIBILITY,
+            dead_letter_queue=sqs.DeadLetterQueue(queue=self.job_dlq, max_receive_count=MAX_RECEIVE_COUNT),
+        )
+        self.copy_requested_rule_dlq = secure_queue(
+            parent, "CopyRequestedRuleDeadLetterQueue", retention_period=DLQ_RETENTION
+        )
+        self.import_rule_dlq = secure_queue(parent, "ImportRuleDeadLetterQueue", retention_period=DLQ_RETENTION)
+
+    @property
+    def dead_letter_queues(self) -> dict[str, sqs.Queue]:
+        return {
+            "JobDeadLetterQueue": self.job_dlq,
+            "CopyRequestedRuleDeadLetterQueue": self.copy_requested_rule_dlq,
+            "ImportRuleDeadLetterQueue": self.import_rule_dlq,
+        }
+
+
+def copy_event_bus(scope: Construct, *, name: str, archive_retention_days: int) -> events.EventBus:
+    """The custom bus for ``Copy Requested`` and the completion events, with an archive for replay."""
+    bus = events.EventBus(scope, "CopyEventBus", event_bus_name=name, description="HealthImaging copy orchestrator")
+    bus.archive(
+        "CopyEventArchive",
+        description="Every event on the copy orchestrator bus (replay after an incident)",
+        event_pattern=events.EventPattern(account=[Stack.of(scope).account]),
+        retention=Duration.days(archive_retention_days),
+    )
+    return bus
+
+
+def copy_requested_rule(scope: Construct, *, bus: events.IEventBus, queues: JobQueues) -> events.Rule:
+    """``Copy Requested`` on the custom bus -> the job queue; the WHOLE event is delivered (no input transformer)."""
+    return events.Rule(
+        scope,
+        "CopyRequestedRule",
+        description="Copy Requested events -> the job queue",
+        event_bus=bus,
+        event_pattern=events.EventPattern(detail_type=[COPY_REQUESTED]),
+        targets=[
+            targets.SqsQueue(
+                queues.job_queue,
+                dead_letter_queue=queues.copy_requested_rule_dlq,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+            )
+        ],
+    )
+
+
+def import_events_rule(
+    scope: Construct, *, datastore_ids: Sequence[str], planner: lambda_.IFunction, queues: JobQueues
+) -> events.Rule:
+    """HealthImaging import results of the configured data stores (default bus) -> the import planner."""
+    return events.Rule(
+        scope,
+        "ImportEventsRule",
+        description="HealthImaging Import Job Completed/Failed of the configured data stores -> import planner",
+        event_pattern=events.EventPattern(
+            source=[IMPORT_SOURCE],
+            detail_type=list(IMPORT_DETAIL_TYPES),
+            detail={"datastoreId": list(datastore_ids)},
+        ),
+        targets=[
+            targets.LambdaFunction(
+                planner,
+                dead_letter_queue=queues.import_rule_dlq,
+                retry_attempts=RULE_RETRY_ATTEMPTS,
+                max_event_age=RULE_MAX_EVENT_AGE,
+            )
+        ],
+    )
+
+
+def consume_job_queue(consumer: lambda_.Function, *, queue: sqs.IQueue, max_concurrency: int) -> None:
+    """Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers."""
+    consumer.add_event_source(
+        sources.SqsEventSource(
+            queue,
+            batch_size=CONSUMER_BATCH_SIZE,
+            max_batching_window=CONSUMER_BATCHING_WINDOW,
+            report_batch_item_failures=True,
+            max_concurrency=max_concurrency,
+        )
+    )

@@ -1,0 +1,140 @@
+"""The one place that holds every Lambda default of the orchestrator.
+
+Each function gets: its own IAM role (no managed policies; log writes scoped to its own log group), an explicit,
+KMS-encrypted log group with retention (no log-retention custom resource), Python on ARM64, JSON logging, active
+X-Ray tracing, the Powertools environment, and no asynchronous retries unless a caller opts in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.bundling import python_code
+
+# Python 3.14: the pinned pydantic-core and wrapt publish cp314 manylinux2014_aarch64 wheels (checked with pip).
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+PYTHON_VERSION = "3.14"
+ARCHITECTURE = lambda_.Architecture.ARM_64
+LOG_LEVEL = "INFO"
+SERVICE_NAME = "hicopy"
+METRICS_NAMESPACE = "HealthImagingCopy"
+
+RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
+    1: logs.RetentionDays.ONE_DAY,
+    3: logs.RetentionDays.THREE_DAYS,
+    5: logs.RetentionDays.FIVE_DAYS,
+    7: logs.RetentionDays.ONE_WEEK,
+    14: logs.RetentionDays.TWO_WEEKS,
+    30: logs.RetentionDays.ONE_MONTH,
+    60: logs.RetentionDays.TWO_MONTHS,
+    90: logs.RetentionDays.THREE_MONTHS,
+    120: logs.RetentionDays.FOUR_MONTHS,
+    150: logs.RetentionDays.FIVE_MONTHS,
+    180: logs.RetentionDays.SIX_MONTHS,
+    365: logs.RetentionDays.ONE_YEAR,
+    400: logs.RetentionDays.THIRTEEN_MONTHS,
+    545: logs.RetentionDays.EIGHTEEN_MONTHS,
+    731: logs.RetentionDays.TWO_YEARS,
+    1096: logs.RetentionDays.THREE_YEARS,
+    1827: logs.RetentionDays.FIVE_YEARS,
+    2192: logs.RetentionDays.SIX_YEARS,
+    2557: logs.RetentionDays.SEVEN_YEARS,
+    2922: logs.RetentionDays.EIGHT_YEARS,
+    3288: logs.RetentionDays.NINE_YEARS,
+    3653: logs.RetentionDays.TEN_YEARS,
+}
+
+
+def retention(days: int) -> logs.RetentionDays:
+    return RETENTION_BY_DAYS[days]
+
+
+def encrypted_log_group(
+    scope: Construct, construct_id: str, *, retention_days: int, key: kms.IKey, name: str | None = None
+) -> logs.LogGroup:
+    """A log group kept after ``cdk destroy`` (an audit trail), encrypted with the stack's key."""
+    return logs.LogGroup(
+        scope,
+        construct_id,
+        log_group_name=name,
+        retention=retention(retention_days),
+        encryption_key=key,
+        removal_policy=RemovalPolicy.RETAIN,
+    )
+
+
+class LambdaFactory:
+    """Creates the orchestrator's functions from ONE code asset (the ``functions/`` folder) with shared defaults."""
+
+    def __init__(self, scope: Construct, *, source_dir: Path, log_retention_days: int, log_key: kms.IKey) -> None:
+        self.scope = scope
+        self.log_retention_days = log_retention_days
+        self.log_key = log_key
+        self.code = python_code(source_dir, python_version=PYTHON_VERSION, architecture=ARCHITECTURE)
+        self.functions: dict[str, lambda_.Function] = {}
+
+    @staticmethod
+    def common_environment() -> dict[str, str]:
+        return {
+            "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_LEVEL": LOG_LEVEL,
+            # Payloads are PHI-adjacent: never log events or put responses into X-Ray metadata.
+            "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+            "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+        }
+
+    def function(
+        self,
+        construct_id: str,
+        *,
+        handler: str,
+        description: str,
+        environment: Mapping[str, str] | None = None,
+        timeout: Duration | None = None,
+        memory_size: int = 256,
+        async_retry_attempts: int = 0,
+        dead_letter_queue: sqs.IQueue | None = None,
+    ) -> lambda_.Function:
+        """A function with construct id ``construct_id`` plus ``<id>Role`` and ``<id>LogGroup`` next to it."""
+        role = iam.Role(
+            self.scope,
+            f"{construct_id}Role",
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+            description=f"Execution role of the {construct_id} function (least privilege, no managed policies)",
+        )
+        log_group = encrypted_log_group(
+            self.scope, f"{construct_id}LogGroup", retention_days=self.log_retention_days, key=self.log_key
+        )
+        log_group.grant_write(role)
+        fn = lambda_.Function(
+            self.scope,
+            construct_id,
+            description=description,
+            runtime=RUNTIME,
+            architecture=ARCHITECTURE,
+            code=self.code,
+            handler=handler,
+            role=role,
+            timeout=timeout or Duration.seconds(30),
+            memory_size=memory_size,
+            tracing=lambda_.Tracing.ACTIVE,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+            environment={**self.common_environment(), **(environment or {})},
+            retry_attempts=async_retry_attempts,
+            dead_letter_queue=dead_letter_queue,
+        )
+        self.functions[construct_id] = fn
+        return fn

@@ -1,0 +1,139 @@
+"""Alarms (to an encrypted SNS topic, optional e-mail subscription) and one dashboard."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+PERIOD = Duration.minutes(5)
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+
+
+class Monitoring(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        key: kms.IKey,
+        alarm_email: str | None,
+        state_machine: sfn.StateMachine,
+        job_queue: sqs.IQueue,
+        dead_letter_queues: Mapping[str, sqs.IQueue],
+        functions: Mapping[str, lambda_.IFunction],
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.topic = sns.Topic(
+            self, "AlarmTopic", display_name="HealthImaging copy orchestrator alarms", master_key=key, enforce_ssl=True
+        )
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+        action = cw_actions.SnsAction(self.topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+
+        def alarm(
+            alarm_id: str,
+            metric: cloudwatch.IMetric,
+            *,
+            description: str,
+            threshold: float = 1,
+            comparison: cloudwatch.ComparisonOperator = AT_LEAST,
+        ) -> None:
+            created = cloudwatch.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=1,
+                comparison_operator=comparison,
+                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+                alarm_description=description,
+            )
+            created.add_alarm_action(action)
+            created.add_ok_action(action)
+            self.alarms[alarm_id] = created
+
+        for name, queue in dead_letter_queues.items():
+            alarm(
+                f"{name}NotEmpty",
+                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                threshold=0,
+                comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                description=f"{name} holds messages: inspect them, fix the cause, then redrive "
+                "(aws sqs start-message-move-task).",
+            )
+        alarm(
+            "ExecutionsFailed",
+            state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+            description="A copy execution failed (its failure event was published unless PublishFailed).",
+        )
+        alarm(
+            "ExecutionsTimedOut",
+            state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+            description="A copy execution exceeded the state machine timeout (executionTimeoutHours).",
+        )
+        for name, fn in functions.items():
+            alarm(
+                f"{name}Errors",
+                fn.metric_errors(period=PERIOD, statistic="Sum"),
+                description=f"The {name} function raised errors (see its log group).",
+            )
+
+        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Copy executions",
+                left=[
+                    state_machine.metric_started(period=PERIOD, statistic="Sum"),
+                    state_machine.metric_succeeded(period=PERIOD, statistic="Sum"),
+                    state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+                    state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Job queue",
+                left=[
+                    job_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                    job_queue.metric_approximate_number_of_messages_not_visible(period=PERIOD, statistic="Maximum"),
+                ],
+                right=[job_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Dead-letter queues (messages visible)",
+                left=[
+                    queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum", label=name)
+                    for name, queue in dead_letter_queues.items()
+                ],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Lambda errors and throttles",
+                left=[fn.metric_errors(period=PERIOD, statistic="Sum", label=name) for name, fn in functions.items()],
+                right=[
+                    fn.metric_throttles(period=PERIOD, statistic="Sum", label=name) for name, fn in functions.items()
+                ],
+                width=12,
+            ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Lambda duration p99 (ms)",
+                left=[fn.metric_duration(period=PERIOD, statistic="p99", label=name) for name, fn in functions.items()],
+                width=12,
+            ),
+            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+        )

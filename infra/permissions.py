@@ -1,0 +1,71 @@
+"""Least-privilege statements that CDK's grant helpers do not cover (HealthImaging, import output)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Aws, Stack
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+# What each function may call on HealthImaging (design §2; the Lambda code's adapters use exactly these).
+PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata", "ListImageSetVersions"]
+SUBMIT_ACTIONS = ["CopyImageSet", "GetImageSet", "GetImageSetMetadata", "ListImageSetVersions", "SearchImageSets"]
+AWAIT_COPY_ACTIONS = ["GetImageSet", "ListImageSetVersions"]
+PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet"]
+
+
+def datastore_arn(scope: Construct, datastore_id: str) -> str:
+    return Stack.of(scope).format_arn(
+        service="medical-imaging",
+        resource="datastore",
+        resource_name=datastore_id,
+        arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+    )
+
+
+def datastore_resources(scope: Construct, datastore_ids: Sequence[str]) -> list[str]:
+    """Each configured data store and its image sets: ``datastore/<id>`` and ``datastore/<id>/imageset/*``."""
+    arns: list[str] = []
+    for datastore_id in datastore_ids:
+        arn = datastore_arn(scope, datastore_id)
+        arns += [arn, f"{arn}/imageset/*"]
+    return arns
+
+
+def allow_medical_imaging(
+    grantee: iam.IGrantable, scope: Construct, *, datastore_ids: Sequence[str], actions: Sequence[str]
+) -> None:
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="HealthImagingConfiguredDatastores",
+            actions=[f"medical-imaging:{action}" for action in actions],
+            resources=datastore_resources(scope, datastore_ids),
+        )
+    )
+
+
+def allow_import_output_read(grantee: iam.IGrantable, *, buckets: Sequence[str], kms_key_arns: Sequence[str]) -> None:
+    """Read the DICOM import job output (manifests) in the configured buckets only."""
+    if not buckets:
+        return
+    bucket_arns = [f"arn:{Aws.PARTITION}:s3:::{bucket}" for bucket in buckets]
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(
+            sid="ReadImportOutputObjects",
+            actions=["s3:GetObject"],
+            resources=[f"{arn}/*" for arn in bucket_arns],
+        )
+    )
+    grantee.grant_principal.add_to_principal_policy(
+        iam.PolicyStatement(sid="ListImportOutputBuckets", actions=["s3:ListBucket"], resources=bucket_arns)
+    )
+    if kms_key_arns:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DecryptImportOutputThroughS3",
+                actions=["kms:Decrypt"],
+                resources=list(kms_key_arns),
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{Aws.REGION}.amazonaws.com"}},
+            )
+        )

@@ -1,0 +1,216 @@
+"""The copy workflow: one Standard, JSONPath state machine of Lambda tasks.
+
+Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChunks? -> PublishResult -> Done
+                ^__________________________________________________________| (next chunk)
+Any task error (after its retries) -> PublishFailure -> CopyFailed; a publisher's own error -> PublishFailed.
+
+Retry and Catch error names come from ``hicopy.errors`` (the Lambda code's taxonomy) and the AwaitCopy
+MaxAttempts from ``hicopy.domain.backoff``: they are decided there, never retyped here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import Duration
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra import ensure_functions_importable
+from infra.config import PollingConfig
+from infra.lambda_factory import encrypted_log_group
+
+# Transient service errors (and Lambda service errors) on every task.
+TRANSIENT_INTERVAL_SECONDS = 2
+TRANSIENT_BACKOFF_RATE = 2.0
+TRANSIENT_MAX_DELAY_SECONDS = 60
+TRANSIENT_MAX_ATTEMPTS = 6
+# Image set state errors (locked by another write, version moved) on Submit.
+STATE_INTERVAL_SECONDS = 5
+STATE_BACKOFF_RATE = 2.0
+STATE_MAX_DELAY_SECONDS = 120
+STATE_MAX_ATTEMPTS = 8
+
+ERROR_RESULT_PATH = "$.error"
+# PublishFailure keeps the state (and its $.error) intact so that CopyFailed can report the original error.
+PUBLISH_FAILURE_RESULT_PATH = "$.publishResult"
+
+
+@dataclass(frozen=True)
+class WorkflowFunctions:
+    prepare: lambda_.IFunction
+    pace: lambda_.IFunction
+    submit: lambda_.IFunction
+    await_copy: lambda_.IFunction
+    publish: lambda_.IFunction
+
+
+@dataclass(frozen=True)
+class ErrorLists:
+    """The error names the state machine handles, imported from the Lambda code."""
+
+    transient: list[str]
+    state: list[str]
+    still_copying: list[str]
+    lambda_service: list[str]
+
+
+def error_lists() -> ErrorLists:
+    ensure_functions_importable()
+    from hicopy.errors import LAMBDA_SERVICE_ERRORS, STATE_ERRORS, STILL_COPYING_ERRORS, TRANSIENT_ERRORS
+
+    return ErrorLists(
+        transient=list(TRANSIENT_ERRORS),
+        state=list(STATE_ERRORS),
+        still_copying=list(STILL_COPYING_ERRORS),
+        lambda_service=list(LAMBDA_SERVICE_ERRORS),
+    )
+
+
+def await_copy_max_attempts(polling: PollingConfig) -> int:
+    ensure_functions_importable()
+    from hicopy.domain.backoff import max_attempts_for
+
+    return max_attempts_for(
+        polling.max_wait_seconds, polling.first_interval_seconds, polling.backoff_rate, polling.max_delay_seconds
+    )
+
+
+def task_payload() -> sfn.TaskInput:
+    """The one payload form of every task: the whole execution state plus execution id and retry count."""
+    return sfn.TaskInput.from_object(
+        {
+            "state": sfn.JsonPath.object_at("$"),
+            "executionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
+            "retryCount": sfn.JsonPath.number_at("$$.State.RetryCount"),
+        }
+    )
+
+
+class CopyWorkflow(Construct):
+    """Builds the state machine (construct id ``CopyStateMachine`` under the stack) and its log group."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        functions: WorkflowFunctions,
+        polling: PollingConfig,
+        execution_timeout: Duration,
+        log_execution_data: bool,
+        log_retention_days: int,
+        log_key: kms.IKey,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        errors = error_lists()
+        transient = [*errors.lambda_service, *errors.transient]
+
+        def invoke(state_id: str, fn: lambda_.IFunction, *, result_path: str = "$") -> tasks.LambdaInvoke:
+            task = tasks.LambdaInvoke(
+                self,
+                state_id,
+                lambda_function=fn,
+                payload=task_payload(),
+                payload_response_only=True,
+                result_path=result_path,
+                # Only the retriers below: CDK's default service-exception retrier would not use full jitter.
+                retry_on_service_exceptions=False,
+            )
+            return task
+
+        def retry_transient(task: tasks.LambdaInvoke) -> None:
+            task.add_retry(
+                errors=transient,
+                interval=Duration.seconds(TRANSIENT_INTERVAL_SECONDS),
+                backoff_rate=TRANSIENT_BACKOFF_RATE,
+                max_delay=Duration.seconds(TRANSIENT_MAX_DELAY_SECONDS),
+                max_attempts=TRANSIENT_MAX_ATTEMPTS,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+
+        prepare = invoke("Prepare", functions.prepare)
+        pace = invoke("Pace", functions.pace)
+        submit = invoke("Submit", functions.submit)
+        await_copy = invoke("AwaitCopy", functions.await_copy)
+        publish_result = invoke("PublishResult", functions.publish)
+        publish_failure = invoke("PublishFailure", functions.publish, result_path=PUBLISH_FAILURE_RESULT_PATH)
+
+        # AwaitCopy: the still-copying retrier FIRST (Step Functions uses the first retrier that matches).
+        await_copy.add_retry(
+            errors=errors.still_copying,
+            interval=Duration.seconds(polling.first_interval_seconds),
+            backoff_rate=polling.backoff_rate,
+            max_delay=Duration.seconds(polling.max_delay_seconds),
+            max_attempts=await_copy_max_attempts(polling),
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        for task in (prepare, pace, submit, await_copy, publish_result, publish_failure):
+            retry_transient(task)
+        # Submit: conflicts (image set locked, version moved) are re-read and retried. Never States.Timeout or
+        # States.TaskFailed: a retry after an unknown outcome could start a second copy.
+        submit.add_retry(
+            errors=errors.state,
+            interval=Duration.seconds(STATE_INTERVAL_SECONDS),
+            backoff_rate=STATE_BACKOFF_RATE,
+            max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
+            max_attempts=STATE_MAX_ATTEMPTS,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+
+        copy_failed = sfn.Fail(
+            self,
+            "CopyFailed",
+            error_path=sfn.JsonPath.string_at("$.error.Error"),
+            cause_path=sfn.JsonPath.string_at("$.error.Cause"),
+        )
+        publish_failed = sfn.Fail(
+            self,
+            "PublishFailed",
+            error="PublishFailed",
+            cause="The terminal event of this job could not be published; see the execution history.",
+        )
+        for task in (prepare, pace, submit, await_copy):
+            task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
+        # A publisher that fails ends the execution: never publish a second terminal event for the same job.
+        for task in (publish_result, publish_failure):
+            task.add_catch(publish_failed, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
+        publish_failure.next(copy_failed)
+
+        pace_wait = sfn.Wait(self, "PaceWait", time=sfn.WaitTime.seconds_path("$.pace.waitSeconds"))
+        needs_pacing = (
+            sfn.Choice(self, "NeedsPacing?")
+            .when(
+                sfn.Condition.and_(
+                    sfn.Condition.is_present("$.pace.waitSeconds"),
+                    sfn.Condition.number_greater_than("$.pace.waitSeconds", 0),
+                ),
+                pace_wait.next(submit),
+            )
+            .otherwise(submit)
+        )
+        more_chunks = (
+            sfn.Choice(self, "MoreChunks?")
+            .when(sfn.Condition.boolean_equals("$.done", True), publish_result.next(sfn.Succeed(self, "Done")))
+            .otherwise(pace)
+        )
+        prepare.next(pace).next(needs_pacing)
+        submit.next(await_copy).next(more_chunks)
+
+        self.log_group = encrypted_log_group(self, "Logs", retention_days=log_retention_days, key=log_key)
+        self.state_machine = sfn.StateMachine(
+            scope,
+            "CopyStateMachine",
+            comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            query_language=sfn.QueryLanguage.JSON_PATH,
+            definition_body=sfn.DefinitionBody.from_chainable(prepare),
+            timeout=execution_timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
+            ),
+        )

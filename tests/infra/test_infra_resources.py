@@ -1,0 +1,330 @@
+"""Queues (SSE, TLS, DLQs, redrive), bus, rules, table, functions, alarms, dashboard and outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from infra_helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
+
+QUEUES = ["JobQueue", "JobDeadLetterQueue", "CopyRequestedRuleDeadLetterQueue", "ImportRuleDeadLetterQueue"]
+DLQS = QUEUES[1:]
+FUNCTIONS = {
+    "JobConsumer": (
+        "hicopy.handlers.consumer.handler",
+        {"STATE_MACHINE_ARN", "EVENT_BUS_NAME", "EVENT_SOURCE", "REJECTED_QUEUE_URL", "DATASTORE_IDS"},
+    ),
+    "Prepare": ("hicopy.handlers.prepare.handler", {"DATASTORE_IDS", "MAX_FRAMES_PER_COPY"}),
+    "Pace": ("hicopy.handlers.pace.handler", {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST"}),
+    "Submit": ("hicopy.handlers.submit.handler", {"STATE_TABLE_NAME", "MAX_FRAMES_PER_COPY"}),
+    "AwaitCopy": ("hicopy.handlers.await_copy.handler", set()),
+    "Publish": ("hicopy.handlers.publish.handler", {"EVENT_BUS_NAME", "EVENT_SOURCE"}),
+    "ImportPlanner": (
+        "hicopy.handlers.planner.handler",
+        {
+            "JOB_QUEUE_URL",
+            "DATASTORE_IDS",
+            "POST_IMPORT_POLICY",
+            "CONSOLIDATE_FORCE",
+            "DELETE_AFTER_CONSOLIDATE",
+            "EVENT_BUS_NAME",
+            "EVENT_SOURCE",
+        },
+    ),
+}
+COMMON_ENV = {
+    "POWERTOOLS_SERVICE_NAME": "hicopy",
+    "POWERTOOLS_METRICS_NAMESPACE": "HealthImagingCopy",
+    "LOG_LEVEL": "INFO",
+    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+}
+
+
+def _props(template: dict[str, Any], construct_id: str, resource_type: str) -> dict[str, Any]:
+    return template["Resources"][logical_id(template, construct_id, resource_type)]["Properties"]  # type: ignore[no-any-return]
+
+
+def _ref(template: dict[str, Any], construct_id: str, resource_type: str, attr: str | None = None) -> str:
+    lid = logical_id(template, construct_id, resource_type)
+    return "${" + (f"{lid}.{attr}" if attr else lid) + "}"
+
+
+# --- queues --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", QUEUES)
+def test_queue_encrypted_and_tls_only(template_json: dict[str, Any], name: str) -> None:
+    assert _props(template_json, name, "AWS::SQS::Queue")["SqsManagedSseEnabled"] is True
+    queue_ref = _ref(template_json, name, "AWS::SQS::Queue")
+    policies = [
+        render(p["Properties"])
+        for p in resources(template_json, "AWS::SQS::QueuePolicy").values()
+        if queue_ref in render(p["Properties"]["Queues"])
+    ]
+    denies = [st for p in policies for st in p["PolicyDocument"]["Statement"] if st["Effect"] == "Deny"]
+    assert any(
+        st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        and st["Action"] == "sqs:*"
+        and st["Principal"] == {"AWS": "*"}
+        for st in denies
+    ), policies
+
+
+def test_job_queue_redrive_and_visibility(template_json: dict[str, Any]) -> None:
+    job = _props(template_json, "JobQueue", "AWS::SQS::Queue")
+    assert render(job["RedrivePolicy"]) == {
+        "deadLetterTargetArn": _ref(template_json, "JobDeadLetterQueue", "AWS::SQS::Queue", "Arn"),
+        "maxReceiveCount": 5,
+    }
+    consumer_timeout = _props(template_json, "JobConsumer", "AWS::Lambda::Function")["Timeout"]
+    assert job["VisibilityTimeout"] >= 6 * consumer_timeout
+
+
+@pytest.mark.parametrize("name", DLQS)
+def test_dead_letter_queues_keep_14_days(template_json: dict[str, Any], name: str) -> None:
+    props = _props(template_json, name, "AWS::SQS::Queue")
+    assert props["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "RedrivePolicy" not in props
+
+
+def test_consumer_event_source(template_json: dict[str, Any], variant_json: dict[str, Any]) -> None:
+    (mapping,) = resources(template_json, "AWS::Lambda::EventSourceMapping").values()
+    props = render(mapping["Properties"])
+    assert props["EventSourceArn"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue", "Arn")
+    assert props["FunctionName"] == _ref(template_json, "JobConsumer", "AWS::Lambda::Function")
+    assert props["BatchSize"] == 10
+    assert props["MaximumBatchingWindowInSeconds"] == 1
+    assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert props["ScalingConfig"] == {"MaximumConcurrency": 2}
+    (variant,) = resources(variant_json, "AWS::Lambda::EventSourceMapping").values()
+    assert variant["Properties"]["ScalingConfig"] == {"MaximumConcurrency": VARIANT_CONFIG["consumerMaxConcurrency"]}
+
+
+# --- bus and rules -------------------------------------------------------------------------------------------------
+def test_bus_and_archive(template_json: dict[str, Any], variant_json: dict[str, Any]) -> None:
+    assert _props(template_json, "CopyEventBus", "AWS::Events::EventBus")["Name"] == "hicopy-events"
+    (archive,) = resources(template_json, "AWS::Events::Archive").values()
+    assert archive["Properties"]["RetentionDays"] == 30
+    assert render(archive["Properties"]["SourceArn"]) == _ref(
+        template_json, "CopyEventBus", "AWS::Events::EventBus", "Arn"
+    )
+    assert _props(variant_json, "CopyEventBus", "AWS::Events::EventBus")["Name"] == "other-bus"
+    (variant_archive,) = resources(variant_json, "AWS::Events::Archive").values()
+    assert variant_archive["Properties"]["RetentionDays"] == VARIANT_CONFIG["archiveRetentionDays"]
+
+
+def test_copy_requested_rule_delivers_whole_event_to_job_queue(template_json: dict[str, Any]) -> None:
+    rule = render(_props(template_json, "CopyRequestedRule", "AWS::Events::Rule"))
+    assert rule["EventBusName"] == _ref(template_json, "CopyEventBus", "AWS::Events::EventBus")
+    assert rule["EventPattern"] == {"detail-type": ["Copy Requested"]}
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue", "Arn")
+    assert not {"Input", "InputPath", "InputTransformer"} & set(target)
+    assert target["DeadLetterConfig"] == {
+        "Arn": _ref(template_json, "CopyRequestedRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
+    }
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    # EventBridge may send to the job queue and the DLQ, only for this rule
+    rule_arn = _ref(template_json, "CopyRequestedRule", "AWS::Events::Rule", "Arn")
+    for queue in ("JobQueue", "CopyRequestedRuleDeadLetterQueue"):
+        queue_ref = _ref(template_json, queue, "AWS::SQS::Queue")
+        allows = [
+            st
+            for p in resources(template_json, "AWS::SQS::QueuePolicy").values()
+            if queue_ref in render(p["Properties"]["Queues"])
+            for st in render(p["Properties"]["PolicyDocument"]["Statement"])
+            if st["Effect"] == "Allow"
+        ]
+        (allow,) = allows
+        expected_actions = {"sqs:SendMessage"}
+        if queue == "JobQueue":  # CDK's SqsQueue target also grants the two read-only calls
+            expected_actions |= {"sqs:GetQueueAttributes", "sqs:GetQueueUrl"}
+        assert set(allow["Action"] if isinstance(allow["Action"], list) else [allow["Action"]]) == expected_actions
+        assert allow["Condition"] == {"ArnEquals": {"aws:SourceArn": rule_arn}}
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Resource"] == _ref(template_json, queue, "AWS::SQS::Queue", "Arn")
+
+
+def test_import_rule_on_default_bus_filtered_to_datastores(template_json: dict[str, Any]) -> None:
+    rule = render(_props(template_json, "ImportEventsRule", "AWS::Events::Rule"))
+    assert "EventBusName" not in rule  # the default bus: where HealthImaging emits its events
+    assert rule["EventPattern"] == {
+        "source": ["aws.medical-imaging"],
+        "detail-type": ["Import Job Completed", "Import Job Failed"],
+        "detail": {"datastoreId": [DS1, DS2]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _ref(template_json, "ImportPlanner", "AWS::Lambda::Function", "Arn")
+    assert target["DeadLetterConfig"] == {
+        "Arn": _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
+    }
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
+    (permission,) = resources(template_json, "AWS::Lambda::Permission").values()
+    assert render(permission["Properties"]) == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": _ref(template_json, "ImportPlanner", "AWS::Lambda::Function", "Arn"),
+        "Principal": "events.amazonaws.com",
+        "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
+    }
+
+
+# --- table and functions -------------------------------------------------------------------------------------------
+def test_state_table(template_json: dict[str, Any]) -> None:
+    props = _props(template_json, "StateTable", "AWS::DynamoDB::Table")
+    assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert props["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+@pytest.mark.parametrize("name", sorted(FUNCTIONS))
+def test_function_contract(template_json: dict[str, Any], name: str) -> None:
+    handler, extra_env = FUNCTIONS[name]
+    props = render(_props(template_json, name, "AWS::Lambda::Function"))
+    assert props["Handler"] == handler
+    assert props["Runtime"] == "python3.14"
+    assert props["Architectures"] == ["arm64"]
+    assert props["TracingConfig"] == {"Mode": "Active"}
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["LogGroup"] == _ref(template_json, f"{name}LogGroup", "AWS::Logs::LogGroup")
+    env = props["Environment"]["Variables"]
+    assert set(env) == set(COMMON_ENV) | extra_env
+    assert {k: env[k] for k in COMMON_ENV} == COMMON_ENV
+    log_group = _props(template_json, f"{name}LogGroup", "AWS::Logs::LogGroup")
+    assert log_group["RetentionInDays"] == 365
+    assert render(log_group["KmsKeyId"]) == _ref(template_json, "EncryptionKey", "AWS::KMS::Key", "Arn")
+
+
+def test_function_environment_values(template_json: dict[str, Any]) -> None:
+    def env(name: str) -> dict[str, Any]:
+        return render(_props(template_json, name, "AWS::Lambda::Function"))["Environment"]["Variables"]  # type: ignore[no-any-return]
+
+    ids = f"{DS1},{DS2}"
+    consumer = env("JobConsumer")
+    assert consumer["STATE_MACHINE_ARN"] == _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
+    assert consumer["REJECTED_QUEUE_URL"] == _ref(template_json, "JobDeadLetterQueue", "AWS::SQS::Queue")
+    assert consumer["EVENT_BUS_NAME"] == _ref(template_json, "CopyEventBus", "AWS::Events::EventBus")
+    assert consumer["EVENT_SOURCE"] == "hicopy.orchestrator"
+    assert consumer["DATASTORE_IDS"] == ids
+    assert env("Prepare") == {**env("Prepare"), "DATASTORE_IDS": ids, "MAX_FRAMES_PER_COPY": "1000"}
+    table = _ref(template_json, "StateTable", "AWS::DynamoDB::Table")
+    assert env("Pace")["STATE_TABLE_NAME"] == table
+    assert (env("Pace")["COPY_RATE_PER_SECOND"], env("Pace")["COPY_BURST"]) == ("0.25", "1")
+    assert env("Submit")["STATE_TABLE_NAME"] == table
+    planner = env("ImportPlanner")
+    assert planner["JOB_QUEUE_URL"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue")
+    assert planner["POST_IMPORT_POLICY"] == TEST_CONFIG["postImportPolicy"]
+    assert (planner["CONSOLIDATE_FORCE"], planner["DELETE_AFTER_CONSOLIDATE"]) == ("false", "false")
+
+
+def test_one_code_asset_and_async_retries(template_json: dict[str, Any]) -> None:
+    functions = resources(template_json, "AWS::Lambda::Function")
+    assert len(functions) == len(FUNCTIONS)
+    assert len({str(f["Properties"]["Code"]) for f in functions.values()}) == 1
+    configs = {
+        render(c["Properties"]["FunctionName"]): c["Properties"]["MaximumRetryAttempts"]
+        for c in resources(template_json, "AWS::Lambda::EventInvokeConfig").values()
+    }
+    planner = _ref(template_json, "ImportPlanner", "AWS::Lambda::Function")
+    assert configs.pop(planner) == 2
+    assert set(configs.values()) == {0}
+    dead_letter = _props(template_json, "ImportPlanner", "AWS::Lambda::Function")["DeadLetterConfig"]
+    assert render(dead_letter) == {
+        "TargetArn": _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
+    }
+
+
+def test_plain_resources_only(template_json: dict[str, Any]) -> None:
+    types = {res["Type"] for res in template_json["Resources"].values()}
+    assert not {t for t in types if t.startswith("Custom::") or t == "AWS::CloudFormation::CustomResource"}
+    assert "AWS::Lambda::LayerVersion" not in types
+    assert "Fn::ImportValue" not in str(template_json)
+
+
+# --- monitoring and outputs ----------------------------------------------------------------------------------------
+def _alarms(template: dict[str, Any]) -> list[dict[str, Any]]:
+    return [render(a["Properties"]) for a in resources(template, "AWS::CloudWatch::Alarm").values()]
+
+
+def test_alarm_topic_encrypted_tls_and_email(template_json: dict[str, Any], variant_json: dict[str, Any]) -> None:
+    (topic_id,) = resources(template_json, "AWS::SNS::Topic")
+    topic = render(template_json["Resources"][topic_id]["Properties"])
+    assert topic["KmsMasterKeyId"] == _ref(template_json, "EncryptionKey", "AWS::KMS::Key", "Arn")
+    (policy,) = resources(template_json, "AWS::SNS::TopicPolicy").values()
+    assert any(
+        st["Effect"] == "Deny" and st["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for st in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+    (subscription,) = resources(template_json, "AWS::SNS::Subscription").values()
+    assert subscription["Properties"]["Protocol"] == "email"
+    assert subscription["Properties"]["Endpoint"] == TEST_CONFIG["alarmEmail"]
+    assert not resources(variant_json, "AWS::SNS::Subscription")
+
+
+def test_key_rotation_and_service_access(template_json: dict[str, Any]) -> None:
+    props = render(_props(template_json, "EncryptionKey", "AWS::KMS::Key"))
+    assert props["EnableKeyRotation"] is True
+    principals = [st["Principal"] for st in props["KeyPolicy"]["Statement"]]
+    assert {"Service": "logs.${AWS::Region}.amazonaws.com"} in principals
+    assert {"Service": "cloudwatch.amazonaws.com"} in principals
+
+
+@pytest.mark.parametrize("name", DLQS)
+def test_dlq_depth_alarm(template_json: dict[str, Any], name: str) -> None:
+    queue_name = _ref(template_json, name, "AWS::SQS::Queue", "QueueName")
+    (alarm,) = [
+        a
+        for a in _alarms(template_json)
+        if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        and a["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
+    ]
+    assert alarm["Namespace"] == "AWS/SQS"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+
+
+def test_state_machine_alarms(template_json: dict[str, Any]) -> None:
+    machine = _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
+    by_metric = {
+        a["MetricName"]: a
+        for a in _alarms(template_json)
+        if a.get("Namespace") == "AWS/States" and a["Dimensions"] == [{"Name": "StateMachineArn", "Value": machine}]
+    }
+    assert set(by_metric) == {"ExecutionsFailed", "ExecutionsTimedOut"}
+    for alarm in by_metric.values():
+        assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
+
+
+def test_lambda_error_alarms(template_json: dict[str, Any]) -> None:
+    alarmed = {
+        a["Dimensions"][0]["Value"]
+        for a in _alarms(template_json)
+        if a.get("Namespace") == "AWS/Lambda" and a["MetricName"] == "Errors" and a["Threshold"] == 1
+    }
+    assert alarmed == {_ref(template_json, name, "AWS::Lambda::Function") for name in FUNCTIONS}
+
+
+def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
+    (topic_id,) = resources(template_json, "AWS::SNS::Topic")
+    alarms = _alarms(template_json)
+    assert len(alarms) == len(DLQS) + 2 + len(FUNCTIONS)
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == ["${" + topic_id + "}"]
+        assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_dashboard(template_json: dict[str, Any]) -> None:
+    (dashboard,) = resources(template_json, "AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    for metric in ("ExecutionsFailed", "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"):
+        assert metric in body
+
+
+def test_outputs(template_json: dict[str, Any]) -> None:
+    outputs = {name: render(out["Value"]) for name, out in template_json["Outputs"].items()}
+    assert outputs == {
+        "JobQueueUrl": _ref(template_json, "JobQueue", "AWS::SQS::Queue"),
+        "JobDeadLetterQueueUrl": _ref(template_json, "JobDeadLetterQueue", "AWS::SQS::Queue"),
+        "EventBusName": _ref(template_json, "CopyEventBus", "AWS::Events::EventBus"),
+        "StateMachineArn": _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine"),
+    }

@@ -1,0 +1,186 @@
+"""The state machine: type, query language, graph, Retry/Catch policies, logging and tracing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from infra_helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
+
+from hicopy.domain.backoff import max_attempts_for
+from hicopy.errors import LAMBDA_SERVICE_ERRORS, STATE_ERRORS, STILL_COPYING_ERRORS, TRANSIENT_ERRORS
+
+TASKS = ["Prepare", "Pace", "Submit", "AwaitCopy", "PublishResult", "PublishFailure"]
+TASK_FUNCTION = {
+    "Prepare": "Prepare",
+    "Pace": "Pace",
+    "Submit": "Submit",
+    "AwaitCopy": "AwaitCopy",
+    "PublishResult": "Publish",
+    "PublishFailure": "Publish",
+}
+TRANSIENT_RETRY = {
+    "ErrorEquals": LAMBDA_SERVICE_ERRORS + TRANSIENT_ERRORS,
+    "IntervalSeconds": 2,
+    "BackoffRate": 2,
+    "MaxDelaySeconds": 60,
+    "MaxAttempts": 6,
+    "JitterStrategy": "FULL",
+}
+PAYLOAD = {"state.$": "$", "executionArn.$": "$$.Execution.Id", "retryCount.$": "$$.State.RetryCount"}
+
+
+@pytest.fixture(scope="module")
+def states(template_json: dict[str, Any]) -> dict[str, Any]:
+    return definition(template_json)["States"]  # type: ignore[no-any-return]
+
+
+def _machine(template: dict[str, Any]) -> dict[str, Any]:
+    (machine,) = resources(template, "AWS::StepFunctions::StateMachine").values()
+    return machine["Properties"]  # type: ignore[no-any-return]
+
+
+def test_one_standard_jsonpath_state_machine(template_json: dict[str, Any]) -> None:
+    assert logical_id(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
+    props = _machine(template_json)
+    assert props["StateMachineType"] == "STANDARD"
+    top = definition(template_json)
+    assert top.get("QueryLanguage", "JSONPath") == "JSONPath"
+    assert "JSONata" not in str(props["DefinitionString"])
+    assert all(state.get("QueryLanguage", "JSONPath") == "JSONPath" for state in top["States"].values())
+    assert top["StartAt"] == "Prepare"
+    assert top["TimeoutSeconds"] == 48 * 3600
+
+
+def test_logging_all_without_execution_data_and_tracing(template_json: dict[str, Any]) -> None:
+    props = _machine(template_json)
+    logging = props["LoggingConfiguration"]
+    assert logging["Level"] == "ALL"
+    assert logging["IncludeExecutionData"] is False
+    (destination,) = logging["Destinations"]
+    log_group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+    log_group_props = template_json["Resources"][log_group]["Properties"]
+    assert log_group_props["RetentionInDays"] == 365
+    assert "KmsKeyId" in log_group_props
+    assert props["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_graph(states: dict[str, Any]) -> None:
+    assert states["Prepare"]["Next"] == "Pace"
+    assert states["Pace"]["Next"] == "NeedsPacing?"
+    needs_pacing = states["NeedsPacing?"]
+    assert needs_pacing["Type"] == "Choice"
+    (choice,) = needs_pacing["Choices"]
+    assert choice["Next"] == "PaceWait"
+    assert {"Variable": "$.pace.waitSeconds", "NumericGreaterThan": 0} in choice["And"]
+    assert needs_pacing["Default"] == "Submit"
+    assert states["PaceWait"] == {"Type": "Wait", "SecondsPath": "$.pace.waitSeconds", "Next": "Submit"}
+    assert states["Submit"]["Next"] == "AwaitCopy"
+    assert states["AwaitCopy"]["Next"] == "MoreChunks?"
+    more = states["MoreChunks?"]
+    assert more["Choices"] == [{"Variable": "$.done", "BooleanEquals": True, "Next": "PublishResult"}]
+    assert more["Default"] == "Pace"
+    assert states["PublishResult"]["Next"] == "Done"
+    assert states["Done"] == {"Type": "Succeed"}
+    assert states["PublishFailure"]["Next"] == "CopyFailed"
+    assert states["CopyFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
+    assert states["PublishFailed"]["Type"] == "Fail"
+    assert set(states) == {*TASKS, "NeedsPacing?", "PaceWait", "MoreChunks?", "Done", "CopyFailed", "PublishFailed"}
+
+
+@pytest.mark.parametrize("state_name", TASKS)
+def test_every_task_invokes_its_function_with_the_state_payload(
+    template_json: dict[str, Any], states: dict[str, Any], state_name: str
+) -> None:
+    task = states[state_name]
+    function_id = logical_id(template_json, TASK_FUNCTION[state_name], "AWS::Lambda::Function")
+    assert task["Type"] == "Task"
+    assert task["Resource"] == "${" + function_id + ".Arn}"  # payloadResponseOnly: direct function ARN
+    assert task["Parameters"] == PAYLOAD
+    expected_result_path = "$.publishResult" if state_name == "PublishFailure" else "$"
+    assert task["ResultPath"] == expected_result_path
+    assert "OutputPath" not in task
+    assert "InputPath" not in task
+
+
+@pytest.mark.parametrize("state_name", TASKS)
+def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, Any], state_name: str) -> None:
+    assert TRANSIENT_RETRY in states[state_name]["Retry"]
+    for retrier in states[state_name]["Retry"]:
+        assert retrier["JitterStrategy"] == "FULL"
+        assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
+
+
+def test_submit_retries_state_errors_and_never_timeouts(states: dict[str, Any]) -> None:
+    assert states["Submit"]["Retry"] == [
+        TRANSIENT_RETRY,
+        {
+            "ErrorEquals": STATE_ERRORS,
+            "IntervalSeconds": 5,
+            "BackoffRate": 2,
+            "MaxDelaySeconds": 120,
+            "MaxAttempts": 8,
+            "JitterStrategy": "FULL",
+        },
+    ]
+
+
+def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
+    expected_attempts = max_attempts_for(43_200, 5, 2.0, 120)
+    assert states["AwaitCopy"]["Retry"] == [
+        {
+            "ErrorEquals": STILL_COPYING_ERRORS,
+            "IntervalSeconds": 5,
+            "BackoffRate": 2,
+            "MaxDelaySeconds": 120,
+            "MaxAttempts": expected_attempts,
+            "JitterStrategy": "FULL",
+        },
+        TRANSIENT_RETRY,
+    ]
+
+
+def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
+    for name in ("Prepare", "Pace", "PublishResult", "PublishFailure"):
+        assert states[name]["Retry"] == [TRANSIENT_RETRY], name
+
+
+def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None:
+    polling = VARIANT_CONFIG["polling"]
+    retrier = definition(variant_json)["States"]["AwaitCopy"]["Retry"][0]
+    assert retrier == {
+        "ErrorEquals": STILL_COPYING_ERRORS,
+        "IntervalSeconds": polling["firstIntervalSeconds"],
+        "BackoffRate": polling["backoffRate"],
+        "MaxDelaySeconds": polling["maxDelaySeconds"],
+        "MaxAttempts": max_attempts_for(
+            polling["maxWaitSeconds"],
+            polling["firstIntervalSeconds"],
+            polling["backoffRate"],
+            polling["maxDelaySeconds"],
+        ),
+        "JitterStrategy": "FULL",
+    }
+    props = _machine(variant_json)
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+    assert definition(variant_json)["TimeoutSeconds"] == VARIANT_CONFIG["executionTimeoutHours"] * 3600
+
+
+def test_catch_all_publishes_the_failure_once(states: dict[str, Any]) -> None:
+    for name in ("Prepare", "Pace", "Submit", "AwaitCopy"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"}
+        ], name
+    for name in ("PublishResult", "PublishFailure"):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailed"}
+        ], name
+
+
+def test_error_lists_are_not_empty() -> None:
+    # Guards the imports above: an empty list would make the Retry assertions vacuous.
+    assert TRANSIENT_ERRORS
+    assert STATE_ERRORS
+    assert STILL_COPYING_ERRORS
+    assert LAMBDA_SERVICE_ERRORS
+    assert TEST_CONFIG["datastoreIds"]
