@@ -62,6 +62,7 @@ class FakeImaging:
         self.copies: list[CopyRequest] = []
         self.next_id = 0
         self.fail_with: list[Exception] = []
+        self.created: list[str] = []
 
     def add(self, image_set_id: str, **kw: Any) -> FakeImageSet:
         self.sets[image_set_id] = FakeImageSet(**kw)
@@ -72,6 +73,8 @@ class FakeImaging:
         if s is None:
             raise ImageSetNotFound(f"ResourceNotFoundException: {image_set_id}")
         v = int(version_id) if version_id else s.version
+        if v > s.version:
+            raise ImageSetNotFound(f"ResourceNotFoundException: {image_set_id} has no version {v}")
         state, status, msg = s.statuses.get(v, (s.state, s.status, s.message))
         return ImageSetInfo(datastore_id, image_set_id, str(v), state, status, msg, True)
 
@@ -86,6 +89,7 @@ class FakeImaging:
             self.next_id += 1
             dest_id = f"{self.next_id:032d}"
             self.sets[dest_id] = FakeImageSet(version=1, state="LOCKED", status="COPYING")
+            self.created.append(dest_id)
             dest = self.sets[dest_id]
         else:
             dest_id = request.destination_image_set_id
@@ -93,6 +97,9 @@ class FakeImaging:
             dest.version += 1
         dest.statuses[dest.version] = ("LOCKED", "COPYING", None)
         return CopyStarted(dest_id, str(dest.version), request.source_version_id)
+
+    def copies_created_since(self, datastore_id: str, source_image_set_id: str, since: float) -> list[ImageSetInfo]:
+        return [self.get_image_set(datastore_id, i) for i in self.created if i != source_image_set_id]
 
     def finish(self, image_set_id: str, status: str = "COPIED", message: str | None = None) -> None:
         s = self.sets[image_set_id]

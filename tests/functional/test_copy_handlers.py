@@ -223,3 +223,30 @@ def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: St
     assert d["reason"] == {"code": "CopyFailed", "message": "INVALID_REQUEST:  chunk two rejected"}
     assert d["completedChunks"][0]["index"] == 0 and d["destination"]["imageSetId"]
     assert_valid_event(event["detail-type"], d)
+
+
+@pytest.mark.parametrize("existing_destination", [False, True])
+def test_submit_that_died_after_calling_is_reconciled_not_repeated(stack: Stack, monkeypatch, existing_destination):
+    from hicopy.adapters.aws import DynamoSubmissionStore
+
+    dst = stack.emulator.seed_image_set(stack.datastore_id, instances_per_series=2)
+    src = sibling(stack, dst.image_set_id)
+    job: dict[str, Any] = {"source": {"imageSetId": src.image_set_id}}
+    if existing_destination:
+        job["destination"] = {"imageSetId": dst.image_set_id}
+    state = task(pace, task(prepare, initial(stack, **job)))
+    real_complete = DynamoSubmissionStore.complete
+
+    def die(self, record):  # the Lambda is killed after CopyImageSet returned, before recording it
+        raise RuntimeError("Lambda timed out")
+
+    monkeypatch.setattr(DynamoSubmissionStore, "complete", die)
+    with pytest.raises(RuntimeError):
+        task(submit, state)
+    monkeypatch.setattr(DynamoSubmissionStore, "complete", real_complete)
+    again = task(submit, state, retry=1)
+    assert again["submission"]["replayed"] is True
+    assert len(stack.emulator.calls_to("CopyImageSet")) == 1
+    stack.clock.t += 20
+    done = task(await_copy, again)
+    assert done["done"] is True

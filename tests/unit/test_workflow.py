@@ -134,15 +134,64 @@ def test_submit_never_copies_twice_for_the_same_chunk(imaging):
     assert again.submission.destination == first.submission.destination
 
 
-def test_submit_after_a_crash_mid_call_refuses_to_guess(imaging):
-    clock, subs = FakeClock(), FakeSubmissions()
-    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+def crashed_after_call(imaging, subs, st, clock):
+    """Submit wrote its intent and called CopyImageSet, then died before recording the result."""
     from hicopy.domain.ports import SubmissionRecord
 
-    subs.begin(SubmissionRecord(job_id="job-1", chunk=0, status="SUBMITTING", started_at=clock.now()))
+    dest = st.destination.imageSetId if st.destination else None
+    before = imaging.get_image_set(DS, dest).version_id if dest else None
+    subs.begin(
+        SubmissionRecord(
+            job_id="job-1",
+            chunk=0,
+            status="SUBMITTING",
+            started_at=clock.now(),
+            destination_image_set_id=dest,
+            destination_version_before=before,
+        )
+    )
+
+
+def test_retry_after_a_crash_adopts_the_copy_into_an_existing_destination(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(
+        state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
+    )
+    crashed_after_call(imaging, subs, st, clock)
+    workflow.submit(st, imaging, FakeSubmissions(), clock)  # the lost call (another store: it really happened)
+    again = workflow.submit(st, imaging, subs, clock)
+    assert len(imaging.copies) == 1 and again.submission.replayed
+    assert again.submission.destination.versionId == "8" and subs.records[("job-1", 0)].status == "SUBMITTED"
+
+
+def test_retry_after_a_crash_adopts_the_single_new_image_set(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock)
+    lost = workflow.submit(st, imaging, FakeSubmissions(), clock)
+    again = workflow.submit(st, imaging, subs, clock)
+    assert len(imaging.copies) == 1 and again.submission.destination == lost.submission.destination
+
+
+def test_retry_after_a_crash_before_the_call_calls_once(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(
+        state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
+    )
+    crashed_after_call(imaging, subs, st, clock)  # ...but the call never reached the service
+    again = workflow.submit(st, imaging, subs, clock)
+    assert len(imaging.copies) == 1 and not again.submission.replayed
+
+
+def test_ambiguous_crash_refuses_to_guess(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock)
+    workflow.submit(st, imaging, FakeSubmissions(), clock)
+    workflow.submit(st, imaging, FakeSubmissions(), clock)  # two candidate copies: cannot tell which is ours
     with pytest.raises(SubmitOutcomeUnknown):
         workflow.submit(st, imaging, subs, clock)
-    assert imaging.copies == []
+    assert len(imaging.copies) == 2
 
 
 def test_throttled_submit_can_be_retried(imaging):

@@ -6,7 +6,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -98,6 +98,21 @@ class HealthImaging:
             destination_version_id=dest["latestVersionId"],
             source_version_id=src["latestVersionId"],
         )
+
+    def copies_created_since(self, datastore_id: str, source_image_set_id: str, since: float) -> list[ImageSetInfo]:
+        """Image sets created in ``[since, since + 15 min]`` (other than the source) whose latest version is a copy.
+
+        A copy's metadata is empty until it completes, so candidates are found by creation time, not by Series.
+        """
+        window = [{"createdAt": datetime.fromtimestamp(t, UTC)} for t in (since, since + 900)]
+        found = []
+        for item in self.search_image_sets(datastore_id, [{"values": window, "operator": "BETWEEN"}], limit=200):
+            if item.image_set_id == source_image_set_id or (item.created_at is not None and item.created_at < since):
+                continue
+            info = self.get_image_set(datastore_id, item.image_set_id)
+            if info.workflow_status in ("COPYING", "COPIED", "COPY_FAILED"):
+                found.append(info)
+        return found
 
     def delete_image_set(self, datastore_id: str, image_set_id: str) -> str:
         r = self._call("delete_image_set", datastoreId=datastore_id, imageSetId=image_set_id)

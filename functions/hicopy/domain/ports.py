@@ -58,6 +58,10 @@ class ImagingPort(Protocol):
 
     def copy_image_set(self, request: CopyRequest) -> CopyStarted: ...
 
+    def copies_created_since(self, datastore_id: str, source_image_set_id: str, since: float) -> list[ImageSetInfo]:
+        """Image sets (other than the source) created shortly after ``since`` whose latest version is a copy."""
+        ...
+
 
 class EventPublisherPort(Protocol):
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:

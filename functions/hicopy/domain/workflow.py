@@ -112,76 +112,101 @@ def pace(state: WorkflowState, pacer: Pacer, clock: Clock) -> WorkflowState:
 
 # --- Submit -----------------------------------------------------------------------------------------------------
 def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionStorePort, clock: Clock) -> WorkflowState:
-    """Start the copy of the current chunk, at most once per (job, chunk)."""
+    """Start the copy of the current chunk, at most once per (job, chunk).
+
+    Before calling, a SUBMITTING record (with the destination's version before the call) is written; after the call
+    it becomes SUBMITTED. A retried Submit that finds SUBMITTED reuses that copy. One that finds SUBMITTING (the
+    previous attempt died around the call) reconciles with the service: the destination version the copy would have
+    created, or a new image set created since, is adopted; if the call never reached the service it calls again.
+    """
     plan = _plan(state)
     job, k = state.job, state.chunkIndex
-    existing = submissions.begin(
-        SubmissionRecord(job_id=state.job_id, chunk=k, status="SUBMITTING", started_at=clock.now())
-    )
-    if existing is not None:
-        return _replay(state, existing, imaging)
-
-    try:
-        _sleep_to_slot(state, clock)
-        source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
-        if source.version_id != plan.source.versionId:
+    _sleep_to_slot(state, clock)
+    source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
+    if source.version_id != plan.source.versionId:
+        raise StaleVersion(
+            f"source image set {source.image_set_id} changed since the job was planned "
+            f"(version {plan.source.versionId} -> {source.version_id})"
+        )
+    dest_id = state.destination.imageSetId if state.destination else None
+    dest_version: str | None = None
+    dest_locked = False
+    if dest_id is not None:
+        dest = imaging.get_image_set(job.datastoreId, dest_id)
+        dest_locked = dest.locked
+        if k == 0 and job.destination_version_id is not None and dest.version_id != job.destination_version_id:
             raise StaleVersion(
-                f"source image set {source.image_set_id} changed since the job was planned "
-                f"(version {plan.source.versionId} -> {source.version_id})"
+                f"destination versionId {job.destination_version_id} is not the latest version ({dest.version_id})"
             )
-        dest_id = state.destination.imageSetId if state.destination else None
-        dest_version: str | None = None
-        if dest_id is not None:
-            dest = imaging.get_image_set(job.datastoreId, dest_id)
-            if k == 0 and job.destination_version_id is not None and dest.version_id != job.destination_version_id:
-                raise StaleVersion(
-                    f"destination versionId {job.destination_version_id} is not the latest version ({dest.version_id})"
-                )
-            if dest.locked:
-                raise ImageSetConflict(f"destination image set {dest_id} is locked ({dest.workflow_status})")
-            dest_version = dest.version_id
-        chunk = _chunk_plan(
-            imaging, job.datastoreId, plan.source.imageSetId, plan.source.versionId or "", state, plan.frameLimit
-        )
-        if chunk.chunk_count != plan.chunkCount:
-            raise StaleVersion("the source metadata no longer splits into the planned chunks")
-        request = CopyRequest(
-            datastore_id=job.datastoreId,
-            source_image_set_id=plan.source.imageSetId,
-            source_version_id=source.version_id,
-            destination_image_set_id=dest_id,
-            destination_version_id=dest_version,
-            copiable_attributes=chunk.chunks[k].copiable_attributes(),
-            force=job.force,
-            promote_to_primary=job.promoteToPrimary and k == 0,
-        )
+        dest_version = dest.version_id
+    intent = SubmissionRecord(
+        job_id=state.job_id,
+        chunk=k,
+        status="SUBMITTING",
+        started_at=clock.now(),
+        destination_image_set_id=dest_id,
+        destination_version_before=dest_version,
+    )
+    existing = submissions.begin(intent)
+    if existing is not None:
+        adopted = _reconcile(state, existing, imaging)
+        if adopted is not None:
+            if existing.status != "SUBMITTED":
+                submissions.complete(adopted)
+            return _submitted(state, adopted, replayed=True)
+        submissions.abandon(state.job_id, k)  # the earlier attempt never reached the service: start over
+        if submissions.begin(intent) is not None:
+            raise ImageSetConflict(f"another Submit of chunk {k} of job {state.job_id} is running")
+    if dest_locked:
+        submissions.abandon(state.job_id, k)
+        raise ImageSetConflict(f"destination image set {dest_id} is locked by another write")
+    chunks = _chunk_plan(
+        imaging, job.datastoreId, plan.source.imageSetId, plan.source.versionId or "", state, plan.frameLimit
+    )
+    if chunks.chunk_count != plan.chunkCount:
+        submissions.abandon(state.job_id, k)
+        raise StaleVersion("the source metadata no longer splits into the planned chunks")
+    request = CopyRequest(
+        datastore_id=job.datastoreId,
+        source_image_set_id=plan.source.imageSetId,
+        source_version_id=source.version_id,
+        destination_image_set_id=dest_id,
+        destination_version_id=dest_version,
+        copiable_attributes=chunks.chunks[k].copiable_attributes(),
+        force=job.force,
+        promote_to_primary=job.promoteToPrimary and k == 0,
+    )
+    try:
         started = imaging.copy_image_set(request)
     except Exception:
-        submissions.abandon(state.job_id, k)  # the copy did not start: a retry may call again
+        submissions.abandon(state.job_id, k)  # the service refused the call: the copy did not start
         raise
     now = clock.now()
-    submissions.complete(
-        SubmissionRecord(
-            job_id=state.job_id,
-            chunk=k,
-            status="SUBMITTED",
-            started_at=now,
-            destination_image_set_id=started.destination_image_set_id,
-            destination_version_before=dest_version,
-            destination_version_id=started.destination_version_id,
-            submitted_at=now,
-        )
-    )
-    submission = Submission(
+    done = SubmissionRecord(
+        job_id=state.job_id,
         chunk=k,
+        status="SUBMITTED",
+        started_at=intent.started_at,
+        destination_image_set_id=started.destination_image_set_id,
+        destination_version_before=dest_version,
+        destination_version_id=started.destination_version_id,
+        submitted_at=now,
+    )
+    submissions.complete(done)
+    return _submitted(state, done, replayed=False)
+
+
+def _submitted(state: WorkflowState, record: SubmissionRecord, *, replayed: bool) -> WorkflowState:
+    submitted_at = iso(record.submitted_at or record.started_at)
+    submission = Submission(
+        chunk=record.chunk,
         destination=ImageSetVersion(
-            imageSetId=started.destination_image_set_id, versionId=started.destination_version_id
+            imageSetId=record.destination_image_set_id or "", versionId=record.destination_version_id
         ),
-        submittedAt=iso(now),
+        submittedAt=submitted_at,
+        replayed=replayed,
     )
-    return state.model_copy(
-        update={"submission": submission, "submittedAt": state.submittedAt or submission.submittedAt}
-    )
+    return state.model_copy(update={"submission": submission, "submittedAt": state.submittedAt or submitted_at})
 
 
 def _sleep_to_slot(state: WorkflowState, clock: Clock) -> None:
@@ -190,23 +215,51 @@ def _sleep_to_slot(state: WorkflowState, clock: Clock) -> None:
         clock.sleep(min(max(remaining, 0.0), MAX_IN_LAMBDA_PACING_SLEEP))
 
 
-def _replay(state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort) -> WorkflowState:
-    """A previous attempt already got this far. Reuse its copy; never start a second one."""
+_COPY_STATUSES = ("COPYING", "COPIED", "COPY_FAILED")
+
+
+def _reconcile(state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort) -> SubmissionRecord | None:
+    """The copy an earlier attempt started, as a SUBMITTED record; None if that attempt never reached the service."""
     if record.status == "SUBMITTED" and record.destination_image_set_id and record.destination_version_id:
-        submitted_at = iso(record.submitted_at or record.started_at)
-        sub = Submission(
-            chunk=record.chunk,
-            destination=ImageSetVersion(
-                imageSetId=record.destination_image_set_id, versionId=record.destination_version_id
-            ),
-            submittedAt=submitted_at,
-            replayed=True,
-        )
-        return state.model_copy(update={"submission": sub, "submittedAt": state.submittedAt or submitted_at})
+        return record
+    ds = state.job.datastoreId
+    if record.destination_image_set_id is not None and record.destination_version_before is not None:
+        expected = str(int(record.destination_version_before) + 1)
+        try:
+            info = imaging.get_image_set(ds, record.destination_image_set_id, expected)
+        except ImageSetNotFound:
+            return None  # no new version: the earlier call did not start a copy
+        if info.workflow_status in _COPY_STATUSES:
+            return SubmissionRecord(
+                job_id=record.job_id,
+                chunk=record.chunk,
+                status="SUBMITTED",
+                started_at=record.started_at,
+                destination_image_set_id=info.image_set_id,
+                destination_version_before=record.destination_version_before,
+                destination_version_id=info.version_id,
+                submitted_at=record.started_at,
+            )
+    elif record.destination_image_set_id is None:
+        plan = _plan(state)
+        created = imaging.copies_created_since(ds, plan.source.imageSetId, record.started_at - 2)
+        if not created:
+            return None
+        if len(created) == 1:
+            info = created[0]
+            return SubmissionRecord(
+                job_id=record.job_id,
+                chunk=record.chunk,
+                status="SUBMITTED",
+                started_at=record.started_at,
+                destination_image_set_id=info.image_set_id,
+                destination_version_id=info.version_id,
+                submitted_at=record.started_at,
+            )
     raise SubmitOutcomeUnknown(
         f"chunk {record.chunk} of job {record.job_id}: an earlier Submit attempt started at {iso(record.started_at)} "
-        "may have called CopyImageSet without recording the result; not calling again to avoid a second copy. "
-        "Check the destination's versions before resubmitting."
+        "may have called CopyImageSet, and the service shows no single copy to adopt; not calling again to avoid a "
+        "second copy. Check the destination's versions before resubmitting."
     )
 
 
