@@ -1,0 +1,255 @@
+"""Every moto internal the local runtime replaces, in one place (moto is pinned at exactly 5.2.5).
+
+Each patch is listed in ``PATCH_POINTS`` with the signature it expects; ``tests/e2e/test_moto_canaries.py`` checks
+them, so a moto upgrade that moves or changes one fails loudly instead of silently falling back to moto's behaviour.
+
+- ``LambdaFunction._invoke_lambda``: moto starts a Docker container -> run the handler in-process
+  (``LambdaRunner``);
+- ``Rule.send_to_targets``: moto raises ``NotImplementedError`` for Lambda/Step Functions targets, and its SQS
+  bodies lack ``account`` and ignore ``Input``/``InputPath`` -> deliver every target like EventBridge does;
+- ``EventsBackend.put_events`` (wrapped, not replaced) -> record every event put on every bus;
+- ``StepFunctionsParserBackend.start_execution``: unnamed executions are all named ``None`` (the second one fails
+  with ``ExecutionAlreadyExists``) -> a UUID name, as AWS does;
+- ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
+- ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
+- ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
+- ``lambda_eval_utils.boto_client_for``: a new boto3 Lambda client for every Lambda task (~40 ms each) -> one
+  cached client per runtime;
+- ``cloudformation.models.Stack.parse_template``: every template goes through PyYAML's pure-Python loader
+  (0.3-1 s for ours) -> ``json.loads`` first (same result for JSON), YAML otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import json
+import threading
+import types
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+MOTO_VERSION = "5.2.5"
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class PatchPoint:
+    module: str
+    owner: str  # class name, or "" for a module attribute
+    attribute: str
+    parameters: tuple[str, ...] | None  # expected parameter names (None: not a function)
+
+
+PATCH_POINTS: tuple[PatchPoint, ...] = (
+    PatchPoint("moto.awslambda.models", "LambdaFunction", "_invoke_lambda", ("self", "event")),
+    PatchPoint("moto.events.models", "Rule", "send_to_targets", ("self", "original_event", "transform_input")),
+    PatchPoint("moto.events.models", "EventsBackend", "put_events", ("self", "events")),
+    PatchPoint(
+        "moto.stepfunctions.parser.models",
+        "StepFunctionsParserBackend",
+        "start_execution",
+        ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
+    ),
+    PatchPoint("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl", "", "time", None),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function",
+        "WaitFunction",
+        "_wait_interval",
+        ("self", "env", "wait_seconds"),
+    ),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp",
+        "Timestamp",
+        "_get_wait_seconds",
+        ("self", "env"),
+    ),
+    PatchPoint("moto.cloudformation.models", "Stack", "parse_template", ("template",)),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+        "",
+        "boto_client_for",
+        ("region", "service", "state_credentials"),
+    ),
+)
+
+# Other moto internals read (not replaced); also checked by the canary tests.
+READ_POINTS: tuple[PatchPoint, ...] = (
+    PatchPoint("moto.stepfunctions.models", "StepFunctionBackend", "describe_state_machine", ("self", "arn")),
+    PatchPoint("moto.stepfunctions.models", "", "stepfunctions_backends", None),
+    PatchPoint("moto.events.models", "", "events_backends", None),
+    PatchPoint("moto.events.utils", "EventTemplateParser", "parse", ("input_template", "input_paths_map", "event")),
+    PatchPoint("moto.utilities.arns", "", "parse_arn", ("arn",)),
+    PatchPoint("moto.awslambda.utils", "", "get_backend", ("account_id", "region")),
+    PatchPoint("moto.stepfunctions.responses", "", "get_backend", ("account", "region")),
+    PatchPoint("moto.sqs.models", "", "sqs_backends", None),
+    PatchPoint("moto.cloudformation.models", "", "cloudformation_backends", None),
+    PatchPoint("moto.cloudformation.parsing", "", "clean_json", ("resource_json", "resources_map")),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.wait.wait_function.timestamp",
+        "Timestamp",
+        "_from_timestamp_string",
+        ("timestamp",),
+    ),
+)
+
+
+def resolve(point: PatchPoint) -> tuple[Any, Any]:
+    """(owner object, current attribute value) of a patch point."""
+    import importlib
+
+    module = importlib.import_module(point.module)
+    owner = getattr(module, point.owner) if point.owner else module
+    return owner, getattr(owner, point.attribute)
+
+
+def parameters_of(func: Any) -> tuple[str, ...]:
+    func = inspect.unwrap(func)
+    if isinstance(func, staticmethod):
+        func = func.__func__
+    return tuple(inspect.signature(func).parameters)
+
+
+class RuntimeHooks(Protocol):
+    """What the patched functions call back into (implemented by ``LocalRuntime``)."""
+
+    def invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]: ...
+
+    def route_event(
+        self, rule: Any, event: dict[str, Any], transform_input: bool, original: Callable[..., Any]
+    ) -> None: ...
+
+    def record_events(self, backend: Any, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None: ...
+
+    def virtual_now(self) -> float: ...
+
+    def real_seconds(self, virtual_seconds: float) -> float: ...
+
+
+class MotoPatches:
+    """Applies the patches on ``apply()``; ``undo()`` restores moto exactly."""
+
+    def __init__(self, hooks: RuntimeHooks) -> None:
+        self.hooks = hooks
+        self._undo: list[tuple[Any, str, Any]] = []
+
+    def _set(self, owner: Any, name: str, value: Any) -> None:
+        own = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name)
+        self._undo.append((owner, name, own))
+        setattr(owner, name, value)
+
+    def apply(self) -> None:
+        from moto.awslambda.models import LambdaFunction
+        from moto.events.models import EventsBackend, Rule
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp as ts_mod
+        from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function as wf_mod
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+        hooks = self.hooks
+
+        def _invoke_lambda(fn: Any, event: Any = None) -> tuple[str, bool, str]:
+            return hooks.invoke_lambda(fn, event)
+
+        self._set(LambdaFunction, "_invoke_lambda", _invoke_lambda)
+
+        original_send = Rule.send_to_targets
+
+        def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
+            hooks.route_event(rule, original_event, transform_input, original_send)
+
+        self._set(Rule, "send_to_targets", send_to_targets)
+
+        original_put = EventsBackend.put_events
+
+        def put_events(backend: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            entries: list[dict[str, Any]] = original_put(backend, events)
+            hooks.record_events(backend, events, entries)
+            return entries
+
+        self._set(EventsBackend, "put_events", put_events)
+
+        original_start = StepFunctionsParserBackend.start_execution
+
+        def start_execution(
+            backend: Any,
+            state_machine_arn: str,
+            name: Any = None,
+            execution_input: Any = None,
+            trace_header: Any = None,
+        ) -> Any:
+            return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
+
+        self._set(StepFunctionsParserBackend, "start_execution", start_execution)
+
+        real_time = retrier_decl.time  # type: ignore[attr-defined]
+
+        def scaled_sleep(seconds: float) -> None:
+            if seconds > 0:
+                real_time.sleep(hooks.real_seconds(seconds))
+
+        scaled_time = types.SimpleNamespace(
+            **{k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")}
+        )
+        scaled_time.sleep = scaled_sleep
+        self._set(retrier_decl, "time", scaled_time)
+
+        def _wait_interval(wait_fn: Any, env: Any, wait_seconds: float) -> None:
+            if wait_seconds > 0:
+                env.program_state_event.wait(hooks.real_seconds(wait_seconds))
+
+        self._set(wf_mod.WaitFunction, "_wait_interval", _wait_interval)
+
+        from_string = ts_mod.Timestamp._from_timestamp_string
+
+        def _get_wait_seconds(wait_fn: Any, env: Any) -> int:
+            wait_fn.string.eval(env=env)
+            timestamp_str: str = env.stack.pop()
+            timestamp = from_string(timestamp=timestamp_str)
+            if timestamp is None:
+                from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+                    FailureEventException,
+                )
+
+                raise FailureEventException(wait_fn._create_failure_event(env, timestamp_str))
+            target = timestamp.replace(tzinfo=dt.UTC).timestamp()
+            return int(target - hooks.virtual_now())
+
+        self._set(ts_mod.Timestamp, "_get_wait_seconds", _get_wait_seconds)
+
+        from moto.cloudformation.models import Stack
+
+        yaml_parse = Stack.parse_template
+
+        def parse_template(template: str) -> Any:
+            try:
+                return json.loads(template)
+            except ValueError:
+                return yaml_parse(template)
+
+        self._set(Stack, "parse_template", staticmethod(parse_template))
+
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+        make_client = lambda_eval_utils.boto_client_for  # type: ignore[attr-defined]
+        clients: dict[tuple[str, str], Any] = {}
+        clients_lock = threading.Lock()
+
+        def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+            with clients_lock:
+                key = (region, service)
+                if key not in clients:
+                    clients[key] = make_client(region=region, service=service, state_credentials=state_credentials)
+                return clients[key]
+
+        self._set(lambda_eval_utils, "boto_client_for", boto_client_for)
+
+    def undo(self) -> None:
+        while self._undo:
+            owner, name, value = self._undo.pop()
+            if value is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
