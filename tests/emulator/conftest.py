@@ -37,6 +37,14 @@ class ResponseLog:
             self.problems.append((model.name, problems))
 
 
+_logs: list[ResponseLog] = []
+
+
+def _validate(**kwargs: Any) -> None:
+    if _logs:
+        _logs[-1](**kwargs)
+
+
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in {
@@ -49,16 +57,33 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AWS_PROFILE", raising=False)
 
 
+@pytest.fixture(scope="session")
+def shared_session() -> boto3.session.Session:
+    """One boto3 session for the suite (a fresh session per test costs ~0.3 s of model loading)."""
+    session = boto3.session.Session(region_name=REGION)
+    session._session.register("after-call.medical-imaging", _validate)
+    return session
+
+
 @pytest.fixture(autouse=True)
-def responses() -> Iterator[ResponseLog]:
-    """Validates every medical-imaging response of the test against the model's output shape."""
+def responses(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch, shared_session: boto3.session.Session
+) -> Iterator[ResponseLog]:
+    """Validates every medical-imaging response of the test against the model's output shape.
+
+    The shared session is boto3's default session during the test; sessions the test creates itself (or moto's
+    ``mock_aws`` creates) get the validator from ``BUILTIN_HANDLERS``.
+    """
+    monkeypatch.setattr(boto3, "DEFAULT_SESSION", shared_session)
     log = ResponseLog()
-    entry = ("after-call.medical-imaging", log)
+    _logs.append(log)
+    entry = ("after-call.medical-imaging", _validate)
     botocore.handlers.BUILTIN_HANDLERS.append(entry)
     try:
         yield log
     finally:
         botocore.handlers.BUILTIN_HANDLERS.remove(entry)
+        _logs.pop()
     assert not log.problems, f"responses that do not fit the model: {log.problems}"
 
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from offline.healthimaging import SeededImageSet
+
+_UIDS = itertools.count(1)
 
 
 def copy_request(
@@ -41,3 +45,17 @@ def client_error(call: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
     error = dict(caught.value.response["Error"])
     error["HTTPStatusCode"] = caught.value.response["ResponseMetadata"]["HTTPStatusCode"]
     return error
+
+
+def same_series_other_instances(metadata: dict[str, Any], count: int) -> dict[str, Any]:
+    """Same Patient/Study/Series elements as ``metadata``, ``count`` new instances per series."""
+    clone: dict[str, Any] = json.loads(json.dumps(metadata))
+    for index, series in enumerate(clone["Study"]["Series"].values()):
+        template = next(iter(series["Instances"].values()))
+        series["Instances"] = {}
+        for n in range(count):
+            uid = f"1.2.826.0.1.3680043.10.{next(_UIDS)}.{index + 1}.{n + 1}"
+            instance = json.loads(json.dumps(template))
+            instance["DICOM"]["SOPInstanceUID"] = uid
+            series["Instances"][uid] = instance
+    return clone

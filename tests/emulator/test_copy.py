@@ -12,7 +12,7 @@ import pytest
 from offline.clock import ManualClock, ScaledClock
 from offline.healthimaging import HealthImagingEmulator, copiable_attributes, install
 from tests.emulator.conftest import NO_RETRIES, REGION
-from tests.emulator.helpers import client_error, copy_request
+from tests.emulator.helpers import client_error, copy_request, same_series_other_instances
 
 
 def _get(mi: Any, ds: str, image_set_id: str, version: str | None = None) -> dict[str, Any]:
@@ -48,7 +48,7 @@ def test_whole_copy_to_a_new_image_set(emu, mi, ds, clock) -> None:
 def test_copy_into_existing_destination_merges_and_bumps_version(emu, mi, ds, clock) -> None:
     primary = emu.seed_image_set(ds, instances_per_series=2)
     other = emu.seed_image_set_from_metadata(
-        ds, _same_series_other_instances(emu, primary.metadata, count=1), is_primary=False
+        ds, same_series_other_instances(primary.metadata, count=1), is_primary=False
     )
     response = copy_request(mi, other, destination=primary)
     assert response["destinationImageSetProperties"]["latestVersionId"] == "2"
@@ -96,7 +96,7 @@ def test_schema_version_as_number_is_accepted(emu, mi, ds, clock) -> None:
 def test_sdk_example_image_set_id_key_ends_copy_failed_with_message(emu, mi, ds, clock) -> None:
     """The AWS SDK examples key Series by the literal "imageSetId": the call is accepted, the copy fails."""
     source = emu.seed_image_set(ds, instances_per_series=2)
-    sdk_style = {"SchemaVersion": "1.1", "Study": {"Series": {"imageSetId": {"Instances": {}}}}}
+    sdk_style: dict[str, Any] = {"SchemaVersion": "1.1", "Study": {"Series": {"imageSetId": {"Instances": {}}}}}
     sdk_style["Study"]["Series"]["imageSetId"]["Instances"][source.instances[source.series_uids[0]][0]] = {}
     response = copy_request(mi, source, copiable=json.dumps(sdk_style))
     dst_id = response["destinationImageSetProperties"]["imageSetId"]
@@ -129,7 +129,7 @@ def test_malformed_copiable_attributes_is_a_validation_error(emu, mi, ds) -> Non
 
 def test_metadata_mismatch_without_force_fails_and_with_force_copies(emu, mi, ds, clock) -> None:
     primary = emu.seed_image_set(ds, patient_id="PAT-1")
-    conflicting = _same_series_other_instances(emu, primary.metadata, count=1)
+    conflicting = same_series_other_instances(primary.metadata, count=1)
     conflicting["Patient"]["DICOM"]["PatientID"] = "PAT-2"
     other = emu.seed_image_set_from_metadata(ds, conflicting, is_primary=False)
 
@@ -188,7 +188,7 @@ def test_promote_to_primary_creates_a_new_primary(emu, mi, ds, clock) -> None:
 
 def test_promote_merges_into_the_existing_primary_of_the_series(emu, mi, ds, clock) -> None:
     primary = emu.seed_image_set(ds)
-    other = emu.seed_image_set_from_metadata(ds, _same_series_other_instances(emu, primary.metadata, 1), False)
+    other = emu.seed_image_set_from_metadata(ds, same_series_other_instances(primary.metadata, 1), False)
     response = copy_request(mi, other, promoteToPrimary=True)
     dst = response["destinationImageSetProperties"]
     assert (dst["imageSetId"], dst["latestVersionId"]) == (primary.image_set_id, "2")
@@ -380,17 +380,3 @@ def test_copy_failed_event_and_doc_spelling_of_the_id_key() -> None:
     failed = [d for t, d in seen if t == "Image Set Copy Failed"]
     assert failed and failed[0]["imagesetId"] == dst and "imageSetId" not in failed[0]
     assert failed[0]["imageSetWorkflowStatus"] == "COPY_FAILED"
-
-
-def _same_series_other_instances(emu: HealthImagingEmulator, metadata: dict[str, Any], count: int) -> dict[str, Any]:
-    """Same Patient/Study/Series elements as ``metadata``, ``count`` new instances per series."""
-    clone = json.loads(json.dumps(metadata))
-    for index, series in enumerate(clone["Study"]["Series"].values()):
-        template = next(iter(series["Instances"].values()))
-        series["Instances"] = {}
-        for n in range(count):
-            uid = f"1.2.826.0.1.3680043.10.1{index}.{n + 1}"
-            instance = json.loads(json.dumps(template))
-            instance["DICOM"]["SOPInstanceUID"] = uid
-            series["Instances"][uid] = instance
-    return clone

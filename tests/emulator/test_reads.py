@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from tests.emulator.helpers import client_error, copy_request
 
@@ -27,11 +28,11 @@ def test_get_image_set_metadata_is_gzip_json(emu, mi, ds) -> None:
     assert (error["Code"], error["HTTPStatusCode"]) == ("ResourceNotFoundException", 404)
 
 
-def _ids(page: dict) -> list[str]:
+def _ids(page: dict[str, Any]) -> list[str]:
     return [s["imageSetId"] for s in page["imageSetsMetadataSummaries"]]
 
 
-def _equal(name: str, value: object) -> dict:
+def _equal(name: str, value: object) -> dict[str, Any]:
     return {"values": [{name: value}], "operator": "EQUAL"}
 
 
@@ -42,7 +43,7 @@ def test_search_filters(emu, mi, ds, clock) -> None:
     clock.advance(10)
     third = emu.seed_image_set(ds, patient_id="PAT-B")
 
-    def search(*filters: dict) -> list[str]:
+    def search(*filters: dict[str, Any]) -> list[str]:
         return _ids(mi.search_image_sets(datastoreId=ds, searchCriteria={"filters": list(filters)}))
 
     assert set(search(_equal("DICOMPatientId", "PAT-A"))) == {first.image_set_id, second.image_set_id}

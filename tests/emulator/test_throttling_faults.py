@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import boto3
+import botocore.retries.standard
 import pytest
 
 from offline.clock import ScaledClock
@@ -84,8 +85,10 @@ def test_injected_fault_message_and_unknown_codes(emu, mi, ds) -> None:
         emu.inject_fault("GetDatastore", "ConflictException")
 
 
-def test_default_client_retries_injected_throttles(emu, ds) -> None:
+def test_default_client_retries_injected_throttles(emu, ds, monkeypatch) -> None:
     """An unmodified client retries a ThrottlingException by itself (botocore's retry handler)."""
+    # No real back-off sleep (standard retry mode, botocore's default).
+    monkeypatch.setattr(botocore.retries.standard.ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
     source = emu.seed_image_set(ds)
     emu.inject_fault("GetImageSet", "ThrottlingException", times=1)
     mi = boto3.client("medical-imaging", region_name=REGION)
