@@ -35,10 +35,12 @@ GetImageSetMetadata, ListImageSetVersions, SearchImageSets, DeleteImageSet, Upda
 StartDICOMImportJob, GetDICOMImportJob, ListDICOMImportJobs, Tag/Untag/ListTagsForResource (data stores).
 Other model operations (GetImageFrame) answer ``ValidationException``; nothing reaches the network.
 
-Time: every duration is in seconds of the injected ``hicopy.clock.Clock``. Timed work (copy completion, lock expiry,
-delete/update completion, delayed manifests) runs lazily at the start of every API call and ``tick()``, and, with
-``background=True``, on a daemon ticker thread that runs only while timed work is pending (polling the clock every
-``tick_interval`` real seconds), so events go out even when nobody polls. ``close()``/``uninstall()`` stop it.
+Time: every duration is in seconds of the injected ``hicopy.clock.Clock`` (default: ``hicopy.clock.get_clock()``
+at construction, so the emulator follows a clock the runtime installed with ``set_clock``). Timed work (copy
+completion, lock expiry, delete/update completion, delayed manifests) runs lazily at the start of every API call and
+``tick()``, and, with ``background=True``, on a daemon ticker thread that runs only while timed work is pending
+(polling the clock every ``tick_interval`` real seconds), so events go out even when nobody polls.
+``close()``/``uninstall()`` stop it.
 
 Events go to ``event_sink`` synchronously, in order, on the thread that caused them (or the ticker), outside the
 emulator's lock; a sink may call the emulator again. Sink and S3-writer exceptions are logged and kept in
@@ -76,7 +78,15 @@ Emulator choices where the AWS docs are silent:
 - CreateDatastore (API) answers CREATING and is ACTIVE from the next call; ``create_datastore()`` is ACTIVE at once;
 - ListImageSetVersions lists newest first; SearchImageSets without ``sort`` lists the most recently updated first
   and never returns deleted image sets;
-- imports: see ``offline.healthimaging.importer``.
+- imports: see ``offline.healthimaging.importer``; ``simulate_import`` emits no ``Import Job Submitted``/``In
+  Progress``, StartDICOMImportJob emits ``Import Job Submitted`` and runs the job ``import_duration`` later;
+- the emulator answers clients of any region with its own ``region`` in ARNs.
+
+Not modelled: GetImageFrame and pixel data; data store events; ``Import Job In Progress``; the statuses
+``UPDATING_FOR_STUDY_CONSISTENCY``/``IMPORTING``/``IMPORTED``/``IMPORT_FAILED``; ``includeStudyImageSets``; the
+concurrent Update/Delete/import quotas, the 50 MB metadata and 10 KB update-payload quotas; KMS keys and Lambda
+authorizers (stored, not enforced); ``lastAccessedAt``/``storageTier``; IAM (every caller is allowed).
+Clients created before ``install()`` keep their own handler copy and are NOT routed (create clients afterwards).
 """
 
 from offline.healthimaging.dicom import copiable_attributes, valid_uid

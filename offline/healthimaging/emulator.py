@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from hicopy.clock import Clock, SystemClock
+from hicopy.clock import Clock, get_clock
 from offline.healthimaging import errors, model
 from offline.healthimaging.dicom import build_metadata
 from offline.healthimaging.events import emit_image_set_event
@@ -111,7 +111,7 @@ class HealthImagingEmulator:
             raise ValueError("event_id_key must be 'imageSetId' or 'imagesetId'")
         if frame_quota_error not in model.error_codes("CopyImageSet"):
             raise ValueError(f"frame_quota_error must be one of {model.error_codes('CopyImageSet')}")
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or get_clock()  # default: the process clock hicopy code uses
         self.account = account
         self.region = region
         self.event_sink = event_sink

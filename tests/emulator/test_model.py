@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from hicopy.clock import Clock, set_clock
 from offline.clock import ManualClock, ScaledClock
-from offline.healthimaging import model, valid_uid
+from offline.healthimaging import HealthImagingEmulator, model, valid_uid
 from offline.healthimaging.dicom import build_metadata, new_uid
 
 UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
@@ -81,6 +82,17 @@ def test_scaled_clock() -> None:
     assert abs(real.now() - time.time()) < 0.5
     with pytest.raises(ValueError):
         ScaledClock(0)
+
+
+def test_clocks_implement_the_hicopy_protocol_and_are_the_default() -> None:
+    clocks: list[Clock] = [ScaledClock(1.0), ManualClock()]
+    assert all(isinstance(c.now(), float) for c in clocks)
+    manual = ManualClock(5.0)
+    previous = set_clock(manual)
+    try:
+        assert HealthImagingEmulator(background=False).clock is manual
+    finally:
+        set_clock(previous)
 
 
 def test_manual_clock() -> None:
