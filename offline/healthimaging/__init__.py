@@ -13,7 +13,7 @@ Public API::
                                 throttling=True, max_frames_per_copy=1000, max_concurrent_copies=100,
                                 frame_quota_error="ValidationException", event_id_key="imageSetId",
                                 background=True, seed=None)
-    ds = emu.create_datastore("name")                                  # ACTIVE, 32-char [0-9a-z] id
+    ds = emu.create_datastore("name", datastore_id=None)               # ACTIVE, 32-char [0-9a-z] id
     s: SeededImageSet = emu.seed_image_set(ds, series=1, instances_per_series=1, frames_per_instance=1,
                                            patient_id=None, study_uid=None, is_primary=True, series_uids=None)
     emu.seed_image_set_from_metadata(ds, metadata, is_primary=True)
@@ -27,6 +27,7 @@ Public API::
                         failures=[(input_file, exception_type, message)], warnings=[(sop_or_file, type, message)],
                         write_manifest=None, manifest_delay=0.0, job_status="COMPLETED", message=None) -> job id
     emu.next_import([...])           # what the next StartDICOMImportJob imports
+    emu.pending()                    # how many timed actions are still due
     emu.tick()                       # run everything due now (copy completions, lock expiries, delayed manifests)
     with install(emu): ...           # or emu.install() / emu.uninstall()
 

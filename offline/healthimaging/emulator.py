@@ -6,6 +6,7 @@ import gzip
 import json
 import logging
 import random
+import re
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -147,11 +148,18 @@ class HealthImagingEmulator:
 
     # =========================================================================================== test set-up
 
-    def create_datastore(self, name: str = "emulated-datastore") -> str:
-        """An ACTIVE data store; returns its 32-character id."""
+    def create_datastore(self, name: str = "emulated-datastore", *, datastore_id: str | None = None) -> str:
+        """An ACTIVE data store; returns its 32-character ``[0-9a-z]`` id (generated unless ``datastore_id``).
+
+        With an existing ``datastore_id`` this returns it unchanged (idempotent set-up).
+        """
+        if datastore_id is not None and not re.fullmatch(r"[0-9a-z]{32}", datastore_id):
+            raise ValueError(f"datastore_id must be 32 characters [0-9a-z], got {datastore_id!r}")
         with self._lock:
             now = self.clock.now()
-            datastore_id = self._store.new_id()
+            if datastore_id is not None and datastore_id in self._store.datastores:
+                return datastore_id
+            datastore_id = datastore_id or self._store.new_id()
             self._store.datastores[datastore_id] = Datastore(datastore_id, name, ACTIVE, now, now)
             return datastore_id
 
@@ -389,6 +397,11 @@ class HealthImagingEmulator:
         return self._store.image_set_arn(datastore_id, image_set_id)
 
     # =========================================================================================== time
+
+    def pending(self) -> int:
+        """How many timed actions are still due (copy completions, lock expiries, delayed manifests, ...)."""
+        with self._lock:
+            return self._store.pending()
 
     def tick(self) -> int:
         """Carry out everything due by now (copy completions, lock expiries, delayed manifests). Returns the count."""

@@ -180,6 +180,9 @@ class Store:
             ran += 1
         return ran
 
+    def pending(self) -> int:
+        return len(self._timers)
+
     def next_due(self) -> float | None:
         return self._timers[0][0] if self._timers else None
 

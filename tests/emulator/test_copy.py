@@ -262,6 +262,7 @@ def test_per_copy_durations(emu, mi, ds, clock) -> None:
     source = emu.seed_image_set(ds)
     emu.copy_durations.append(10.0)
     dst = copy_request(mi, source)["destinationImageSetProperties"]["imageSetId"]
+    assert emu.pending() == 1
     clock.advance(5)
     assert _get(mi, ds, dst)["imageSetState"] == "LOCKED"
     clock.advance(5)

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from tests.emulator.helpers import client_error, copy_request
 
 
@@ -194,6 +196,15 @@ def test_update_image_set_metadata(emu, mi, ds, clock, events) -> None:
         updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(updates).encode()}},
     )
     assert refused["Code"] == "ValidationException"
+
+
+def test_datastore_with_a_fixed_id(emu, mi) -> None:
+    fixed = "0123456789abcdef0123456789abcdef"
+    assert emu.create_datastore("fixed", datastore_id=fixed) == fixed
+    assert emu.create_datastore("fixed", datastore_id=fixed) == fixed
+    assert mi.get_datastore(datastoreId=fixed)["datastoreProperties"]["datastoreName"] == "fixed"
+    with pytest.raises(ValueError, match="32 characters"):
+        emu.create_datastore(datastore_id="UPPER")
 
 
 def test_datastores(emu, mi) -> None:
