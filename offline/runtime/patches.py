@@ -15,6 +15,9 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
 - ``lambda_eval_utils.boto_client_for``: a new boto3 Lambda client for every Lambda task (~40 ms each) -> one
   cached client per runtime;
+- ``botocore.session.create_loader`` (botocore, not moto): every new botocore session (moto resets boto3's default
+  session for each mock, and each Lambda container creates clients) parses the service models again (~0.1 s per
+  service) -> one shared, memoized loader per search path;
 - ``cloudformation.models.Stack.parse_template``: every template goes through PyYAML's pure-Python loader
   (0.3-1 s for ours) -> ``json.loads`` first (same result for JSON), YAML otherwise.
 """
@@ -73,6 +76,7 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         "boto_client_for",
         ("region", "service", "state_credentials"),
     ),
+    PatchPoint("botocore.session", "", "create_loader", ("search_path_string",)),
 )
 
 # Other moto internals read (not replaced); also checked by the canary tests.
@@ -85,6 +89,10 @@ READ_POINTS: tuple[PatchPoint, ...] = (
     PatchPoint("moto.awslambda.utils", "", "get_backend", ("account_id", "region")),
     PatchPoint("moto.stepfunctions.responses", "", "get_backend", ("account", "region")),
     PatchPoint("moto.sqs.models", "", "sqs_backends", None),
+    PatchPoint("moto.sqs.models", "Queue", "approximate_number_of_messages", None),
+    PatchPoint("moto.sqs.models", "Queue", "approximate_number_of_messages_not_visible", None),
+    PatchPoint("moto.sqs.models", "Queue", "approximate_number_of_messages_delayed", None),
+    PatchPoint("moto.stepfunctions.parser.models", "", "stepfunctions_parser_backends", None),
     PatchPoint("moto.cloudformation.models", "", "cloudformation_backends", None),
     PatchPoint("moto.cloudformation.parsing", "", "clean_json", ("resource_json", "resources_map")),
     PatchPoint(
@@ -110,6 +118,20 @@ def parameters_of(func: Any) -> tuple[str, ...]:
     if isinstance(func, staticmethod):
         func = func.__func__
     return tuple(inspect.signature(func).parameters)
+
+
+_LOADERS: dict[str | None, Any] = {}
+_LOADERS_LOCK = threading.Lock()
+
+
+def _shared_loader(search_path_string: str | None = None) -> Any:
+    """``botocore.loaders.create_loader``, memoized: one Loader (and its parsed-model cache) per search path."""
+    from botocore.loaders import create_loader
+
+    with _LOADERS_LOCK:
+        if search_path_string not in _LOADERS:
+            _LOADERS[search_path_string] = create_loader(search_path_string)
+        return _LOADERS[search_path_string]
 
 
 class RuntimeHooks(Protocol):
@@ -245,6 +267,10 @@ class MotoPatches:
                 return clients[key]
 
         self._set(lambda_eval_utils, "boto_client_for", boto_client_for)
+
+        import botocore.session
+
+        self._set(botocore.session, "create_loader", _shared_loader)
 
     def undo(self) -> None:
         while self._undo:

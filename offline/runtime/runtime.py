@@ -62,11 +62,13 @@ SERVICE_EVENT_SOURCE = "aws.medical-imaging"
 DEFAULT_CLIENT_SOURCE = "local.client"
 
 # The synth context of the local runtime (merged under ``config_overrides``): one fixed data store, the import
-# output bucket and the consolidate policy, so that every trigger can be exercised.
+# output bucket and the consolidate policy (with force: an import's non-primary image sets conflict with their
+# primary by definition), so that every trigger can be exercised.
 LOCAL_CONFIG: dict[str, Any] = {
     "datastoreIds": [DEFAULT_DATASTORE_ID],
     "importOutputBuckets": [IMPORT_OUTPUT_BUCKET],
     "postImportPolicy": "consolidate",
+    "consolidateForce": True,
 }
 
 # Environment forced on every handler: no X-Ray daemon here.
@@ -720,7 +722,7 @@ class LocalRuntime:
         if self.async_invoker is not None and self.async_invoker.pending:
             reasons.append(f"{self.async_invoker.pending} async invocation(s) pending")
         if self.poller is not None:
-            backlog = self.poller.backlog()
+            backlog = self.poller.backlog() + self.poller.in_flight_releases()
             if backlog:
                 reasons.append(f"{backlog} message(s) in the job queue(s)")
         if self._emulator is not None:
@@ -729,32 +731,41 @@ class LocalRuntime:
                 reasons.append(f"{pending} emulator action(s) scheduled")
         return reasons
 
-    def run_until_idle(self, timeout: float = 60.0, *, settle: float = 0.05, poll_interval: float = 0.01) -> IdleReport:
+    def run_until_idle(self, timeout: float = 60.0, *, settle: float = 0.05) -> IdleReport:
         """Drive the pipeline until nothing moves: no queued messages, no running executions, no pending async
-        invocations or emulator actions, for ``settle`` seconds. Raises ``IdleTimeout`` after ``timeout``."""
+        invocations or emulator work, for ``settle`` seconds. Raises ``IdleTimeout`` after ``timeout``.
+
+        The loop checks moto's in-memory state directly (cheap) and backs off from 5 to 50 ms while nothing moves,
+        so it does not compete with the handlers for the GIL.
+        """
         start = time.monotonic()
         deadline = start + timeout
         quiet_since: float | None = None
         loops = 0
+        interval = 0.005
+        last_observed = 0.0
         inv_before = len(self.invocations)
         while True:
             loops += 1
             moved = self.pump()
-            self._observe_executions()
             now = time.monotonic()
+            if self.progress is not None and (moved or now - last_observed >= 0.05):
+                self._observe_executions()
+                last_observed = now
             if moved:
                 quiet_since = None
-            elif not self.busy_reasons():
-                if quiet_since is None:
-                    quiet_since = now
-                elif now - quiet_since >= settle:
-                    break
-            else:
+                interval = 0.005
+                continue
+            if self.busy_reasons():
                 quiet_since = None
+            elif quiet_since is None:
+                quiet_since = now
+            elif now - quiet_since >= settle:
+                break
             if now > deadline:
                 raise IdleTimeout(f"still busy after {timeout:.1f}s: {'; '.join(self.busy_reasons()) or 'settling'}")
-            if not moved:
-                time.sleep(poll_interval)
+            time.sleep(interval)
+            interval = min(interval * 1.5, 0.05)
         self._observe_executions()
         return IdleReport(
             seconds=time.monotonic() - start,
@@ -776,7 +787,17 @@ class LocalRuntime:
         return out
 
     def _running_count(self) -> int:
-        return sum(len(self._list_executions(arn, "RUNNING")) for arn in self._state_machine_arns)
+        """Executions still running (read from moto's executing backend: no API round trip)."""
+        from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+        backend = stepfunctions_parser_backends[ACCOUNT][REGION]
+        count = 0
+        for arn in self._state_machine_arns:
+            for execution in list(backend.describe_state_machine(arn).executions):
+                status = getattr(execution, "exec_status", None)
+                if status is None or getattr(status, "value", status) == "RUNNING":
+                    count += 1
+        return count
 
     def _observe_executions(self) -> None:
         """Follow every execution's state changes (for ``progress`` and ``ExecutionInfo.states``)."""
@@ -837,25 +858,26 @@ class LocalRuntime:
         return events
 
     def state_attempts(self, execution_arn: str, state: str) -> list[dict[str, Any]]:
-        """Each attempt of a Task state: ``{"scheduled": datetime, "error": name or None}`` in order."""
-        events = self.execution_history(execution_arn)
-        by_id = {e["id"]: e for e in events}
-        current: str | None = None
+        """Each attempt of a Task state, in order: ``{"scheduled": datetime, "ended": datetime | None,
+        "error": Step Functions error name or None, "cause": str | None}``. The gap between one attempt's
+        ``ended`` and the next one's ``scheduled`` is the ``Retry`` back-off Step Functions slept."""
         attempts: list[dict[str, Any]] = []
-        for e in events:
-            if e["type"].endswith("StateEntered"):
+        current: str | None = None
+        for e in self.execution_history(execution_arn):
+            kind = e["type"]
+            if kind.endswith("StateEntered"):
                 current = e["stateEnteredEventDetails"]["name"]
-            elif e["type"].endswith("StateExited"):
+            elif kind.endswith("StateExited"):
                 current = None
             if current != state:
                 continue
-            if e["type"] in ("TaskScheduled", "LambdaFunctionScheduled"):
-                attempts.append({"scheduled": e["timestamp"], "error": None, "event_id": e["id"]})
-            elif e["type"] in ("TaskFailed", "LambdaFunctionFailed") and attempts:
+            if kind in ("TaskScheduled", "LambdaFunctionScheduled"):
+                attempts.append({"scheduled": e["timestamp"], "ended": None, "error": None, "cause": None})
+            elif kind in ("TaskSucceeded", "LambdaFunctionSucceeded") and attempts:
+                attempts[-1]["ended"] = e["timestamp"]
+            elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut") and attempts:
                 details = e.get("taskFailedEventDetails") or e.get("lambdaFunctionFailedEventDetails") or {}
-                attempts[-1]["error"] = details.get("error")
-                attempts[-1]["cause"] = details.get("cause")
-        del by_id
+                attempts[-1].update(ended=e["timestamp"], error=details.get("error"), cause=details.get("cause"))
         return attempts
 
     # ============================================================================================ outputs
@@ -898,6 +920,10 @@ class LocalRuntime:
                 }
             )
         return out
+
+    def sqs_batches(self) -> list[BatchResult]:
+        """Every batch the SQS poller handed to a function: ``received``, ``failed`` message ids, ``function_error``."""
+        return list(self.poller.batches) if self.poller is not None else []
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         """Messages in the job dead-letter queue (redriven after ``maxReceiveCount``, or rejected jobs)."""

@@ -105,19 +105,23 @@ class SqsPoller:
         with self._lock:
             return min((r[0] for r in self._release), default=None)
 
+    def _queue(self, mapping: Mapping) -> Any:
+        from moto.sqs.models import sqs_backends
+
+        account, name = mapping.queue_arn.split(":")[4:6]
+        return sqs_backends[account][self.region].get_queue(name)
+
+    def visible(self, mapping: Mapping) -> int:
+        return int(self._queue(mapping).approximate_number_of_messages)
+
     def backlog(self) -> int:
-        """Messages visible, in flight or delayed in the mapped queues."""
+        """Messages visible, in flight or delayed in the mapped queues (read from moto's backend, no API call)."""
         total = 0
         for m in self.mappings:
-            attrs = self.sqs.get_queue_attributes(
-                QueueUrl=m.queue_url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesNotVisible",
-                    "ApproximateNumberOfMessagesDelayed",
-                ],
-            )["Attributes"]
-            total += sum(int(v) for v in attrs.values())
+            q = self._queue(m)
+            total += int(q.approximate_number_of_messages)
+            total += int(q.approximate_number_of_messages_not_visible)
+            total += int(q.approximate_number_of_messages_delayed)
         return total
 
     # ------------------------------------------------------------------------------------------------ polling
@@ -197,6 +201,8 @@ class SqsPoller:
         return any(f.matches_event(candidate) for f in mapping.filters)
 
     def _poll_mapping(self, mapping: Mapping) -> int:
+        if not self.visible(mapping):
+            return 0
         messages = self._receive(mapping)
         if not messages:
             return 0

@@ -1,0 +1,44 @@
+"""Assertions shared by the end-to-end tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from offline.runtime import LocalRuntime
+from tests.contracts import assert_valid_event
+
+SUCCEEDED = "Image Set Copy Succeeded"
+FAILED = "Image Set Copy Failed"
+REJECTED = "Copy Job Rejected"
+TERMINAL = (SUCCEEDED, FAILED, REJECTED)
+
+
+def terminal_events(rt: LocalRuntime) -> list[dict[str, Any]]:
+    """Every terminal event on the custom bus, each checked against its JSON Schema."""
+    events = [e for e in rt.completion_events() if e["detail-type"] in TERMINAL]
+    for e in events:
+        assert_valid_event(e["detail-type"], e["detail"], source=e["source"])
+    return events
+
+
+def only_event(rt: LocalRuntime) -> dict[str, Any]:
+    events = terminal_events(rt)
+    assert len(events) == 1, [e["detail-type"] for e in events]
+    return events[0]
+
+
+def sop_uids(metadata: dict[str, Any]) -> set[str]:
+    out: set[str] = set()
+    for series in metadata["Study"]["Series"].values():
+        out.update(series["Instances"])
+    return out
+
+
+def retry_sleeps(attempts: list[dict[str, Any]]) -> list[float]:
+    """Real seconds Step Functions waited between a failed attempt and the next one."""
+    return [
+        (nxt["scheduled"] - prev["ended"]).total_seconds()
+        for prev, nxt in itertools.pairwise(attempts)
+        if prev["ended"] is not None
+    ]
