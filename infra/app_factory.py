@@ -53,5 +53,5 @@ def build_app(
         from infra.nag import acknowledge_findings, apply_nag
 
         apply_nag(app)
-        acknowledge_findings(stack)
+        stack.nag_acknowledgements = acknowledge_findings(stack)
     return app, stack

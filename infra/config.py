@@ -145,8 +145,11 @@ class HicopyConfig(_Model):
                 f"importOutputBuckets must name the DICOM import output bucket(s) when postImportPolicy is "
                 f"'{self.post_import_policy.value}' (the planner reads job-output-manifest.json there)"
             )
-        if self.delete_after_consolidate and self.post_import_policy is not PostImportPolicy.CONSOLIDATE:
-            raise ValueError("deleteAfterConsolidate=true requires postImportPolicy 'consolidate'")
+        if self.delete_after_consolidate and self.post_import_policy is PostImportPolicy.NONE:
+            raise ValueError(
+                "deleteAfterConsolidate=true requires postImportPolicy 'consolidate' or 'promote' "
+                "(only planned post-import jobs delete their source)"
+            )
         if self.polling.max_wait_seconds >= self.execution_timeout_hours * 3600:
             raise ValueError(
                 f"polling.maxWaitSeconds ({self.polling.max_wait_seconds}) must be shorter than "

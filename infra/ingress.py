@@ -6,9 +6,10 @@ a rule, and HealthImaging import events through the import planner (which enqueu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -84,14 +85,22 @@ class JobQueues:
         }
 
 
+def archive_name(bus_name: str) -> str:
+    """Archive names are <= 48 characters of [.-_A-Za-z0-9]: a generated name can be longer (moto rejects it)."""
+    return re.sub(r"[^.\-_A-Za-z0-9]", "-", bus_name)[:40] + "-archive"
+
+
 def copy_event_bus(scope: Construct, *, name: str, archive_retention_days: int) -> events.EventBus:
     """The custom bus for ``Copy Requested`` and the completion events, with an archive for replay."""
     bus = events.EventBus(scope, "CopyEventBus", event_bus_name=name, description="HealthImaging copy orchestrator")
-    bus.archive(
+    # L1 on purpose: without an event pattern the archive keeps every event of the bus (the L2 requires one).
+    events.CfnArchive(
+        scope,
         "CopyEventArchive",
+        source_arn=bus.event_bus_arn,
+        archive_name=archive_name(name),
         description="Every event on the copy orchestrator bus (replay after an incident)",
-        event_pattern=events.EventPattern(account=[Stack.of(scope).account]),
-        retention=Duration.days(archive_retention_days),
+        retention_days=archive_retention_days,
     )
     return bus
 

@@ -135,5 +135,17 @@ class Monitoring(Construct):
                 left=[fn.metric_duration(period=PERIOD, statistic="p99", label=name) for name, fn in functions.items()],
                 width=12,
             ),
-            cloudwatch.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms.values()), width=12),
+            # No AlarmStatusWidget: it would reference the alarms by ARN, which moto's CloudFormation (the offline
+            # runtime) cannot resolve because it does not create AWS::CloudWatch::Alarm.
+            cloudwatch.TextWidget(
+                markdown=(
+                    "### Runbook\n"
+                    "* **DLQ not empty**: inspect the messages, fix the cause, then "
+                    "`aws sqs start-message-move-task --source-arn <dlq-arn>` (back to their source queue).\n"
+                    "* **Executions failed**: each failed job published `Image Set Copy Failed` with a reason code.\n"
+                    "* **Lambda errors**: see the function's log group (JSON logs, `job_id` key)."
+                ),
+                width=12,
+                height=6,
+            ),
         )

@@ -7,19 +7,21 @@ wildcard-resource ones name the exact resource, so a new finding anywhere still 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from cdk_nag import AwsSolutionsChecks, HIPAASecurityChecks
 from constructs import IConstruct
 
-from infra.stack import CopyOrchestratorStack
+if TYPE_CHECKING:
+    from infra.stack import CopyOrchestratorStack
 
 AWS_SOLUTIONS = "AwsSolutions::AwsSolutions"
 HIPAA = "HIPAA.Security::HIPAA.Security"
 
 # Functions that only Step Functions invokes (synchronously).
-TASK_FUNCTIONS = ("Prepare", "Pace", "Submit", "AwaitCopy", "Publish")
+TASK_FUNCTIONS = ("Prepare", "Pace", "Submit", "AwaitCopy", "Publish", "DeleteSource")
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,7 @@ def _function_acks(stack: CopyOrchestratorStack, name: str, fn: lambda_.Function
             "TLS with IAM auth and reaches no VPC resource; a VPC would add NAT/endpoints without reducing exposure.",
         ),
     ]
-    if name in ("Prepare", "Submit", "AwaitCopy", "ImportPlanner"):
+    if name in ("Prepare", "Submit", "AwaitCopy", "ImportPlanner", "DeleteSource"):
         for datastore_id in config.datastore_ids:
             imagesets = (
                 "arn:<AWS::Partition>:medical-imaging:<AWS::Region>:<AWS::AccountId>:"
@@ -155,10 +157,12 @@ def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
         Ack(
             sm_role_scope,
             f"{HIPAA}-IAMNoInlinePolicy",
-            "CDK's per-role DefaultPolicy of the state machine role, scoped to its five task functions and logging.",
+            "CDK's per-role DefaultPolicy of the state machine role, scoped to its task functions and logging.",
         ),
     ]
     for name in TASK_FUNCTIONS:
+        if name not in stack.functions:
+            continue
         logical_id = _logical_id(stack, stack.functions[name])
         acks.append(
             Ack(
@@ -184,6 +188,9 @@ def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
     return acks
 
 
-def acknowledge_findings(stack: CopyOrchestratorStack) -> None:
-    for ack in acknowledgements(stack):
+def acknowledge_findings(stack: CopyOrchestratorStack) -> list[Ack]:
+    """Acknowledge every accepted finding on its construct; returns the list (the audit trail)."""
+    acks = acknowledgements(stack)
+    for ack in acks:
         cdk.Validations.of(ack.scope).acknowledge(cdk.Acknowledgment(id=ack.finding, reason=ack.reason))
+    return acks

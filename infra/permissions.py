@@ -13,6 +13,7 @@ PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata", "ListImageSetVersions"]
 SUBMIT_ACTIONS = ["CopyImageSet", "GetImageSet", "GetImageSetMetadata", "ListImageSetVersions", "SearchImageSets"]
 AWAIT_COPY_ACTIONS = ["GetImageSet", "ListImageSetVersions"]
 PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet"]
+DELETE_SOURCE_ACTIONS = ["DeleteImageSet"]
 
 
 def datastore_arn(scope: Construct, datastore_id: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import Aws, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
@@ -25,6 +25,7 @@ from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.permissions import (
     AWAIT_COPY_ACTIONS,
+    DELETE_SOURCE_ACTIONS,
     PLANNER_ACTIONS,
     PREPARE_ACTIONS,
     SUBMIT_ACTIONS,
@@ -32,6 +33,9 @@ from infra.permissions import (
     allow_medical_imaging,
 )
 from infra.workflow import CopyWorkflow, WorkflowFunctions
+
+if TYPE_CHECKING:
+    from infra.nag import Ack
 
 STATE_TABLE_PARTITION_KEY = "pk"
 STATE_TABLE_TTL_ATTRIBUTE = "expiresAt"
@@ -43,6 +47,7 @@ class CopyOrchestratorStack(Stack):
     def __init__(self, scope: Construct, construct_id: str, *, config: HicopyConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
         self.config = config
+        self.nag_acknowledgements: list[Ack] = []  # set by infra.nag.acknowledge_findings when nag is on
         self.template_options.description = (
             "HealthImaging CopyImageSet orchestrator: SQS/EventBridge triggers -> Step Functions -> completion events"
         )
@@ -118,14 +123,31 @@ class CopyOrchestratorStack(Stack):
         allow_medical_imaging(submit, self, datastore_ids=ids, actions=SUBMIT_ACTIONS)
         allow_medical_imaging(await_copy, self, datastore_ids=ids, actions=AWAIT_COPY_ACTIONS)
         self.state_table.grant(pace, "dynamodb:GetItem", "dynamodb:UpdateItem")
-        self.state_table.grant(submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        # DeleteItem: Submit abandons its own SUBMITTING record when the call provably never reached the service.
+        self.state_table.grant(
+            submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
+        )
         self.bus.grant_put_events_to(publish)
+
+        delete_source: lambda_.Function | None = None
+        if config.delete_after_consolidate:
+            delete_source = factory.function(
+                "DeleteSource",
+                handler="hicopy.handlers.delete_source.handler",
+                description="Deletes a post-import source image set after all of it was copied (delete-after)",
+            )
+            allow_medical_imaging(delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS)
 
         self.workflow = CopyWorkflow(
             self,
             "CopyWorkflow",
             functions=WorkflowFunctions(
-                prepare=prepare, pace=pace, submit=submit, await_copy=await_copy, publish=publish
+                prepare=prepare,
+                pace=pace,
+                submit=submit,
+                await_copy=await_copy,
+                publish=publish,
+                delete_source=delete_source,
             ),
             polling=config.polling,
             execution_timeout=Duration.hours(config.execution_timeout_hours),
@@ -158,6 +180,7 @@ class CopyOrchestratorStack(Stack):
             description="Plans post-import copy jobs from HealthImaging import results",
             environment={
                 "JOB_QUEUE_URL": self.queues.job_queue.queue_url,
+                "STATE_TABLE_NAME": self.state_table.table_name,
                 "DATASTORE_IDS": datastores,
                 "POST_IMPORT_POLICY": config.post_import_policy.value,
                 "CONSOLIDATE_FORCE": str(config.consolidate_force).lower(),
@@ -176,6 +199,8 @@ class CopyOrchestratorStack(Stack):
             planner, buckets=config.import_output_buckets, kms_key_arns=config.import_output_kms_key_arns
         )
         self.queues.job_queue.grant(planner, "sqs:SendMessage")
+        # Once-only markers (an import job is planned once, even when its event is delivered twice).
+        self.state_table.grant(planner, "dynamodb:GetItem", "dynamodb:PutItem")
         self.bus.grant_put_events_to(planner)
 
         self.copy_requested_rule = copy_requested_rule(self, bus=self.bus, queues=self.queues)

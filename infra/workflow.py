@@ -4,6 +4,10 @@ Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChun
                 ^__________________________________________________________| (next chunk)
 Any task error (after its retries) -> PublishFailure -> CopyFailed; a publisher's own error -> PublishFailed.
 
+With ``deleteAfterConsolidate`` a ``CopyOrDelete?`` choice follows the pacing: once every chunk is copied and
+the state says ``sourceDeletion.status == PENDING``, the next paced call is ``DeleteSource`` (then PublishResult;
+its failure is recorded in ``$.deletionError`` and reported by the success event, the copy itself succeeded).
+
 Retry and Catch error names come from ``hicopy.errors`` (the Lambda code's taxonomy) and the AwaitCopy
 MaxAttempts from ``hicopy.domain.backoff``: they are decided there, never retyped here.
 """
@@ -35,6 +39,8 @@ STATE_MAX_DELAY_SECONDS = 120
 STATE_MAX_ATTEMPTS = 8
 
 ERROR_RESULT_PATH = "$.error"
+# A failed source deletion does not fail the copy: the success event reports it (sourceDeletion FAILED).
+DELETION_ERROR_RESULT_PATH = "$.deletionError"
 # PublishFailure keeps the state (and its $.error) intact so that CopyFailed can report the original error.
 PUBLISH_FAILURE_RESULT_PATH = "$.publishResult"
 
@@ -46,6 +52,8 @@ class WorkflowFunctions:
     submit: lambda_.IFunction
     await_copy: lambda_.IFunction
     publish: lambda_.IFunction
+    # Only when deleteAfterConsolidate is on: deletes the source image set after its last chunk was copied.
+    delete_source: lambda_.IFunction | None = None
 
 
 @dataclass(frozen=True)
@@ -180,6 +188,22 @@ class CopyWorkflow(Construct):
             task.add_catch(publish_failed, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
         publish_failure.next(copy_failed)
 
+        all_copied = sfn.Condition.boolean_equals("$.done", True)
+        after_pacing: sfn.IChainable = submit
+        if functions.delete_source is not None:
+            # Post-import delete-after: once every chunk is COPIED, AwaitCopy marks sourceDeletion PENDING; the
+            # deletion is paced like a copy (Pace reserves a DeleteImageSet slot), then DeleteSource runs.
+            delete_pending = sfn.Condition.and_(
+                sfn.Condition.is_present("$.sourceDeletion.status"),
+                sfn.Condition.string_equals("$.sourceDeletion.status", "PENDING"),
+            )
+            delete_source = invoke("DeleteSource", functions.delete_source)
+            retry_transient(delete_source)
+            delete_source.add_catch(publish_result, errors=["States.ALL"], result_path=DELETION_ERROR_RESULT_PATH)
+            delete_source.next(publish_result)
+            after_pacing = sfn.Choice(self, "CopyOrDelete?").when(delete_pending, delete_source).otherwise(submit)
+            all_copied = sfn.Condition.and_(all_copied, sfn.Condition.not_(delete_pending))
+
         pace_wait = sfn.Wait(self, "PaceWait", time=sfn.WaitTime.seconds_path("$.pace.waitSeconds"))
         needs_pacing = (
             sfn.Choice(self, "NeedsPacing?")
@@ -188,13 +212,13 @@ class CopyWorkflow(Construct):
                     sfn.Condition.is_present("$.pace.waitSeconds"),
                     sfn.Condition.number_greater_than("$.pace.waitSeconds", 0),
                 ),
-                pace_wait.next(submit),
+                pace_wait.next(after_pacing),
             )
-            .otherwise(submit)
+            .otherwise(after_pacing)
         )
         more_chunks = (
             sfn.Choice(self, "MoreChunks?")
-            .when(sfn.Condition.boolean_equals("$.done", True), publish_result.next(sfn.Succeed(self, "Done")))
+            .when(all_copied, publish_result.next(sfn.Succeed(self, "Done")))
             .otherwise(pace)
         )
         prepare.next(pace).next(needs_pacing)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ TEST_CONFIG: dict[str, Any] = {
     "postImportPolicy": "consolidate",
     "alarmEmail": "imaging-ops@example.com",
 }
+# The superset stack: post-import delete-after adds the DeleteSource function and branch.
+DELETE_CONFIG: dict[str, Any] = {**TEST_CONFIG, "deleteAfterConsolidate": True}
 VARIANT_CONFIG: dict[str, Any] = {
     "datastoreIds": [DS1],
     "polling": {"firstIntervalSeconds": 10, "backoffRate": 1.5, "maxDelaySeconds": 300, "maxWaitSeconds": 7200},
@@ -45,6 +48,19 @@ class SynthOutput:
 
     def report(self) -> dict[str, Any]:
         return json.loads((self.outdir / "validation-report.json").read_text())  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class BundledSynth:
+    """A `python app.py` subprocess run with bundling ON."""
+
+    outdir: Path
+    process: subprocess.Popen[str]
+    log: Path
+
+    @property
+    def template_path(self) -> Path:
+        return self.outdir / f"{STACK_NAME}.template.json"
 
 
 def render(value: Any) -> Any:

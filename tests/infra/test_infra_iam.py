@@ -46,6 +46,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",  # abandons its own SUBMITTING record
     },
     "AwaitCopy": {"medical-imaging:GetImageSet", "medical-imaging:ListImageSetVersions"},
     "Publish": {"events:PutEvents"},
@@ -64,6 +65,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "kms:Decrypt",
         "sqs:SendMessage",
         "events:PutEvents",
+        "dynamodb:GetItem",  # once-only marker per import job
+        "dynamodb:PutItem",
     },
 }
 
@@ -136,7 +139,7 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     import_dlq = _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     machine = _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
 
-    for name in ("Pace", "Submit"):
+    for name in ("Pace", "Submit", "ImportPlanner"):
         statements = _statements(template_json, name)
         for action in actions(statements):
             if action.startswith("dynamodb:"):
@@ -157,6 +160,15 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     (kms,) = [st for st in planner if "kms:Decrypt" in st["Action"]]
     assert kms["Resource"] == KMS_KEY_ARN
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.${AWS::Region}.amazonaws.com"}}
+
+
+def test_delete_source_only_with_delete_after(template_json: dict[str, Any], delete_json: dict[str, Any]) -> None:
+    assert "medical-imaging:DeleteImageSet" not in str(template_json)
+    statements = _statements(delete_json, "DeleteSource")
+    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | XRAY | LOGS
+    assert resources_for(statements, "medical-imaging:DeleteImageSet") == DATASTORE_RESOURCES
+    for name in EXPECTED_ACTIONS:  # nobody else may delete
+        assert "medical-imaging:DeleteImageSet" not in actions(_statements(delete_json, name))
 
 
 def test_planner_without_import_buckets_reads_no_s3(variant_json: dict[str, Any]) -> None:

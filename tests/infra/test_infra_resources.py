@@ -23,6 +23,7 @@ FUNCTIONS = {
         "hicopy.handlers.planner.handler",
         {
             "JOB_QUEUE_URL",
+            "STATE_TABLE_NAME",
             "DATASTORE_IDS",
             "POST_IMPORT_POLICY",
             "CONSOLIDATE_FORCE",
@@ -104,6 +105,8 @@ def test_bus_and_archive(template_json: dict[str, Any], variant_json: dict[str, 
     assert _props(template_json, "CopyEventBus", "AWS::Events::EventBus")["Name"] == "hicopy-events"
     (archive,) = resources(template_json, "AWS::Events::Archive").values()
     assert archive["Properties"]["RetentionDays"] == 30
+    assert archive["Properties"]["ArchiveName"] == "hicopy-events-archive"  # <= 48 characters
+    assert "EventPattern" not in archive["Properties"]  # every event of the bus
     assert render(archive["Properties"]["SourceArn"]) == _ref(
         template_json, "CopyEventBus", "AWS::Events::EventBus", "Arn"
     )
@@ -214,6 +217,7 @@ def test_function_environment_values(template_json: dict[str, Any]) -> None:
     assert env("Submit")["STATE_TABLE_NAME"] == table
     planner = env("ImportPlanner")
     assert planner["JOB_QUEUE_URL"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue")
+    assert planner["STATE_TABLE_NAME"] == table
     assert planner["POST_IMPORT_POLICY"] == TEST_CONFIG["postImportPolicy"]
     assert (planner["CONSOLIDATE_FORCE"], planner["DELETE_AFTER_CONSOLIDATE"]) == ("false", "false")
 
@@ -318,6 +322,8 @@ def test_dashboard(template_json: dict[str, Any]) -> None:
     body = render(dashboard["Properties"]["DashboardBody"])
     for metric in ("ExecutionsFailed", "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"):
         assert metric in body
+    # moto's CloudFormation (the offline runtime) creates no alarms: the dashboard must not reference them
+    assert not [a for a in resources(template_json, "AWS::CloudWatch::Alarm") if a in str(dashboard)]
 
 
 def test_outputs(template_json: dict[str, Any]) -> None:

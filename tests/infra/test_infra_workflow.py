@@ -184,3 +184,44 @@ def test_error_lists_are_not_empty() -> None:
     assert STILL_COPYING_ERRORS
     assert LAMBDA_SERVICE_ERRORS
     assert TEST_CONFIG["datastoreIds"]
+
+
+def test_delete_after_branch(delete_json: dict[str, Any], states: dict[str, Any]) -> None:
+    contract = states
+    states = definition(delete_json)["States"]
+    assert "DeleteSource" not in contract
+    pending = {
+        "And": [
+            {"Variable": "$.sourceDeletion.status", "IsPresent": True},
+            {"Variable": "$.sourceDeletion.status", "StringEquals": "PENDING"},
+        ]
+    }
+    # Pacing is followed by the copy-or-delete decision
+    assert states["NeedsPacing?"]["Default"] == "CopyOrDelete?"
+    assert states["PaceWait"]["Next"] == "CopyOrDelete?"
+    assert states["CopyOrDelete?"]["Choices"] == [{**pending, "Next": "DeleteSource"}]
+    assert states["CopyOrDelete?"]["Default"] == "Submit"
+    # All chunks copied and no deletion pending -> publish; otherwise pace (next chunk or the deletion)
+    (done,) = states["MoreChunks?"]["Choices"]
+    assert done == {
+        "And": [{"Variable": "$.done", "BooleanEquals": True}, {"Not": pending}],
+        "Next": "PublishResult",
+    }
+    assert states["MoreChunks?"]["Default"] == "Pace"
+    delete = states["DeleteSource"]
+    function_id = logical_id(delete_json, "DeleteSource", "AWS::Lambda::Function")
+    assert delete["Resource"] == "${" + function_id + ".Arn}"
+    assert delete["Parameters"] == PAYLOAD
+    assert delete["ResultPath"] == "$"
+    assert delete["Next"] == "PublishResult"
+    assert delete["Retry"] == [TRANSIENT_RETRY]
+    # a failed deletion does not fail the copy: the success event reports it
+    assert delete["Catch"] == [
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.deletionError", "Next": "PublishResult"}
+    ]
+    # the tasks' policies are unchanged
+    for name in TASKS:
+        assert (states[name]["Retry"], states[name].get("Catch")) == (
+            contract[name]["Retry"],
+            contract[name].get("Catch"),
+        )
