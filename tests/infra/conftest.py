@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
-from infra_helpers import DELETE_CONFIG, TEST_CONFIG, VARIANT_CONFIG, BundledSynth, SynthOutput
 
 from infra.app_factory import build_app
+from tests.infra.helpers import DELETE_CONFIG, TEST_CONFIG, VARIANT_CONFIG, BundledSynth, SynthOutput
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,19 +46,19 @@ def template() -> Template:
 
 @pytest.fixture(scope="session")
 def template_json(template: Template) -> dict[str, Any]:
-    return template.to_json()  # type: ignore[no-any-return]
+    return dict(template.to_json())
 
 
 @pytest.fixture(scope="session")
 def variant_json() -> dict[str, Any]:
     """The same stack with non-default settings (no import buckets, no e-mail, other polling...)."""
-    return _template(VARIANT_CONFIG).to_json()  # type: ignore[no-any-return]
+    return dict(_template(VARIANT_CONFIG).to_json())
 
 
 @pytest.fixture(scope="session")
 def delete_json() -> dict[str, Any]:
     """The superset stack: deleteAfterConsolidate adds the DeleteSource function and branch."""
-    return _template(DELETE_CONFIG).to_json()  # type: ignore[no-any-return]
+    return dict(_template(DELETE_CONFIG).to_json())
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_helpers import STACK_NAME, BundledSynth, resources
+
+from tests.infra.helpers import STACK_NAME, BundledSynth, resources
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from infra_helpers import DS1, DS2
 
 from infra.app_factory import build_app, cdk_json_context
 from infra.config import ConfigError, HicopyConfig, PostImportPolicy, config_from_dict, load_config
+from tests.infra.helpers import DS1, DS2
 
 ROOT = Path(__file__).resolve().parents[2]
 

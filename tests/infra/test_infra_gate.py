@@ -8,8 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-from infra_helpers import SynthOutput
+import yaml  # type: ignore[import-untyped]
+
+from tests.infra.helpers import SynthOutput
 
 ROOT = Path(__file__).resolve().parents[2]
 # Warnings accepted in .cfnlintrc; the reasons are written there.

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infra_helpers import (
+
+from tests.infra.helpers import (
     BUCKET,
     DS1,
     DS2,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infra_helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
+
+from tests.infra.helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
 
 QUEUES = ["JobQueue", "JobDeadLetterQueue", "CopyRequestedRuleDeadLetterQueue", "ImportRuleDeadLetterQueue"]
 DLQS = QUEUES[1:]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from infra_helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
 
 from hicopy.domain.backoff import max_attempts_for
 from hicopy.errors import LAMBDA_SERVICE_ERRORS, STATE_ERRORS, STILL_COPYING_ERRORS, TRANSIENT_ERRORS
+from tests.infra.helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
 
 TASKS = ["Prepare", "Pace", "Submit", "AwaitCopy", "PublishResult", "PublishFailure"]
 TASK_FUNCTION = {

@@ -86,7 +86,9 @@ def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[st
 def logical_id(template: dict[str, Any], construct_id: str, resource_type: str) -> str:
     """The logical id of a stack-level construct ``construct_id`` (``<id><8 hex digits>``)."""
     pattern = re.compile(rf"^{re.escape(construct_id)}[0-9A-F]{{8}}$")
-    found = [lid for lid, res in template["Resources"].items() if pattern.match(lid) and res["Type"] == resource_type]
+    found: list[str] = [
+        lid for lid, res in template["Resources"].items() if pattern.match(lid) and res["Type"] == resource_type
+    ]
     assert len(found) == 1, f"{construct_id} ({resource_type}): {found}"
     return found[0]
 
