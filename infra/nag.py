@@ -101,8 +101,8 @@ def _function_acks(stack: CopyOrchestratorStack, name: str, fn: lambda_.Function
             Ack(
                 fn,
                 f"{HIPAA}-LambdaDLQ",
-                "Invoked synchronously by the state machine: failures are retried by the task's Retry and end in "
-                "its Catch (PublishFailure), so no asynchronous event can be lost.",
+                "Invoked synchronously by the state machine: failures are retried by the task's Retry and then "
+                "handled by its Catch (a terminal event is published), so no asynchronous event can be lost.",
             ),
             Ack(
                 fn,
@@ -181,8 +181,9 @@ def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
         Ack(
             stack.state_table,
             f"{HIPAA}-DynamoDBInBackupPlan",
-            "The table holds only short-lived pacing slots and per-(job, chunk) idempotency records that expire by "
-            "TTL; point-in-time recovery is on, and a backup plan would keep stale locks, not clinical data.",
+            "The table holds only pacing slots, per-(job, chunk) submission records and once-only import "
+            "markers, all expiring by TTL; point-in-time recovery is on, and a backup plan would keep stale "
+            "coordination records, not clinical data.",
         ),
     ]
     return acks

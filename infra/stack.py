@@ -63,7 +63,7 @@ class CopyOrchestratorStack(Stack):
                 point_in_time_recovery_enabled=True
             ),
             encryption=dynamodb.TableEncryption.AWS_MANAGED,
-            # Pacing slots and per-(job, chunk) idempotency records only; they expire by TTL.
+            # Pacing slots, per-(job, chunk) submission records and once-only import markers; all expire by TTL.
             removal_policy=RemovalPolicy.DESTROY,
         )
         self.bus = copy_event_bus(
