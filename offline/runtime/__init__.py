@@ -16,6 +16,7 @@ from offline.runtime.runtime import (
     IdleTimeout,
     LocalRuntime,
     Progress,
+    RetrySleep,
     local_runtime,
 )
 from offline.runtime.synth import synthesize
@@ -34,6 +35,7 @@ __all__ = [
     "Invocation",
     "LocalRuntime",
     "Progress",
+    "RetrySleep",
     "local_runtime",
     "synthesize",
 ]

@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import io
 import json
 import os
@@ -94,6 +97,52 @@ def _marshal(result: Any) -> str:
         return json.dumps(result)
     except (TypeError, ValueError) as exc:
         raise MarshalError(f"Unable to marshal response: {exc}") from exc
+
+
+_CODE_CACHE: dict[tuple[str, int, int], types.CodeType] = {}
+_CODE_CACHE_LOCK = threading.Lock()
+
+
+class _CachingSourceLoader(importlib.machinery.SourceFileLoader):
+    """A source loader that compiles each file once per process (keyed by path, mtime and size).
+
+    Every cold start imports the function's code package again; with ``PYTHONDONTWRITEBYTECODE`` (or a read-only
+    tree) that would recompile every module for every container.
+    """
+
+    def get_code(self, fullname: str) -> types.CodeType:
+        path = self.get_filename(fullname)
+        st = os.stat(path)
+        key = (path, st.st_mtime_ns, st.st_size)
+        with _CODE_CACHE_LOCK:
+            code = _CODE_CACHE.get(key)
+        if code is None:
+            code = super().get_code(fullname)
+            if code is None:  # pragma: no cover - only for source-less modules
+                raise ImportError(f"no code for {fullname}")
+            with _CODE_CACHE_LOCK:
+                _CODE_CACHE[key] = code
+        return code
+
+
+class _ContainerFinder(importlib.abc.MetaPathFinder):
+    """Finds the modules of one code asset (top-level names ``tops``) in ``code_dir`` with the caching loader."""
+
+    def __init__(self, code_dir: Path, tops: set[str]) -> None:
+        self.code_dir = str(code_dir)
+        self.tops = tops
+
+    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname.split(".", 1)[0] not in self.tops:
+            return None
+        search = list(path) if path is not None else [self.code_dir]
+        spec = importlib.machinery.PathFinder.find_spec(fullname, search)
+        if spec is None or not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or not spec.origin:
+            return spec
+        loader = _CachingSourceLoader(fullname, spec.origin)
+        return importlib.util.spec_from_file_location(
+            fullname, spec.origin, loader=loader, submodule_search_locations=spec.submodule_search_locations
+        )
 
 
 # Process-wide on purpose: a logging handler created during one runtime keeps the stream object it saw (e.g.
@@ -291,14 +340,13 @@ class LambdaRunner:
         for name in outer:
             del sys.modules[name]
         sys.modules.update(container.modules)
-        path_entry = str(code_dir)
-        sys.path.insert(0, path_entry)
-        importlib.invalidate_caches()
+        finder = _ContainerFinder(code_dir, tops)
+        sys.meta_path.insert(0, finder)
         try:
             yield
         finally:
             with contextlib.suppress(ValueError):
-                sys.path.remove(path_entry)
+                sys.meta_path.remove(finder)
             container.modules = {name: mod for name, mod in sys.modules.items() if ours(name)}
             for name in container.modules:
                 del sys.modules[name]

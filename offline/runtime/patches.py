@@ -147,6 +147,8 @@ class RuntimeHooks(Protocol):
 
     def virtual_now(self) -> float: ...
 
+    def record_retry_sleep(self, seconds: float) -> None: ...
+
     def real_seconds(self, virtual_seconds: float) -> float: ...
 
 
@@ -209,6 +211,7 @@ class MotoPatches:
         real_time = retrier_decl.time  # type: ignore[attr-defined]
 
         def scaled_sleep(seconds: float) -> None:
+            hooks.record_retry_sleep(seconds)
             if seconds > 0:
                 real_time.sleep(hooks.real_seconds(seconds))
 

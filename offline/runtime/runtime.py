@@ -60,6 +60,7 @@ IMPORT_OUTPUT_BUCKET = "hicopy-local-import-output"
 BOOTSTRAP_QUALIFIER = "hnb659fds"
 SERVICE_EVENT_SOURCE = "aws.medical-imaging"
 DEFAULT_CLIENT_SOURCE = "local.client"
+DEFAULT_EVENT_SOURCE = "hicopy.orchestrator"  # infra.config's default eventSource
 
 # The synth context of the local runtime (merged under ``config_overrides``): one fixed data store, the import
 # output bucket and the consolidate policy (with force: an import's non-primary image sets conflict with their
@@ -118,6 +119,15 @@ class ExecutionInfo:
     @property
     def current_state(self) -> str | None:
         return self.states[-1] if self.states else None
+
+
+@dataclass(frozen=True)
+class RetrySleep:
+    """One Step Functions ``Retry`` back-off, as the interpreter computed it (after MaxDelay and jitter)."""
+
+    at: float  # wall-clock time the sleep started (time.time())
+    seconds: float  # virtual seconds requested; the real sleep is seconds * time_scale
+    thread: str  # the execution's worker thread
 
 
 @dataclass
@@ -200,6 +210,7 @@ class LocalRuntime:
         self.timings: dict[str, float] = {}
         self.skipped_resources: dict[str, str] = {}
         self.template_fixups: list[str] = []
+        self.retry_sleeps: list[RetrySleep] = []
         self.outputs: dict[str, str] = {}
         self.physical_ids: dict[str, str] = {}
         self._started = False
@@ -483,6 +494,11 @@ class LocalRuntime:
 
     def virtual_now(self) -> float:
         return self.clock.now()
+
+    def record_retry_sleep(self, seconds: float) -> None:
+        self.retry_sleeps.append(
+            RetrySleep(at=time.time(), seconds=float(seconds), thread=threading.current_thread().name)
+        )
 
     def real_seconds(self, virtual_seconds: float) -> float:
         return max(0.0, virtual_seconds * self.time_scale)
@@ -888,10 +904,21 @@ class LocalRuntime:
             return []
         return [p.event for p in list(self.router.published) if bus is None or p.bus == bus]
 
+    @property
+    def event_source(self) -> str:
+        """The ``source`` of the orchestrator's own events (config ``eventSource``)."""
+        return str(self.config.get("eventSource", DEFAULT_EVENT_SOURCE))
+
     def completion_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
-        """Events the orchestrator published on its custom bus (succeeded / failed / rejected), oldest first."""
+        """Events the orchestrator published on its custom bus, oldest first: the terminal ``Image Set Copy
+        Succeeded`` / ``Image Set Copy Failed`` / ``Copy Job Rejected`` and the planner's ``Import Job Planned`` /
+        ``Import Job Failures``. (``published_events(bus)`` also has what clients put, e.g. ``Copy Requested``.)"""
         events = self.published_events(self.event_bus_name)
-        return [e for e in events if detail_type is None or e["detail-type"] == detail_type]
+        return [
+            e
+            for e in events
+            if e["source"] == self.event_source and (detail_type is None or e["detail-type"] == detail_type)
+        ]
 
     def queue_messages(self, queue: str) -> list[dict[str, Any]]:
         """Peek at every message of a queue (construct id, URL or name) without consuming it."""

@@ -1,0 +1,7 @@
+"""``python -m offline``: see ``offline.cli``."""
+
+import sys
+
+from offline.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""``python -m offline run-job``: a user's job file, with placeholders filled from the seeded demo data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from offline import cli
+
+
+def test_placeholders_are_substituted_and_unknown_ones_refused() -> None:
+    assert cli.substitute('{"a": "${X}"}', {"X": "1"}) == '{"a": "1"}'
+    with pytest.raises(SystemExit, match="NOPE"):
+        cli.substitute("${NOPE}", {"X": "1"})
+
+
+def test_run_job_merges_into_the_seeded_destination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = {
+        "jobId": "cli-merge",
+        "datastoreId": "${DATASTORE_ID}",
+        "source": {"imageSetId": "${SOURCE_IMAGE_SET_ID}"},
+        "destination": {"imageSetId": "${DESTINATION_IMAGE_SET_ID}"},
+        "instances": ["${INSTANCE_UID_1_1}", "${INSTANCE_UID_1_2}"],
+    }
+    path = tmp_path / "job.json"
+    path.write_text(json.dumps(job))
+
+    assert cli.main(["run-job", str(path), "--seed", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert '"detail-type": "Image Set Copy Succeeded"' in out
+    assert "cli-merge" in out
+
+
+def test_run_job_exits_1_when_a_job_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text('{"datastoreId": "${DATASTORE_ID}", "source": {"imageSetId": "nope"}}')
+    assert cli.main(["run-job", str(path), "--quiet"]) == 1
