@@ -17,10 +17,8 @@ import jsii
 from aws_cdk import AssetHashType, BundlingOptions, DockerImage, ILocalBundling
 from aws_cdk import aws_lambda as lambda_
 
-PLATFORMS = {
-    lambda_.Architecture.X86_64.name: "manylinux2014_x86_64",
-    lambda_.Architecture.ARM_64.name: "manylinux2014_aarch64",
-}
+# Keyed by ``lambda_.Architecture.name`` (plain strings: no jsii call at import time).
+PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 # Never shipped: caches, tests and the requirements file itself (folded into the hash by being in the source).
 EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/tests", "**/.DS_Store"]
 
@@ -70,9 +68,7 @@ class PipLocalBundling:
         return True  # handled locally: CDK never calls Docker
 
 
-def python_code(
-    source_dir: Path, *, python_version: str, architecture: lambda_.Architecture = lambda_.Architecture.ARM_64
-) -> lambda_.Code:
+def python_code(source_dir: Path, *, python_version: str, architecture: lambda_.Architecture) -> lambda_.Code:
     """One asset for ``source_dir``; the SOURCE hash makes it identical with and without bundling."""
     source_dir = source_dir.resolve()
     platform = PLATFORMS[architecture.name]

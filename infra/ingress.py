@@ -21,17 +21,18 @@ COPY_REQUESTED = "Copy Requested"
 IMPORT_SOURCE = "aws.medical-imaging"
 IMPORT_DETAIL_TYPES = ["Import Job Completed", "Import Job Failed"]
 
-DLQ_RETENTION = Duration.days(14)
-JOB_QUEUE_RETENTION = Duration.days(4)
+# Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
+DLQ_RETENTION_DAYS = 14
+JOB_QUEUE_RETENTION_DAYS = 4
 MAX_RECEIVE_COUNT = 5
-CONSUMER_TIMEOUT = Duration.seconds(30)
+CONSUMER_TIMEOUT_SECONDS = 30
 CONSUMER_BATCH_SIZE = 10
-CONSUMER_BATCHING_WINDOW = Duration.seconds(1)
+CONSUMER_BATCHING_WINDOW_SECONDS = 1
 # AWS guidance for SQS-triggered functions: visibility timeout >= 6 x function timeout + batching window.
-JOB_QUEUE_VISIBILITY = Duration.seconds(6 * 30 + 10)
+JOB_QUEUE_VISIBILITY_SECONDS = 6 * CONSUMER_TIMEOUT_SECONDS + 10
 # EventBridge's maximum delivery effort; whatever still fails lands in the rule's DLQ.
 RULE_RETRY_ATTEMPTS = 185
-RULE_MAX_EVENT_AGE = Duration.hours(24)
+RULE_MAX_EVENT_AGE_HOURS = 24
 
 
 def secure_queue(
@@ -63,18 +64,20 @@ class JobQueues:
 
     def __init__(self, scope: Construct) -> None:
         parent = scope
-        self.job_dlq = secure_queue(parent, "JobDeadLetterQueue", retention_period=DLQ_RETENTION)
+        self.job_dlq = secure_queue(parent, "JobDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS))
         self.job_queue = secure_queue(
             parent,
             "JobQueue",
-            retention_period=JOB_QUEUE_RETENTION,
-            visibility_timeout=JOB_QUEUE_VISIBILITY,
+            retention_period=Duration.days(JOB_QUEUE_RETENTION_DAYS),
+            visibility_timeout=Duration.seconds(JOB_QUEUE_VISIBILITY_SECONDS),
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.job_dlq, max_receive_count=MAX_RECEIVE_COUNT),
         )
         self.copy_requested_rule_dlq = secure_queue(
-            parent, "CopyRequestedRuleDeadLetterQueue", retention_period=DLQ_RETENTION
+            parent, "CopyRequestedRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
         )
-        self.import_rule_dlq = secure_queue(parent, "ImportRuleDeadLetterQueue", retention_period=DLQ_RETENTION)
+        self.import_rule_dlq = secure_queue(
+            parent, "ImportRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.Queue]:
@@ -118,7 +121,7 @@ def copy_requested_rule(scope: Construct, *, bus: events.IEventBus, queues: JobQ
                 queues.job_queue,
                 dead_letter_queue=queues.copy_requested_rule_dlq,
                 retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
+                max_event_age=Duration.hours(RULE_MAX_EVENT_AGE_HOURS),
             )
         ],
     )
@@ -142,7 +145,7 @@ def import_events_rule(
                 planner,
                 dead_letter_queue=queues.import_rule_dlq,
                 retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=RULE_MAX_EVENT_AGE,
+                max_event_age=Duration.hours(RULE_MAX_EVENT_AGE_HOURS),
             )
         ],
     )
@@ -154,7 +157,7 @@ def consume_job_queue(consumer: lambda_.Function, *, queue: sqs.IQueue, max_conc
         sources.SqsEventSource(
             queue,
             batch_size=CONSUMER_BATCH_SIZE,
-            max_batching_window=CONSUMER_BATCHING_WINDOW,
+            max_batching_window=Duration.seconds(CONSUMER_BATCHING_WINDOW_SECONDS),
             report_batch_item_failures=True,
             max_concurrency=max_concurrency,
         )

@@ -21,9 +21,17 @@ from constructs import Construct
 from infra.bundling import python_code
 
 # Python 3.14: the pinned pydantic-core and wrapt publish cp314 manylinux2014_aarch64 wheels (checked with pip).
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 PYTHON_VERSION = "3.14"
-ARCHITECTURE = lambda_.Architecture.ARM_64
+
+
+def runtime() -> lambda_.Runtime:
+    return lambda_.Runtime.PYTHON_3_14
+
+
+def architecture() -> lambda_.Architecture:
+    return lambda_.Architecture.ARM_64
+
+
 LOG_LEVEL = "INFO"
 SERVICE_NAME = "hicopy"
 METRICS_NAMESPACE = "HealthImagingCopy"
@@ -79,7 +87,7 @@ class LambdaFactory:
         self.scope = scope
         self.log_retention_days = log_retention_days
         self.log_key = log_key
-        self.code = python_code(source_dir, python_version=PYTHON_VERSION, architecture=ARCHITECTURE)
+        self.code = python_code(source_dir, python_version=PYTHON_VERSION, architecture=architecture())
         self.functions: dict[str, lambda_.Function] = {}
 
     @staticmethod
@@ -120,8 +128,8 @@ class LambdaFactory:
             self.scope,
             construct_id,
             description=description,
-            runtime=RUNTIME,
-            architecture=ARCHITECTURE,
+            runtime=runtime(),
+            architecture=architecture(),
             code=self.code,
             handler=handler,
             role=role,

@@ -15,8 +15,8 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-PERIOD = Duration.minutes(5)
-AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+PERIOD_MINUTES = 5
+AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD  # a plain Python enum member
 
 
 class Monitoring(Construct):
@@ -33,6 +33,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
     ) -> None:
         super().__init__(scope, construct_id)
+        period = Duration.minutes(PERIOD_MINUTES)
         self.topic = sns.Topic(
             self, "AlarmTopic", display_name="HealthImaging copy orchestrator alarms", master_key=key, enforce_ssl=True
         )
@@ -66,7 +67,7 @@ class Monitoring(Construct):
         for name, queue in dead_letter_queues.items():
             alarm(
                 f"{name}NotEmpty",
-                queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
+                queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
                 threshold=0,
                 comparison=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
                 description=f"{name} holds messages: inspect them, fix the cause, then redrive "
@@ -74,18 +75,18 @@ class Monitoring(Construct):
             )
         alarm(
             "ExecutionsFailed",
-            state_machine.metric_failed(period=PERIOD, statistic="Sum"),
+            state_machine.metric_failed(period=period, statistic="Sum"),
             description="A copy execution failed (its failure event was published unless PublishFailed).",
         )
         alarm(
             "ExecutionsTimedOut",
-            state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+            state_machine.metric_timed_out(period=period, statistic="Sum"),
             description="A copy execution exceeded the state machine timeout (executionTimeoutHours).",
         )
         for name, fn in functions.items():
             alarm(
                 f"{name}Errors",
-                fn.metric_errors(period=PERIOD, statistic="Sum"),
+                fn.metric_errors(period=period, statistic="Sum"),
                 description=f"The {name} function raised errors (see its log group).",
             )
 
@@ -94,20 +95,20 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Copy executions",
                 left=[
-                    state_machine.metric_started(period=PERIOD, statistic="Sum"),
-                    state_machine.metric_succeeded(period=PERIOD, statistic="Sum"),
-                    state_machine.metric_failed(period=PERIOD, statistic="Sum"),
-                    state_machine.metric_timed_out(period=PERIOD, statistic="Sum"),
+                    state_machine.metric_started(period=period, statistic="Sum"),
+                    state_machine.metric_succeeded(period=period, statistic="Sum"),
+                    state_machine.metric_failed(period=period, statistic="Sum"),
+                    state_machine.metric_timed_out(period=period, statistic="Sum"),
                 ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Job queue",
                 left=[
-                    job_queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum"),
-                    job_queue.metric_approximate_number_of_messages_not_visible(period=PERIOD, statistic="Maximum"),
+                    job_queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+                    job_queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
                 ],
-                right=[job_queue.metric_approximate_age_of_oldest_message(period=PERIOD, statistic="Maximum")],
+                right=[job_queue.metric_approximate_age_of_oldest_message(period=period, statistic="Maximum")],
                 width=12,
             ),
         )
@@ -115,16 +116,16 @@ class Monitoring(Construct):
             cloudwatch.GraphWidget(
                 title="Dead-letter queues (messages visible)",
                 left=[
-                    queue.metric_approximate_number_of_messages_visible(period=PERIOD, statistic="Maximum", label=name)
+                    queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum", label=name)
                     for name, queue in dead_letter_queues.items()
                 ],
                 width=12,
             ),
             cloudwatch.GraphWidget(
                 title="Lambda errors and throttles",
-                left=[fn.metric_errors(period=PERIOD, statistic="Sum", label=name) for name, fn in functions.items()],
+                left=[fn.metric_errors(period=period, statistic="Sum", label=name) for name, fn in functions.items()],
                 right=[
-                    fn.metric_throttles(period=PERIOD, statistic="Sum", label=name) for name, fn in functions.items()
+                    fn.metric_throttles(period=period, statistic="Sum", label=name) for name, fn in functions.items()
                 ],
                 width=12,
             ),
@@ -132,7 +133,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Lambda duration p99 (ms)",
-                left=[fn.metric_duration(period=PERIOD, statistic="p99", label=name) for name, fn in functions.items()],
+                left=[fn.metric_duration(period=period, statistic="p99", label=name) for name, fn in functions.items()],
                 width=12,
             ),
             # No AlarmStatusWidget: it would reference the alarms by ARN, which moto's CloudFormation (the offline

@@ -14,7 +14,7 @@ from constructs import Construct
 from infra import FUNCTIONS_DIR
 from infra.config import HicopyConfig, datastore_ids_csv
 from infra.ingress import (
-    CONSUMER_TIMEOUT,
+    CONSUMER_TIMEOUT_SECONDS,
     JobQueues,
     consume_job_queue,
     copy_event_bus,
@@ -167,7 +167,7 @@ class CopyOrchestratorStack(Stack):
                 "DATASTORE_IDS": datastores,
                 **events_env,
             },
-            timeout=CONSUMER_TIMEOUT,
+            timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )
         self.state_machine.grant_start_execution(consumer)
         self.bus.grant_put_events_to(consumer)
