@@ -11,7 +11,9 @@ intrinsics resolved by moto's own resolver). Every change is listed in ``Prepare
 - ``AWS::Lambda::EventInvokeConfig``: not supported (skipped) -> ``PutFunctionEventInvokeConfig`` after the stack;
 - ``AWS::CloudWatch::Alarm``: not supported (skipped, and a dashboard's ``GetAtt Alarm.Arn`` then fails the stack)
   -> ``PutMetricAlarm`` after the stack, ``GetAtt .Arn`` replaced by the alarm's ARN;
-- ``AWS::SQS::QueuePolicy``, ``AWS::SNS::TopicPolicy``: not supported -> dropped (moto enforces no resource policy).
+- ``AWS::SQS::QueuePolicy``, ``AWS::SNS::TopicPolicy``: not supported -> dropped (moto enforces no resource policy);
+- ``AWS::Lambda::Function`` ``DeadLetterConfig``: dropped by moto -> the runtime reads it from the template for its
+  asynchronous-invocation emulation (``AsyncInvoker``).
 """
 
 from __future__ import annotations

@@ -82,9 +82,17 @@ class ProgressPrinter:
 
     def _invocation(self, at: float, inv: Invocation) -> None:
         if inv.construct_id == "ImportPlanner":
-            detail = inv.event.get("detail", {}) if isinstance(inv.event, dict) else {}
-            result = inv.result if inv.ok else f"{inv.error_type}: {inv.error_message}"
-            self.line(at, "import planner", _short(f"{detail.get('jobId', '?')[:8]}: {result}"))
+            event = inv.event if isinstance(inv.event, dict) else {}
+            detail = event.get("detail") or {}
+            what = f"{event.get('detail-type', '?')} {str(detail.get('jobId', '?'))[:8]}"
+            if not inv.ok:
+                result = f"{inv.error_type}: {inv.error_message} (async retry)"
+            elif isinstance(inv.result, dict) and isinstance(inv.result.get("planned"), list):
+                result = f"planned {len(inv.result['planned'])} copy job(s)"
+                result += " (duplicate event)" if inv.result.get("duplicate") else ""
+            else:
+                result = str(inv.result)
+            self.line(at, "import planner", _short(f"{what}: {result}"))
             return
         if inv.ok:
             return

@@ -81,7 +81,8 @@ class AsyncInvoker:
 
     A failed async invocation is retried ``MaximumRetryAttempts`` times (function event-invoke config, default 2)
     after 1 and 2 minutes (virtual time), then sent to the on-failure destination or the function's dead-letter
-    queue (SQS or SNS) if one is configured.
+    queue (SQS or SNS) if one is configured. moto keeps neither a function's ``DeadLetterConfig`` nor acts on it,
+    so ``dead_letter_targets`` (function ARN -> target ARN) comes from the template.
     """
 
     RETRY_DELAYS = (60.0, 120.0)
@@ -92,8 +93,10 @@ class AsyncInvoker:
         account: str,
         region: str,
         real_seconds: Callable[[float], float],
-        send_failure: Callable[[str, dict[str, Any], dict[str, str]], None],
+        send_failure: Callable[[str, Any, dict[str, str]], None],
+        dead_letter_targets: dict[str, str] | None = None,
     ) -> None:
+        self.dead_letter_targets = dead_letter_targets if dead_letter_targets is not None else {}
         self.account = account
         self.region = region
         self.real_seconds = real_seconds
@@ -166,31 +169,30 @@ class AsyncInvoker:
             return
         record = {"function": item.function_arn, "payload": item.payload, "error": error, "attempts": item.attempt + 1}
         self.failures.append(record)
-        target = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
-        if not target:
-            target = self._function_dlq(backend, item.function_arn)
-        if target:
-            parsed = _loads(error)
+        parsed = _loads(error)
+        request_id = str(uuid.uuid4())
+        message = str(parsed.get("errorMessage", "")) if isinstance(parsed, dict) else str(parsed)
+        destination = ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")
+        if destination:  # an on-failure destination gets the invocation record
+            record_body: Any = {
+                "version": "1.0",
+                "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                "requestContext": {
+                    "requestId": request_id,
+                    "functionArn": item.function_arn,
+                    "condition": "RetriesExhausted",
+                    "approximateInvokeCount": item.attempt + 1,
+                },
+                "requestPayload": item.payload,
+                "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
+                "responsePayload": parsed,
+            }
+            self.send_failure(destination, record_body, {})
+        elif item.function_arn in self.dead_letter_targets:  # a dead-letter queue gets the event itself
             self.send_failure(
-                target,
-                {
-                    "version": "1.0",
-                    "timestamp": dt.datetime.now(dt.UTC).isoformat(),
-                    "requestContext": {
-                        "requestId": str(uuid.uuid4()),
-                        "functionArn": item.function_arn,
-                        "condition": "RetriesExhausted",
-                        "approximateInvokeCount": item.attempt + 1,
-                    },
-                    "requestPayload": item.payload,
-                    "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
-                    "responsePayload": parsed,
-                },
-                {
-                    "RequestID": str(uuid.uuid4()),
-                    "ErrorCode": "200",
-                    "ErrorMessage": str(parsed.get("errorMessage", "")) if isinstance(parsed, dict) else "",
-                },
+                self.dead_letter_targets[item.function_arn],
+                item.payload,
+                {"RequestID": request_id, "ErrorCode": "200", "ErrorMessage": message[:256]},
             )
 
     @staticmethod
@@ -200,16 +202,6 @@ class AsyncInvoker:
             return config
         except Exception:
             return {}
-
-    @staticmethod
-    def _function_dlq(backend: Any, function_arn: str) -> str | None:
-        try:
-            fn = backend.get_function(function_arn)
-        except Exception:
-            return None
-        dlq = getattr(fn, "dead_letter_config", None) or {}
-        target = dlq.get("TargetArn") if isinstance(dlq, dict) else None
-        return target if isinstance(target, str) else None
 
 
 def _loads(text: str) -> Any:

@@ -44,7 +44,7 @@ from typing import Any
 
 from offline.clock import ScaledClock
 from offline.runtime.assembly import CloudAssembly
-from offline.runtime.cfn import apply_deferred, prepare_template
+from offline.runtime.cfn import apply_deferred, prepare_template, resolve
 from offline.runtime.eventbridge import AsyncInvoker, EventRouter, PublishedEvent
 from offline.runtime.lambdas import FunctionSpec, Invocation, LambdaRunner
 from offline.runtime.patches import MotoPatches
@@ -436,14 +436,18 @@ class LocalRuntime:
             self._state_machine_arns.append(arn)
 
     def _register_functions(self) -> None:
-        assert self.assembly is not None and self.runner is not None
+        assert self.assembly is not None and self.runner is not None and self.async_invoker is not None
         lam = self.client("lambda")
-        for lid in self.assembly.resources_of_type("AWS::Lambda::Function"):
+        for lid, res in self.assembly.resources_of_type("AWS::Lambda::Function").items():
             name = self.physical_ids.get(lid)
             code_dir = self.assembly.code_dir_of(lid)
             if not name or code_dir is None:
                 continue
             cfg = lam.get_function_configuration(FunctionName=name)
+            dlq = (res.get("Properties", {}).get("DeadLetterConfig") or {}).get("TargetArn")
+            if dlq is not None:  # moto drops a function's DeadLetterConfig; the async invoker needs it
+                target = resolve(dlq, stack_name=self.assembly.stack_name, account=ACCOUNT, region=REGION)
+                self.async_invoker.dead_letter_targets[cfg["FunctionArn"]] = str(target)
             self.runner.register(
                 FunctionSpec(
                     logical_id=lid,
@@ -515,17 +519,22 @@ class LocalRuntime:
         if result.get("FailedEntryCount"):
             LOG.warning("could not put %s on the default bus: %s", detail_type, result["Entries"])
 
-    def _send_failure(self, target: str, body: dict[str, Any], attributes: dict[str, str]) -> None:
+    def _send_failure(self, target: str, body: Any, attributes: dict[str, str]) -> None:
+        """Deliver a failed asynchronous invocation to an SQS queue or SNS topic (DLQ or on-failure destination)."""
         if ":sqs:" in target:
             name = target.rsplit(":", 1)[-1]
             url = self.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
             self.client("sqs").send_message(
                 QueueUrl=url,
-                MessageBody=json.dumps(body),
+                MessageBody=body if isinstance(body, str) else json.dumps(body),
                 MessageAttributes={k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()},
             )
         elif ":sns:" in target:
-            self.client("sns").publish(TopicArn=target, Message=json.dumps(body))
+            self.client("sns").publish(
+                TopicArn=target,
+                Message=body if isinstance(body, str) else json.dumps(body),
+                MessageAttributes={k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()},
+            )
 
     # ============================================================================================ progress
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from offline.healthimaging import SeedSpec
 from offline.runtime import LocalRuntime
 from tests.e2e.helpers import SUCCEEDED, sop_uids, terminal_events
@@ -49,3 +51,22 @@ def test_import_with_only_new_series_plans_nothing(rt: LocalRuntime) -> None:
     assert len(rt.invocations_of("ImportPlanner")) == 1
     assert terminal_events(rt) == []
     assert rt.executions() == []
+
+
+def test_a_failing_planner_is_retried_asynchronously_then_dead_lettered(
+    make_runtime: Callable[..., LocalRuntime],
+) -> None:
+    # An invalid environment makes every planner invocation fail (ConfigurationError at cold start). EventBridge
+    # invokes the planner asynchronously: Lambda retries twice (the function's event-invoke config), 1 and 2
+    # minutes apart, then sends the event to the function's dead-letter queue.
+    rt = make_runtime(time_scale=0.002, env_overrides={"ImportPlanner": {"POST_IMPORT_POLICY": "sometimes"}})
+    import_job_id = rt.simulate_import(image_sets=[SeedSpec(series=1, instances_per_series=1)])
+    rt.run_until_idle(timeout=60)
+
+    calls = rt.invocations_of("ImportPlanner")
+    assert [c.ok for c in calls] == [False, False, False]
+    assert {c.error_type for c in calls} == {"ConfigurationError"}
+    [dead] = rt.queue_messages("ImportRuleDeadLetterQueue")
+    assert dead["body"]["detail-type"] == "Import Job Completed"
+    assert dead["body"]["detail"]["jobId"] == import_job_id
+    assert "POST_IMPORT_POLICY" in dead["MessageAttributes"]["ErrorMessage"]
