@@ -1,0 +1,529 @@
+"""Fuzzing the job intake: the real consumer handler against moto, the pure job contract, and the import-output
+reader. Seeded and bounded (``derandomize=True``); ``HICOPY_SOAK=1`` runs the ``slow`` soak-sized variants.
+
+Invariants of every SQS batch given to ``hicopy.handlers.consumer.handler``:
+- the handler returns, and ``batchItemFailures`` is empty: rejections are settled, never retried;
+- every invalid message: exactly one ``Copy Job Rejected`` event (valid against its JSON Schema) whose reason names
+  the offending field or problem, and the original body in the dead-letter queue;
+- every valid message: an execution named by its job ID, with that job as input; one per job ID (duplicates too);
+- no call would break an AWS limit that moto does not enforce (SQS characters, PutEvents entry size, execution
+  input size).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections import Counter
+from collections.abc import Iterator
+from itertools import count
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, example, given, settings
+from hypothesis import strategies as st
+
+from hicopy.domain.events import ORIGINAL_BODY_LIMIT, REJECTED
+from hicopy.domain.imports import MANIFEST, ImportResult, read_import_result
+from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE, accept
+from hicopy.domain.job import parse_job
+from hicopy.errors import JobRejected, OrchestratorError
+from hicopy.handlers import consumer
+from tests.contracts import assert_valid_event, assert_valid_job
+from tests.fakes import FakeClock
+from tests.fuzz.strategies import (
+    SOAK,
+    Message,
+    batches,
+    binary_attribute,
+    dumps,
+    examples,
+    invalid_jobs,
+    job_mutations,
+    messages,
+    string_attribute,
+    valid_jobs,
+)
+from tests.security.harness import AwsEnv, aws_environment, invoke, sqs_record
+
+FUZZ = settings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
+)
+
+
+def sized(default: int, soak: int, *, shrink: bool = True) -> settings:
+    """The suite's settings with ``default`` examples, ``soak`` under HICOPY_SOAK=1. Tests that run the handler
+    against moto do not shrink (minutes per failure); their minimal examples are written out as known-bug tests."""
+    phases = tuple(Phase) if shrink else (Phase.explicit, Phase.reuse, Phase.generate)
+    return settings(FUZZ, max_examples=examples(default, soak), phases=phases)
+
+
+DS = "c0ffee00c0ffee00c0ffee00c0ffee00"
+
+
+# --- the consumer, end to end against moto ------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def consumer_env() -> Iterator[AwsEnv]:
+    with aws_environment() as env:
+        yield env
+
+
+_message_ids = count(1)
+
+
+def strip_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: strip_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def run_batch(env: AwsEnv, batch: list[Message]) -> None:
+    """Give ``batch`` to the consumer as one SQS event and check every invariant."""
+    env.fresh_state_machine()
+    env.recorder.clear()
+    ids = [f"00000000-0000-4000-8000-{next(_message_ids):012d}" for _ in batch]
+    event = {"Records": [sqs_record(m.body, mid, m.attributes) for m, mid in zip(batch, ids, strict=True)]}
+
+    result = invoke(env, consumer, event)
+
+    assert result == {"batchItemFailures": []}, "a message was left for a retry"
+    assert env.recorder.problems == [], "a call the real service would refuse"
+    by_id = dict(zip(ids, batch, strict=True))
+    invalid = [mid for mid, m in by_id.items() if not m.valid]
+
+    # Rejections: one event per invalid message, with a reason that names the problem.
+    published = env.events()
+    assert {e["detail-type"] for e in published} <= {REJECTED}
+    assert Counter(e["detail"]["trigger"]["messageId"] for e in published) == Counter(invalid)
+    for e in published:
+        detail = e["detail"]
+        assert_valid_event(REJECTED, detail, e["source"])
+        message = by_id[detail["trigger"]["messageId"]]
+        assert message.hint in detail["reason"]["message"], (message.hint, detail["reason"], message.body[:500])
+        assert detail["reason"]["code"] == "JobRejected" and detail["trigger"]["type"] == message.trigger
+        body_bytes = message.body.encode("utf-8")
+        assert detail["originalBodyBytes"] == len(body_bytes)
+        assert (
+            detail["originalBodyEncoding"] == "utf-8" and detail["originalBody"] == message.body[:ORIGINAL_BODY_LIMIT]
+        )
+        assert detail["originalBodyTruncated"] is (len(message.body) > ORIGINAL_BODY_LIMIT)
+
+    # The dead-letter queue keeps every rejected message as it was received.
+    dead = env.dlq()
+    assert Counter(d["MessageAttributes"]["originalMessageId"]["StringValue"] for d in dead) == Counter(invalid)
+    reasons = {e["detail"]["trigger"]["messageId"]: e["detail"]["reason"]["message"] for e in published}
+    for d in dead:
+        mid = d["MessageAttributes"]["originalMessageId"]["StringValue"]
+        assert d["Body"] == by_id[mid].body
+        assert d["MessageAttributes"]["rejectionCode"]["StringValue"] == "JobRejected"
+        assert d["MessageAttributes"]["rejectionReason"]["StringValue"] == reasons[mid][:256]
+
+    # Valid jobs: one execution per job ID; the first message with an ID wins.
+    expected: dict[str, tuple[Message, str]] = {}
+    for mid, m in by_id.items():
+        if m.valid:
+            expected.setdefault(m.expected_job_id(mid), (m, mid))
+    started = env.executions()
+    assert sorted(e["name"] for e in started) == sorted(expected)
+    for execution in started:
+        m, mid = expected[execution["name"]]
+        state = json.loads(execution["input"])
+        assert state["job"]["jobId"] == execution["name"]
+        assert state["job"].items() >= strip_none(m.job).items(), (state["job"], m.job)
+        assert state["trigger"] == m.expected_trigger(mid)
+
+
+def _batch(*items: Message) -> list[Message]:
+    return list(items)
+
+
+VALID = {"datastoreId": DS, "source": {"imageSetId": "b" * 32}}
+
+
+@sized(40, 40, shrink=False)
+@given(batch=batches())
+@example(  # one of each extreme, deterministic
+    batch=_batch(
+        Message(dumps({**VALID, "jobId": "dup"}), valid=True, job={**VALID, "jobId": "dup"}),
+        Message(dumps({**VALID, "jobId": "dup", "force": True}), valid=True, job={**VALID, "jobId": "dup"}),
+        Message(json.dumps(VALID) + " " * (MAX_BODY_BYTES - len(json.dumps(VALID))), valid=True, job=VALID),
+        Message(json.dumps(VALID) + " " * (MAX_BODY_BYTES + 1 - len(json.dumps(VALID))), hint="bytes"),
+        Message('{"datastoreId": "' + DS + '", "source": {"imageSetId": ', hint="not valid JSON"),
+        Message(dumps({**VALID, "instances": ["1.2", "1.2"]}), hint="instances contains duplicate UIDs"),
+        Message(dumps({"detail-type": "Copy Requested", "detail": [VALID]}), hint="JSON object", trigger="event"),
+        Message(
+            dumps(VALID),
+            {TRIGGER_ATTRIBUTE: string_attribute('{"type":"sqs"}')},
+            hint=TRIGGER_ATTRIBUTE,
+            trigger="import",
+        ),
+    )
+)
+def test_consumer_settles_every_batch(consumer_env: AwsEnv, batch: list[Message]) -> None:
+    run_batch(consumer_env, batch)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SOAK, reason="soak-sized: HICOPY_SOAK=1 (make soak)")
+@sized(40, 2000, shrink=False)
+@given(batch=batches())
+def test_consumer_settles_every_batch_soak(consumer_env: AwsEnv, batch: list[Message]) -> None:
+    run_batch(consumer_env, batch)
+
+
+# --- known bugs: each a minimal example through the real handler (strict xfail: visible until fixed) -------------
+def _reject_one(env: AwsEnv, body: str) -> dict[str, Any]:
+    env.fresh_state_machine()
+    env.recorder.clear()
+    mid = f"00000000-0000-4000-8000-{next(_message_ids):012d}"
+    try:
+        result: dict[str, Any] = invoke(env, consumer, {"Records": [sqs_record(body, mid)]})
+    except Exception as exc:  # the handler raising is itself a failure of the invariant
+        pytest.fail(f"the consumer raised {type(exc).__name__}: {exc}")
+    finally:
+        env.events()
+    return result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an unknown field whose name has a control character (sent as the JSON escape \\u0001, so SQS "
+    "delivers it) is echoed raw into the DLQ attribute rejectionReason; real SQS refuses the SendMessage "
+    "(InvalidParameterValue), the consumer reports a transient failure, and after 5 receives the redrive "
+    "policy moves the message to the DLQ without any Copy Job Rejected event. Same for U+FFFE/U+FFFF.",
+)
+def test_known_bug_control_character_in_unknown_field_name(consumer_env: AwsEnv) -> None:
+    result = _reject_one(consumer_env, '{"a\\u0001b":1}')
+    dead = consumer_env.dlq()
+    assert result == {"batchItemFailures": []} and len(dead) == 1
+    assert consumer_env.recorder.problems == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: the rejection reason embeds an unknown field name (or a detail-type) of any length; with the "
+    "8 KiB originalBody the Copy Job Rejected entry exceeds PutEvents' 256 KiB limit, PutEvents fails, and the "
+    "message is retried forever (EventPublishFailed) instead of being rejected once.",
+)
+def test_known_bug_huge_unknown_field_name_overflows_the_rejection_event(consumer_env: AwsEnv) -> None:
+    body = dumps({"k" * 255_000: 1})
+    result = _reject_one(consumer_env, body)
+    consumer_env.dlq()
+    assert result == {"batchItemFailures": []}
+    assert consumer_env.recorder.problems == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a valid job near the 256 KiB body limit becomes a Step Functions input above the 256 KiB "
+    "StartExecution limit (the state adds jobId, defaults, trigger and receivedAt to the job); the real service "
+    "refuses it, the consumer treats that as transient, and after 5 receives the job lands in the DLQ with neither "
+    "an execution nor a Copy Job Rejected event.",
+)
+def test_known_bug_job_at_the_size_limit_overflows_the_execution_input(consumer_env: AwsEnv) -> None:
+    uids = [f"1.2.840.10008.{100_000 + n}" for n in range(MAX_BODY_BYTES // 23)]  # 23 bytes each with "",
+    job: dict[str, Any] = {**VALID, "instances": uids}
+    excess = len(dumps(job)) - MAX_BODY_BYTES
+    del uids[len(uids) - (excess // 23 + 1) :]
+    body = dumps(job)
+    body += " " * (MAX_BODY_BYTES - len(body))  # exactly at the limit: accepted
+    consumer_env.fresh_state_machine()
+    consumer_env.recorder.clear()
+    result = invoke(consumer_env, consumer, {"Records": [sqs_record(body, "m-big")]})
+    assert result == {"batchItemFailures": []} and len(consumer_env.executions()) == 1, "accepted (in moto)"
+    assert consumer_env.recorder.problems == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a Binary message attribute (any name) has no stringValue key in Lambda's SQS record, and "
+    "consumer.record_handler reads v.string_value, which raises KeyError in Powertools: the message (even a valid "
+    "job) fails, is retried, and after 5 receives sits in the DLQ with no execution and no rejection event.",
+)
+def test_known_bug_binary_message_attribute(consumer_env: AwsEnv) -> None:
+    consumer_env.fresh_state_machine()
+    consumer_env.recorder.clear()
+    record = sqs_record(dumps({**VALID, "jobId": "bin"}), "m-bin", {"checksum": binary_attribute("AAEC")})
+    result = invoke(consumer_env, consumer, {"Records": [record]})
+    assert result == {"batchItemFailures": []}
+    assert [e["name"] for e in consumer_env.executions()] == ["bin"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=(AssertionError, pytest.fail.Exception),
+    reason="BUG (defence in depth; SQS cannot deliver such a body): a lone high surrogate in the body makes "
+    "intake.accept's size check raise UnicodeEncodeError (surrogateescape only covers U+DC80-U+DCFF), so the "
+    "whole batch raises BatchProcessingError instead of settling.",
+)
+def test_known_bug_lone_surrogate_in_body(consumer_env: AwsEnv) -> None:
+    _reject_one(consumer_env, '{"x":"\ud800"}')
+
+
+# --- the job contract, pure (no AWS) ------------------------------------------------------------------------------
+def _accept(body: str, attributes: dict[str, str] | None = None) -> Any:
+    return accept(
+        body, message_id="0f8fad5b-d9cb-469f-a165-70867728950e", attributes=attributes or {}, clock=FakeClock()
+    )
+
+
+def check_valid_job(job: dict[str, Any]) -> None:
+    parsed = parse_job(job)
+    dumped = parsed.model_dump(mode="json", exclude_none=True)
+    assert dumped.items() >= strip_none(job).items()
+    assert parse_job(dumped) == parsed  # round trip
+    assert_valid_job(job)  # the published JSON Schema agrees
+    accepted = _accept(dumps(job))
+    assert accepted.job.jobId == (job.get("jobId") or "0f8fad5b-d9cb-469f-a165-70867728950e")
+    assert accepted.job.model_copy(update={"jobId": job.get("jobId")}) == parsed
+    assert accepted.state.dump()["job"] == {**dumped, "jobId": accepted.job.jobId}
+
+
+def check_invalid_job(case: tuple[dict[str, Any], str]) -> None:
+    job, hint = case
+    with pytest.raises(JobRejected) as parsed:
+        parse_job(job)
+    assert hint in parsed.value.message
+    with pytest.raises(JobRejected) as accepted:
+        _accept(dumps(job))
+    assert hint in accepted.value.message
+
+
+@sized(150, 20_000)
+@given(job=valid_jobs())
+def test_valid_jobs_round_trip(job: dict[str, Any]) -> None:
+    check_valid_job(job)
+
+
+@sized(200, 20_000)
+@given(case=invalid_jobs)
+def test_every_mutation_is_rejected_with_its_reason(case: tuple[dict[str, Any], str]) -> None:
+    check_invalid_job(case)
+
+
+@sized(100, 10_000)
+@given(job=valid_jobs(), data=st.data())
+def test_mutations_compose(job: dict[str, Any], data: st.DataObject) -> None:
+    """Two mutations in a row are still rejected, with a JobRejected (never another exception)."""
+    first, _ = data.draw(job_mutations(job))
+    if isinstance(first.get("source"), dict) and isinstance(first["source"].get("imageSetId"), str):
+        second, _ = data.draw(job_mutations(first))
+    else:
+        second = first
+    with pytest.raises(JobRejected):
+        parse_job(second)
+
+
+@sized(200, 20_000)
+@given(
+    body=st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))),
+    trigger=st.one_of(st.none(), st.text(max_size=50)),
+)
+def test_accept_never_raises_anything_but_job_rejected(body: str, trigger: str | None) -> None:
+    """Arbitrary text (no surrogates: see the known bug above) and an arbitrary trigger attribute."""
+    attributes = {} if trigger is None else {TRIGGER_ATTRIBUTE: trigger}
+    with contextlib.suppress(JobRejected):
+        _accept(body, attributes)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SOAK, reason="soak-sized: HICOPY_SOAK=1 (make soak)")
+@sized(100, 20_000)
+@given(message=messages)
+def test_every_generated_message_is_classified_soak(message: Message) -> None:
+    attributes = {k: v.get("stringValue") or "" for k, v in message.attributes.items()}
+    try:
+        _accept(message.body, attributes)
+    except JobRejected as exc:
+        assert not message.valid and message.hint in exc.message
+    else:
+        assert message.valid
+
+
+# --- the import output reader -------------------------------------------------------------------------------------
+OUT = "s3://imports/out/c0ffee00c0ffee00c0ffee00c0ffee00-DicomImport-0123456789abcdef0123456789abcdef/"
+IMPORT_JOB = {"jobId": "0123456789abcdef0123456789abcdef", "datastoreId": DS, "outputS3Uri": OUT}
+SUCCESS, WARNING, FAILURE = (
+    OUT + p for p in ("SUCCESS/success.ndjson", "WARNING/warning.ndjson", "FAILURE/failure.ndjson")
+)
+
+
+class Output:
+    """``ImportOutputPort`` over a dict of objects."""
+
+    def __init__(self, objects: dict[str, bytes]) -> None:
+        self.objects = objects
+
+    def read(self, uri: str) -> bytes | None:
+        return self.objects.get(uri)
+
+
+def read(status: str, objects: dict[str, bytes]) -> ImportResult | OrchestratorError:
+    """``read_import_result``'s result, or the taxonomy error it raised; anything else propagates."""
+    try:
+        return read_import_result({**IMPORT_JOB, "jobStatus": status}, Output(objects))
+    except OrchestratorError as exc:
+        return exc
+
+
+id32 = st.text(alphabet="0123456789abcdef", min_size=32, max_size=32)
+loose = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=10), id32),
+    lambda c: st.one_of(st.lists(c, max_size=3), st.dictionaries(st.text(max_size=8), c, max_size=3)),
+    max_leaves=8,
+)
+image_set_entries = st.fixed_dictionaries(
+    {"imageSetId": id32},
+    optional={
+        "isPrimary": st.one_of(st.booleans(), st.sampled_from(["true", "False", "TRUE"]), loose),
+        "imageSetVersion": st.one_of(st.integers(1, 9), st.text(max_size=3), loose),
+        "numberOfMatchedSOPInstances": st.one_of(st.integers(0, 99), loose),
+        "extra": loose,
+    },
+)
+manifests = st.fixed_dictionaries(
+    {},
+    optional={
+        "jobSummary": st.one_of(
+            loose,
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "imageSetsSummary": st.one_of(st.lists(st.one_of(image_set_entries, loose), max_size=4), loose),
+                    "numberOfScannedFiles": st.one_of(st.integers(0, 9), loose),
+                    "successOutputS3Uri": st.one_of(st.just(OUT + "SUCCESS/"), loose),
+                    "failureOutputS3Uri": st.one_of(st.just(OUT + "FAILURE/"), loose),
+                    "other": loose,
+                },
+            ),
+        ),
+        "other": loose,
+    },
+)
+ndjson_records = st.one_of(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "importResponse": st.one_of(image_set_entries, loose),
+            "exception": st.one_of(st.fixed_dictionaries({"exceptionType": loose, "message": loose}), loose),
+            "inputFile": loose,
+        },
+    ),
+    loose,
+)
+
+
+def ndjson(lines: list[Any], python_literals: bool) -> bytes:
+    text = "\n".join(json.dumps(line) for line in lines)
+    if python_literals:  # the documentation's examples spell them like Python
+        text = text.replace("true", "True").replace("false", "False").replace("null", "None")
+    return text.encode()
+
+
+garbage = st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode), st.just(b"\xff\xfe{"))
+objects = st.fixed_dictionaries(
+    {},
+    optional={
+        OUT + MANIFEST: st.one_of(
+            manifests.map(lambda m: json.dumps(m).encode()), loose.map(lambda v: json.dumps(v).encode()), garbage
+        ),
+        SUCCESS: st.one_of(st.builds(ndjson, st.lists(ndjson_records, max_size=4), st.booleans()), garbage),
+        WARNING: st.one_of(st.builds(ndjson, st.lists(ndjson_records, max_size=4), st.booleans()), garbage),
+        FAILURE: st.one_of(st.builds(ndjson, st.lists(ndjson_records, max_size=4), st.booleans()), garbage),
+    },
+)
+statuses = st.sampled_from(["COMPLETED", "FAILED", "IN_PROGRESS", ""])
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: read_import_result raises KeyError/TypeError/AttributeError/ValueError/UnicodeDecodeError on "
+    "malformed import output instead of a hicopy.errors exception (minimal examples in the known-bug tests below)",
+)
+@sized(300, 20_000, shrink=False)
+@given(status=statuses, objects=objects)
+def test_import_output_reader_raises_only_named_errors(status: str, objects: dict[str, bytes]) -> None:
+    result = read(status, objects)
+    assert isinstance(result, ImportResult | OrchestratorError)
+
+
+@sized(150, 10_000)
+@given(
+    status=st.sampled_from(["COMPLETED", "FAILED"]),
+    entries=st.lists(
+        st.fixed_dictionaries(
+            {"imageSetId": id32, "isPrimary": st.booleans()},
+            optional={
+                "imageSetVersion": st.integers(1, 9),
+                "numberOfMatchedSOPInstances": st.integers(0, 99),
+                "x": loose,
+            },
+        ),
+        max_size=4,
+    ),
+    failures=st.lists(st.tuples(st.text(max_size=20), st.text(max_size=20), st.text(max_size=40)), max_size=3),
+    python_literals=st.booleans(),
+    extra=st.dictionaries(st.text(max_size=8).filter(lambda k: not k.startswith("numberOf")), loose, max_size=2),
+)
+def test_well_formed_output_with_noise_is_read(
+    status: str,
+    entries: list[dict[str, Any]],
+    failures: list[tuple[str, str, str]],
+    python_literals: bool,
+    extra: dict[str, Any],
+) -> None:
+    """Documented shapes, unknown fields anywhere, optional files missing, Python spellings of literals: read."""
+    manifest = {"jobSummary": {"imageSetsSummary": entries, "numberOfScannedFiles": 3, **extra}, **extra}
+    fail_lines = [{"inputFile": f, "exception": {"exceptionType": t, "message": m}} for f, t, m in failures]
+    found = read(
+        status,
+        {
+            OUT + MANIFEST: json.dumps(manifest).encode(),
+            SUCCESS: ndjson([{"importResponse": e} for e in entries], python_literals),
+            FAILURE: ndjson(fail_lines, python_literals),
+        },
+    )
+    assert isinstance(found, ImportResult)
+    assert {s.image_set_id for s in found.image_sets} == {e["imageSetId"] for e in entries}
+    assert len(found.failures) == len(failures)
+    assert found.summary == {"numberOfScannedFiles": 3}
+
+
+# Minimal examples found by the property above (each raises something other than a hicopy.errors exception).
+MALFORMED_OUTPUT: dict[str, dict[str, bytes]] = {
+    "manifest-not-utf8": {OUT + MANIFEST: b"\xff"},  # UnicodeDecodeError
+    "manifest-empty": {OUT + MANIFEST: b""},  # JSONDecodeError
+    "manifest-not-json": {OUT + MANIFEST: b"{"},  # JSONDecodeError
+    "manifest-is-a-number": {OUT + MANIFEST: b"1"},  # AttributeError
+    "manifest-is-a-list": {OUT + MANIFEST: b"[0]"},  # AttributeError
+    "jobSummary-is-a-list": {OUT + MANIFEST: b'{"jobSummary": [0]}'},  # AttributeError
+    "imageSetsSummary-is-a-number": {OUT + MANIFEST: b'{"jobSummary": {"imageSetsSummary": 1}}'},  # TypeError
+    "matched-instances-not-a-number": {  # ValueError
+        OUT
+        + MANIFEST: b'{"jobSummary": {"imageSetsSummary": [{"imageSetId": "a", "numberOfMatchedSOPInstances": ""}]}}'
+    },
+    "output-uri-not-a-string": {OUT + MANIFEST: b'{"jobSummary": {"successOutputS3Uri": 1}}'},  # AttributeError
+    "importResponse-not-an-object": {OUT + MANIFEST: b"{}", SUCCESS: b'{"importResponse": 1}'},  # AttributeError
+    "exception-not-an-object": {OUT + MANIFEST: b"{}", FAILURE: b'{"exception": "x"}'},  # AttributeError
+    "ndjson-line-not-json": {OUT + MANIFEST: b"{}", SUCCESS: b"{"},  # JSONDecodeError
+}
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        pytest.param(
+            objects,
+            id=name,
+            marks=pytest.mark.xfail(strict=True, reason=f"BUG: read_import_result, {name}: not a hicopy.errors error"),
+        )
+        for name, objects in MALFORMED_OUTPUT.items()
+    ],
+)
+def test_known_bug_malformed_import_output(objects: dict[str, bytes]) -> None:
+    with contextlib.suppress(OrchestratorError):
+        read_import_result({**IMPORT_JOB, "jobStatus": "COMPLETED"}, Output(objects))
