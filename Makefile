@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONPATH := functions:.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lint format typecheck test unit soak demo bench schemas synth deploy destroy diff clean
+.PHONY: help venv lint format typecheck test unit soak demo bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
@@ -61,17 +61,34 @@ bench: venv
 schemas: venv
 	$(BIN)/python -m hicopy.schemas schemas
 
-synth: venv node_modules/.installed
-	npx cdk synth --quiet $(CONTEXT)
+# CDK. Pass your settings with CDK_CONTEXT, e.g.
+#   make deploy CDK_CONTEXT="-c hicopy:datastoreIds=<id> -c hicopy:alarmEmail=ops@example.com"
+CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
+CDK_CONTEXT ?=
+CHECK_CONTEXT ?= -c hicopy:datastoreIds=0123456789abcdef0123456789abcdef -c hicopy:importOutputBuckets=example-import-output \
+                 -c hicopy:postImportPolicy=consolidate -c hicopy:deleteAfterConsolidate=true -c hicopy:alarmEmail=ops@example.com
+CHECK_OUT := build/cdk.out.check
+
+synth: venv node_modules/.installed  ## pip bundling (no Docker) + CDK validation + cdk-nag -> cdk.out/
+	$(CDK) synth --quiet $(CDK_CONTEXT)
+
+bootstrap: venv node_modules/.installed  ## once per account/region
+	$(CDK) bootstrap $(CDK_CONTEXT)
 
 diff: venv node_modules/.installed
-	npx cdk diff $(CONTEXT)
+	$(CDK) diff $(CDK_CONTEXT)
 
 deploy: venv node_modules/.installed
-	npx cdk deploy --require-approval broadening $(CONTEXT)
+	$(CDK) deploy --require-approval broadening $(CDK_CONTEXT)
 
 destroy: venv node_modules/.installed
-	npx cdk destroy $(CONTEXT)
+	$(CDK) destroy --force $(CDK_CONTEXT)
+
+nag: venv node_modules/.installed  ## cdk-nag + CDK validation on the superset stack, no bundling
+	SKIP_BUNDLING=1 $(CDK) synth --quiet -o $(CHECK_OUT) $(CHECK_CONTEXT)
+
+cfn-lint: nag
+	$(BIN)/cfn-lint $(CHECK_OUT)/HealthImagingCopyOrchestrator.template.json
 
 clean:
-	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
