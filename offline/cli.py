@@ -51,7 +51,8 @@ def seed_data(rt: Any, *, series: int, instances: int, frames: int) -> dict[str,
         series=series, instances_per_series=instances, frames_per_instance=frames, patient_id=PATIENT_ID
     )
     first = src.series_uids[0]
-    other = build_metadata(random.Random(SEED), series_uids=[first], instances_per_series=2)
+    # Its own random stream (not the emulator's, seeded with SEED): new SOP Instance UIDs that never collide.
+    other = build_metadata(random.Random(SEED + 1), series_uids=[first], instances_per_series=2)
     metadata = copy.deepcopy(src.metadata)
     metadata.update(DatastoreID=None, ImageSetID=None)
     series_block = copy.deepcopy(src.metadata["Study"]["Series"][first])

@@ -201,6 +201,7 @@ class LambdaRunner:
         self.on_invocation = on_invocation
         self.on_start = on_start
         self._containers: dict[str, _Container] = {}
+        self._tops: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._streams: tuple[TextIO, TextIO] | None = None
 
@@ -320,13 +321,28 @@ class LambdaRunner:
             set_clock(self.clock)
 
     def _top_packages(self, code_dir: Path) -> set[str]:
-        names: set[str] = set()
-        for entry in code_dir.iterdir():
-            if entry.is_dir() and (entry / "__init__.py").is_file():
-                names.add(entry.name)
-            elif entry.suffix == ".py":
-                names.add(entry.stem)
-        return names
+        """Top-level modules that belong to each container: the function code's own packages in ``code_dir``.
+
+        Entries the environment can import from elsewhere (third-party packages a bundled asset vendors, e.g.
+        pydantic built for another Python) are left to the environment, so a bundled ``cdk.out`` still runs.
+        """
+        key = str(code_dir)
+        if key not in self._tops:
+            others = [p for p in sys.path if p and Path(p).resolve() != code_dir.resolve()]
+            names: set[str] = set()
+            for entry in code_dir.iterdir():
+                if entry.is_dir() and (entry / "__init__.py").is_file():
+                    name = entry.name
+                elif entry.suffix == ".py":
+                    name = entry.stem
+                else:
+                    continue
+                if importlib.machinery.PathFinder.find_spec(name, others) is None or any(
+                    spec.handler.split(".", 1)[0] == name for spec in self.functions.values()
+                ):
+                    names.add(name)
+            self._tops[key] = names
+        return self._tops[key]
 
     @contextlib.contextmanager
     def _modules(self, container: _Container) -> Iterator[None]:

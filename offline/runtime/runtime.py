@@ -481,6 +481,7 @@ class LocalRuntime:
                 self.poller.add_mapping(esm)
 
     # ============================================================================================ hooks
+    # Called by the moto patches (``offline.runtime.patches.RuntimeHooks``); not meant for users.
 
     def invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]:
         assert self.runner is not None
@@ -630,7 +631,7 @@ class LocalRuntime:
             return str(emu.create_datastore(name))
         return create_datastore_with_id(emu, name, datastore_id)
 
-    def seed_image_set(self, datastore_id: str | None = None, **kwargs: Any) -> Any:
+    def seed_image_set(self, *, datastore_id: str | None = None, **kwargs: Any) -> Any:
         """Seed an image set (``series=``, ``instances_per_series=``, ``frames_per_instance=``, ...) in the emulator."""
         return self.emulator.seed_image_set(datastore_id or self.datastore_id, **kwargs)
 
