@@ -3,7 +3,7 @@
 What runs, and what is real:
 
 - the **real CDK app** (``infra.app_factory.build_app``), synthesized without bundling into a cached ``cdk.out``;
-- its **real template**, deployed into moto's CloudFormation (every resource moto supports; see ``UNSUPPORTED``);
+- its **real template**, deployed into moto's CloudFormation (moto's gaps are bridged in ``offline.runtime.cfn``);
 - the **real state machine definition**, executed by moto's Step Functions interpreter (Retry/Backoff/Jitter/
   Catch/Choice/Wait are real), with ``Retry`` and ``Wait`` time scaled;
 - the **real Lambda handlers** from the function code asset, run in-process (one warm "container" per function);
