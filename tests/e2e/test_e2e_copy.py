@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
+from datetime import datetime
 
 from offline.runtime import LocalRuntime
 from tests.e2e.helpers import FAILED, REJECTED, SUCCEEDED, only_event, sop_uids, terminal_events
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def test_sqs_job_copies_a_whole_image_set(rt: LocalRuntime) -> None:
@@ -30,6 +36,10 @@ def test_sqs_job_copies_a_whole_image_set(rt: LocalRuntime) -> None:
     assert execution.states[0] == "Prepare" and execution.states[-1] == "Done"
     assert detail["executionArn"] == execution.arn
     assert [c.status_code for c in rt.emulator_calls("CopyImageSet")] == [200]
+    # The handlers' clock is the runtime's scaled clock: the event's timestamps span ~1/time_scale the real time.
+    virtual = (_ts(detail["completedAt"]) - _ts(detail["submittedAt"])).total_seconds()
+    real = (execution.stop - execution.start).total_seconds()
+    assert virtual > 0.3 * real / rt.time_scale, (virtual, real)
 
 
 def test_copy_requested_event_copies_a_subset(rt: LocalRuntime) -> None:
@@ -142,3 +152,22 @@ def test_a_large_copy_is_split_into_paced_chunks(rt: LocalRuntime) -> None:
     assert sop_uids(rt.emulator.metadata(rt.datastore_id, detail["destination"]["imageSetId"])) == sop_uids(
         src.metadata
     )
+
+
+def test_handlers_run_in_their_own_warm_containers(rt: LocalRuntime) -> None:
+    import hicopy.clock  # the test process's own copy, from functions/
+
+    outer = sys.modules["hicopy.clock"]
+    outer_clock = hicopy.clock.get_clock()
+    for n in range(2):
+        src = rt.seed_image_set()
+        rt.send_job({"jobId": f"warm-{n}", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
+        rt.run_until_idle(timeout=30)
+
+    assert [e["detail"]["jobId"] for e in terminal_events(rt)] == ["warm-0", "warm-1"]
+    for name in ("JobConsumer", "Prepare", "Pace", "Submit", "AwaitCopy", "Publish"):
+        calls = rt.invocations_of(name)
+        assert calls[0].cold_start and not any(c.cold_start for c in calls[1:]), name
+    # The handlers' modules never replaced the test's own: same module object, clock untouched.
+    assert sys.modules["hicopy.clock"] is outer
+    assert hicopy.clock.get_clock() is outer_clock
