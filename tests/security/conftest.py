@@ -30,7 +30,7 @@ def template() -> dict[str, Any]:
     from infra.app_factory import build_app
 
     _, stack = build_app(bundle=False, nag=False, cfn_validation=False, context={"hicopy": HICOPY_CONFIG})
-    return Template.from_stack(stack).to_json()  # type: ignore[no-any-return]
+    return dict(Template.from_stack(stack).to_json())
 
 
 @pytest.fixture(scope="session")

@@ -109,6 +109,9 @@ class CallRecorder:
     problems: list[str] = field(default_factory=list)  # AWS limits the call would break
     handler: str | None = None
 
+    def __repr__(self) -> str:  # botocore logs handlers at DEBUG: never the recorded parameters
+        return f"<CallRecorder {len(self.calls)} calls>"
+
     def __call__(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         if self.handler is None or self._from_emulator():
             return

@@ -36,7 +36,16 @@ from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, consumer, delete_source, pace, planner, prepare, publish, submit
 from offline.healthimaging.dicom import build_metadata
-from tests.security.harness import AwsEnv, Call, aws_environment, caught, invoke, sqs_record, string_attributes
+from tests.security.harness import (
+    AwsEnv,
+    Call,
+    CallRecorder,
+    aws_environment,
+    caught,
+    invoke,
+    sqs_record,
+    string_attributes,
+)
 
 # Distinctive values that must never leave the image sets (other than in a rejected job's own originalBody).
 PHI: dict[str, str] = {
@@ -84,11 +93,12 @@ def phi_metadata(
 @dataclass
 class LogCapture:
     """Everything written while the handlers ran: Powertools' JSON lines, other stdout (EMF metrics), and every
-    ``logging`` record of any logger at DEBUG (``records``: logger name -> formatted messages)."""
+    ``logging`` record of any logger at DEBUG (``records``: (handler running or "", logger name, text))."""
 
     powertools: io.StringIO = field(default_factory=io.StringIO)
     stdout: io.StringIO = field(default_factory=io.StringIO)
-    records: list[tuple[str, str]] = field(default_factory=list)
+    records: list[tuple[str, str, str]] = field(default_factory=list)
+    level: int = logging.NOTSET  # the Lambda code's logger level while the handlers ran
 
     def lines(self) -> list[str]:
         return self.powertools.getvalue().splitlines() + self.stdout.getvalue().splitlines()
@@ -98,20 +108,20 @@ _STANDARD_RECORD_KEYS = {*vars(logging.LogRecord("", 0, "", 0, "", (), None)), "
 
 
 class _RecordSink(logging.Handler):
-    def __init__(self, capture: LogCapture) -> None:
+    def __init__(self, capture: LogCapture, recorder: CallRecorder) -> None:
         super().__init__(logging.DEBUG)
-        self.capture = capture
+        self.capture, self.recorder = capture, recorder
 
     def emit(self, record: logging.LogRecord) -> None:
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_RECORD_KEYS}
         text = record.getMessage() + (f" {extras!r}" if extras else "")
         if record.exc_info:
             text += "\n" + logging.Formatter().formatException(record.exc_info)
-        self.capture.records.append((record.name, text))
+        self.capture.records.append((self.recorder.handler or "", record.name, text))
 
 
 @contextmanager
-def captured_logs() -> Iterator[LogCapture]:
+def captured_logs(recorder: CallRecorder) -> Iterator[LogCapture]:
     """LOG_LEVEL=DEBUG for the Lambda code's Powertools logger (created at import time, so its level is set here
     too), its output redirected, stdout captured, and every logging record collected from the root at DEBUG."""
     from hicopy.observability import logger
@@ -123,8 +133,9 @@ def captured_logs() -> Iterator[LogCapture]:
     previous_level = logger.log_level
     root = logging.getLogger()
     previous_root = root.level
-    sink = _RecordSink(capture)
+    sink = _RecordSink(capture, recorder)
     logger.setLevel("DEBUG")
+    capture.level = logger.log_level
     root.setLevel(logging.DEBUG)
     root.addHandler(sink)
     try:
@@ -134,7 +145,7 @@ def captured_logs() -> Iterator[LogCapture]:
         root.removeHandler(sink)
         root.setLevel(previous_root)
         logger.setLevel(previous_level)
-        handler.setStream(previous_stream)  # type: ignore[arg-type]
+        handler.setStream(previous_stream)
 
 
 @dataclass
@@ -423,7 +434,7 @@ def planner_scenarios(run: ScenarioRun) -> None:
 def scenario_run() -> ScenarioRun:
     """Run every scenario once and return what it produced; the AWS environment is closed again (nothing of it
     leaks into other tests)."""
-    with aws_environment() as env, captured_logs() as logs:
+    with aws_environment() as env, captured_logs(env.recorder) as logs:
         run = ScenarioRun(env, logs)
         consumer_scenarios(run)
         copy_scenarios(run)

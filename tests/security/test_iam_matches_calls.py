@@ -116,7 +116,8 @@ def function_of(template: dict[str, Any], handler: str) -> dict[str, Any]:
         if r["Type"] == "AWS::Lambda::Function" and r["Properties"].get("Handler") == handler
     ]
     assert len(found) == 1, f"{handler}: {len(found)} functions"
-    return found[0]
+    function: dict[str, Any] = found[0]
+    return function
 
 
 def statements_of(template: dict[str, Any], handler: str) -> list[dict[str, Any]]:
