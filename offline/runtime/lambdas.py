@@ -22,12 +22,14 @@ Isolation model (documented in the README):
 from __future__ import annotations
 
 import contextlib
+import copy
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -175,6 +177,48 @@ class _ThreadLocalStream(io.TextIOBase):
         return getattr(self._target, "encoding", "utf-8")
 
 
+_LOGGER_ATTRIBUTES = ("level", "handlers", "propagate", "disabled", "filters")
+_POWERTOOLS_ATTRIBUTES = ("init", "powertools_handler", "powertools_buffer_config", "powertools_buffer_cache")
+
+
+class LoggingSnapshot:
+    """The ``logging`` tree is process-wide, and Powertools' ``Logger`` configures the stdlib logger of its service
+    once per process (level, a handler, an ``init`` marker). ``restore()`` puts every logger back as it was before
+    the runtime started, and resets loggers the handlers created, so the runtime leaves no trace in the process."""
+
+    def __init__(self) -> None:
+        manager = logging.Logger.manager
+        self._names = set(manager.loggerDict)
+        self._state: dict[str, dict[str, Any]] = {}
+        for name, lg in [("", logging.getLogger()), *list(manager.loggerDict.items())]:
+            if isinstance(lg, logging.Logger):
+                state = {a: copy.copy(getattr(lg, a)) for a in _LOGGER_ATTRIBUTES}
+                state.update({a: getattr(lg, a) for a in _POWERTOOLS_ATTRIBUTES if hasattr(lg, a)})
+                self._state[name] = state
+
+    def restore(self, packages: set[str] | None = None) -> None:
+        """Restore the loggers that existed; reset new ones that the handlers configured (Powertools' marker, or
+        a logger of the function code's ``packages``). Other new loggers (libraries imported meanwhile) stay."""
+        manager = logging.Logger.manager
+        for name, lg in list(manager.loggerDict.items()):
+            if not isinstance(lg, logging.Logger):
+                continue
+            if name in self._state:
+                self._apply(lg, self._state[name])
+            elif hasattr(lg, "init") or name.split(".", 1)[0] in (packages or set()):
+                self._apply(lg, {"level": logging.NOTSET, "handlers": [], "propagate": True, "disabled": False})
+        self._apply(logging.getLogger(), self._state[""])
+        getattr(logging.Logger.manager, "_clear_cache", lambda: None)()  # the per-logger isEnabledFor caches
+
+    @staticmethod
+    def _apply(lg: logging.Logger, state: dict[str, Any]) -> None:
+        for attr in _POWERTOOLS_ATTRIBUTES:
+            if attr not in state and hasattr(lg, attr):
+                delattr(lg, attr)
+        for attr, value in state.items():
+            setattr(lg, attr, copy.copy(value) if attr in ("handlers", "filters") else value)
+
+
 class LambdaRunner:
     """Loads and calls handlers for moto-deployed functions."""
 
@@ -225,6 +269,11 @@ class LambdaRunner:
         with self._lock:
             self.uninstall_streams()
             self._containers.clear()
+
+    @property
+    def packages(self) -> set[str]:
+        """Top-level packages private to the containers (the function code's own, e.g. ``hicopy``)."""
+        return set().union(*self._tops.values()) if self._tops else set()
 
     @property
     def lock(self) -> threading.RLock:

@@ -46,7 +46,7 @@ from offline.clock import ScaledClock
 from offline.runtime.assembly import CloudAssembly
 from offline.runtime.cfn import apply_deferred, prepare_template, resolve
 from offline.runtime.eventbridge import AsyncInvoker, EventRouter, PublishedEvent
-from offline.runtime.lambdas import FunctionSpec, Invocation, LambdaRunner
+from offline.runtime.lambdas import FunctionSpec, Invocation, LambdaRunner, LoggingSnapshot
 from offline.runtime.patches import MotoPatches
 from offline.runtime.sqs_poller import BatchResult, SqsPoller
 
@@ -217,6 +217,7 @@ class LocalRuntime:
         self._t0 = time.monotonic()
         self._mock: Any = None
         self._patches: MotoPatches | None = None
+        self._logging: LoggingSnapshot | None = None
         self._emulator: Any = None
         self._emulator_cm: contextlib.AbstractContextManager[Any] | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -286,6 +287,7 @@ class LocalRuntime:
             on_invocation=self._on_invocation,
         )
         self.runner.install_streams()
+        self._logging = LoggingSnapshot()
         self._patches = MotoPatches(self)
         self._patches.apply()
         if self.with_emulator:
@@ -317,6 +319,9 @@ class LocalRuntime:
             if self.runner is not None:
                 with self.runner.lock:
                     self.runner.close()
+            if self._logging is not None:
+                self._logging.restore(self.runner.packages if self.runner is not None else None)
+                self._logging = None
             if self._patches is not None:
                 self._patches.undo()
                 self._patches = None
