@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import string
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +152,12 @@ not_objects = st.one_of(st.integers(), st.floats(), st.booleans(), safe_text, sm
 not_lists = st.one_of(st.integers(), st.floats(), st.booleans(), safe_text, small_dicts)
 
 
+def _items(job: dict[str, Any], name: str) -> list[Any]:
+    """The job's instances/series as a list (empty if absent or already mutated into something else)."""
+    value = job.get(name)
+    return list(value) if isinstance(value, list) else []
+
+
 @st.composite
 def wrong_type(draw: st.DrawFn, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
     kind = draw(st.sampled_from(["required_str", "optional_str", "bool", "list", "item", "source", "destination"]))
@@ -169,7 +176,7 @@ def wrong_type(draw: st.DrawFn, job: dict[str, Any]) -> tuple[dict[str, Any], st
         value = draw(not_lists)
     elif kind == "item":
         name = draw(st.sampled_from(["instances", "series"]))
-        items = list(job.get(name) or ["1.2.3"])
+        items = _items(job, name) or ["1.2.3"]
         index = draw(st.integers(0, len(items) - 1))
         items[index] = draw(not_strings)
         return put(job, (name,), items), f"{name}.{index}"
@@ -213,9 +220,22 @@ BAD_CORRELATION_CHARS = " \u00a0\u00e9\u4e2d"
 BAD_UIDS = ["01", "1.02", "1..2", ".1", "1.", "a", "1.2a", "", "-1", "1 .2", "1.2\n", "+1", "1e3", "\uff11"]
 
 
+# Any character at all, control characters and lone surrogates included: as values of known fields they travel
+# as JSON escapes (see ``deliverable``) and must simply be rejected.
+any_text = st.text(alphabet=st.characters(exclude_categories=()), min_size=1, max_size=12)
+
+
+def _not_matching(pattern: str) -> st.SearchStrategy[str]:
+    return any_text.filter(lambda t: re.fullmatch(pattern, t) is None)
+
+
 @st.composite
 def bad_pattern(draw: st.DrawFn, job: dict[str, Any]) -> tuple[dict[str, Any], str]:
     choices: list[tuple[Path, st.SearchStrategy[str]]] = [
+        (("jobId",), _not_matching(r"[A-Za-z0-9_-]{1,80}")),
+        (("correlationId",), _not_matching(r"[\x21-\x7e]{1,128}")),
+        (("source", "imageSetId"), _not_matching(r"[0-9a-z]{32}")),
+        (("series", 0), _not_matching(r"(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*")),
         (("datastoreId",), _with_bad_char(LOWER_ALNUM, BAD_ID32_CHARS, 31)),
         (("datastoreId",), st.text(alphabet=LOWER_ALNUM, max_size=31)),
         (("source", "imageSetId"), _with_bad_char(LOWER_ALNUM, BAD_ID32_CHARS, 31)),
@@ -255,7 +275,7 @@ def semantic(draw: st.DrawFn, job: dict[str, Any]) -> tuple[dict[str, Any], str]
     )
     if kind == "duplicates":
         name = draw(st.sampled_from(["instances", "series"]))
-        items = list(job.get(name) or draw(uid_lists))
+        items = _items(job, name) or draw(uid_lists)
         return put(job, (name,), [*items, draw(st.sampled_from(items))]), "duplicate"
     if kind == "same_image_set":
         return put(job, ("destination", "imageSetId"), job["source"]["imageSetId"]), "must differ"
@@ -314,6 +334,15 @@ def dumps(value: Any, ascii_only: bool = False) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only)
 
 
+_SQS_REFUSED_OR_SURROGATE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def deliverable(value: Any, ascii_only: bool) -> str:
+    """The body a sender can put on SQS: escaped whenever the raw JSON has characters SQS refuses."""
+    text = dumps(value, ascii_only)
+    return dumps(value, True) if _SQS_REFUSED_OR_SURROGATE.search(text) else text
+
+
 def string_attribute(value: str) -> dict[str, Any]:
     """A String message attribute as Lambda's SQS event shows it."""
     return {"stringValue": value, "stringListValues": [], "binaryListValues": [], "dataType": "String"}
@@ -365,7 +394,7 @@ def raw_messages(draw: st.DrawFn) -> Message:
         job = draw(valid_jobs())
         return Message(dumps(job, draw(st.booleans())), attributes, True, trigger=trigger, job=job, trigger_extra=extra)
     job, hint = draw(invalid_jobs)
-    return Message(dumps(job, draw(st.booleans())), attributes, False, hint, trigger)
+    return Message(deliverable(job, draw(st.booleans())), attributes, False, hint, trigger)
 
 
 @st.composite
@@ -403,7 +432,7 @@ def event_messages(draw: st.DrawFn) -> Message:
         return Message(dumps(event), valid=True, trigger="event", job=job, event=event)
     if kind == "invalid_detail":
         job, hint = draw(invalid_jobs)
-        return Message(dumps(envelope(draw, job), draw(st.booleans())), hint=hint, trigger="event")
+        return Message(deliverable(envelope(draw, job), draw(st.booleans())), hint=hint, trigger="event")
     if kind == "detail_type":
         wrong = draw(st.one_of(safe_text, json_scalars, st.just("copy requested"), st.just("Copy Requested ")))
         if wrong == "Copy Requested":
