@@ -237,7 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\nCompletion events published on the custom bus:")
         for event in rt.completion_events():
             print(f"  {compact(event)}")
-        print("\nSummary (duration = real seconds of the execution; virtual = as the pipeline's clock saw it):")
+        print(
+            "\nSummary (duration: real seconds of the execution here; virtual: the same on the pipeline's clock, "
+            f"x{1 / args.time_scale:.0f}, local overheads included):"
+        )
         table(summary_rows(rt, tour.label))
         calls = rt.emulator_calls()
         copies = [c for c in calls if c.operation == "CopyImageSet"]
