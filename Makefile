@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONPATH := functions:.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lint format typecheck test unit soak demo bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
@@ -55,6 +55,12 @@ soak: venv
 demo: venv
 	$(BIN)/python -m offline.demo
 
+run-job: venv  ## make run-job JOB=my-job.json ARGS="--seed"
+	$(BIN)/python -m offline run-job $(JOB) $(ARGS)
+
+seed: venv
+	$(BIN)/python -m offline seed
+
 bench: venv
 	$(BIN)/python -m offline.bench
 
@@ -91,4 +97,4 @@ cfn-lint: nag
 	$(BIN)/cfn-lint $(CHECK_OUT)/HealthImagingCopyOrchestrator.template.json
 
 clean:
-	rm -rf cdk.out build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf cdk.out build bench-results .pytest_cache .mypy_cache .ruff_cache
