@@ -44,7 +44,7 @@ typecheck: venv
 	$(BIN)/mypy functions/hicopy infra offline app.py
 
 test: lint typecheck
-	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup -m "not slow"
+	$(BIN)/pytest -q -n $(PYTEST_WORKERS) --dist loadgroup
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/functional
