@@ -1,0 +1,149 @@
+"""Figures of one run, computed from its ``RunRecord`` (pure functions; virtual seconds throughout)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from offline.bench.run import RunRecord
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Linear-interpolated percentile (``q`` in [0, 100]); None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100.0
+    lo, hi = math.floor(k), math.ceil(k)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+@dataclass
+class Metrics:
+    policy: str
+    backlog: int
+    succeeded: int
+    failed: int
+    unfinished: int
+    failure_reasons: dict[str, int]
+    span_seconds: float | None  # first CopyImageSet call -> last completion event
+    copies_per_hour: float | None
+    quota_per_hour: float
+    quota_fraction: float | None  # copies_per_hour / quota
+    accepted_call_rate_fraction: float | None  # accepted calls/h between the first and last accepted call, / quota
+    copy_calls: int
+    throttled_calls: int
+    calls_per_copy: float | None
+    status_checks_per_copy: float | None
+    transitions_per_copy: float | None
+    lag_p50: float | None
+    lag_p95: float | None
+    lag_max: float | None
+    min_call_spacing: float | None  # smallest gap between two accepted CopyImageSet calls
+    late_calls: int  # first attempts later than their slot by more than the pacing margin allows (shipped)
+    lateness_p50: float | None  # first attempt's call time - its slot (shipped)
+    lateness_p95: float | None
+    lateness_max: float | None
+    dispatch_p95: float | None  # Submit's first read - slot: Step Functions Wait + Lambda dispatch overrun
+    reads_p95: float | None  # call - Submit's first read: Submit's reads between its sleep and the call
+    startup_end: float | None  # when Pace granted the last job its first slot (the backlog's start-up burst)
+    steady_lateness_p50: float | None  # call - slot of the jobs whose slot comes after the start-up
+    steady_lateness_p95: float | None
+    steady_throttled: int  # throttled calls after the start-up
+    real_seconds: float
+    virtual_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
+    jobs = run.jobs
+    ok = [j for j in jobs if j.status == "SUCCEEDED"]
+    failed = [j for j in jobs if j.status == "FAILED"]
+    unfinished = [j for j in jobs if j.status == "UNFINISHED"]
+    reasons = Counter(j.reason_code or "unknown" for j in failed)
+    if unfinished:
+        reasons["no terminal event (benchmark timeout)"] += len(unfinished)
+
+    calls = run.calls
+    first_call = min((c.at for c in calls), default=None)
+    last_done = max((j.completed_at for j in ok if j.completed_at is not None), default=None)
+    span = (last_done - first_call) if first_call is not None and last_done is not None else None
+    per_hour = len(ok) / span * 3600.0 if span and span > 0 else None
+    quota = run.quota_per_hour
+
+    accepted = sorted(c.at for c in calls if c.status_code == 200)
+    gaps = [b - a for a, b in itertools.pairwise(accepted)]
+    accepted_rate = (len(accepted) - 1) / (accepted[-1] - accepted[0]) * 3600.0 if len(accepted) > 2 else None
+
+    lags = [lag for j in ok if (lag := j.completion_lag) is not None]
+    n = len(ok)
+
+    interval = 1.0 / run.rate
+    lateness: list[float] = []
+    dispatch: list[float] = []
+    reads: list[float] = []
+    for j in jobs:
+        if not j.slots:
+            continue
+        first = min((c.at for c in calls if c.job_id == j.job_id), default=None)
+        if first is None:
+            continue
+        slot = j.slots[0]
+        lateness.append(first - slot)
+        after = [r for r in j.submit_reads if r <= first + 1e-9]
+        if after:
+            dispatch.append(after[0] - slot)
+            reads.append(first - after[0])
+    late = sum(1 for x in lateness if x > interval * margin)
+    grants = [j.granted[0] for j in jobs if j.granted]
+    startup_end = max(grants) if grants else None
+    steady: list[float] = []
+    if startup_end is not None:
+        firsts = {c.job_id: c.at for c in reversed(calls)}
+        steady = [
+            firsts[j.job_id] - j.slots[0] for j in jobs if j.slots and j.slots[0] >= startup_end and j.job_id in firsts
+        ]
+
+    return Metrics(
+        policy=run.policy,
+        backlog=run.backlog,
+        succeeded=n,
+        failed=len(failed),
+        unfinished=len(unfinished),
+        failure_reasons=dict(reasons),
+        span_seconds=span,
+        copies_per_hour=per_hour,
+        quota_per_hour=quota,
+        quota_fraction=per_hour / quota if per_hour is not None else None,
+        accepted_call_rate_fraction=accepted_rate / quota if accepted_rate is not None else None,
+        copy_calls=len(calls),
+        throttled_calls=sum(1 for c in calls if c.error_code == "ThrottlingException"),
+        calls_per_copy=len(calls) / n if n else None,
+        status_checks_per_copy=sum(j.status_checks for j in ok) / n if n else None,
+        transitions_per_copy=sum(j.transitions for j in ok) / n if n else None,
+        lag_p50=percentile(lags, 50),
+        lag_p95=percentile(lags, 95),
+        lag_max=max(lags) if lags else None,
+        min_call_spacing=min(gaps) if gaps else None,
+        late_calls=late,
+        lateness_p50=percentile(lateness, 50),
+        lateness_p95=percentile(lateness, 95),
+        lateness_max=max(lateness) if lateness else None,
+        dispatch_p95=percentile(dispatch, 95),
+        reads_p95=percentile(reads, 95),
+        startup_end=startup_end,
+        steady_lateness_p50=percentile(steady, 50),
+        steady_lateness_p95=percentile(steady, 95),
+        steady_throttled=sum(
+            1
+            for c in calls
+            if c.error_code == "ThrottlingException" and startup_end is not None and c.at >= startup_end
+        ),
+        real_seconds=run.real_seconds,
+        virtual_seconds=run.virtual_seconds,
+    )

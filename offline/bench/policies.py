@@ -1,0 +1,168 @@
+"""The policies the benchmark compares, as transformations of the deployed state machine definition.
+
+``shipped`` is the definition the CDK app synthesizes, unchanged. ``naive`` is derived from it in code (see
+``naive_definition``): same Lambda functions, same error names, no pacing, Step Functions' default retries on
+Submit and a fixed 30 s status poll. Both are registered in the same moto account, so they run the same handlers
+against the same emulated service.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+# Step Functions' documented Retry defaults (IntervalSeconds 1, BackoffRate 2.0, MaxAttempts 3, no MaxDelaySeconds,
+# no jitter).
+SFN_DEFAULT_RETRY: dict[str, Any] = {"IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}
+NAIVE_POLL_SECONDS = 30
+PACING_STATES = ("Pace", "NeedsPacing?", "PaceWait")
+STILL_COPYING_ERROR = "CopyStillInProgress"
+
+
+class DefinitionShapeError(ValueError):
+    """The deployed definition does not have the states the transformation expects (the workflow changed)."""
+
+
+def _state(states: dict[str, Any], name: str) -> dict[str, Any]:
+    try:
+        state: dict[str, Any] = states[name]
+    except KeyError as exc:
+        raise DefinitionShapeError(f"the state machine has no state {name!r} (states: {sorted(states)})") from exc
+    return state
+
+
+def _redirect(states: dict[str, Any], old: set[str], new: str) -> None:
+    """Point every transition (Next, Default, Choices[].Next, Catch[].Next) that targets a state in ``old`` at
+    ``new``."""
+    for state in states.values():
+        if state.get("Next") in old:
+            state["Next"] = new
+        if state.get("Default") in old:
+            state["Default"] = new
+        for rule in state.get("Choices", []):
+            if rule.get("Next") in old:
+                rule["Next"] = new
+        for catcher in state.get("Catch", []):
+            if catcher.get("Next") in old:
+                catcher["Next"] = new
+
+
+def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float) -> dict[str, Any]:
+    """The naive policy, derived from the shipped definition (which is not modified):
+
+    1. **No pacing**: the states ``Pace``, ``NeedsPacing?`` and ``PaceWait`` are removed; every transition into
+       ``Pace`` (from ``Prepare``, and from ``MoreChunks?`` for the next chunk) goes to what followed the pacing
+       (``NeedsPacing?``'s ``Default``: ``Submit``, or ``CopyOrDelete?`` when delete-after is configured).
+    2. **Default retries on Submit**: each of Submit's retriers keeps its ``ErrorEquals`` and gets Step Functions'
+       defaults instead of its tuning: ``IntervalSeconds`` 1, ``BackoffRate`` 2.0, ``MaxAttempts`` 3, no
+       ``MaxDelaySeconds``, no ``JitterStrategy``.
+    3. **Fixed 30 s polling**: AwaitCopy's ``CopyStillInProgress`` retrier becomes ``IntervalSeconds`` 30,
+       ``BackoffRate`` 1.0, no ``MaxDelaySeconds``, no jitter, ``MaxAttempts`` = ceil(longest copy / 30) + 2.
+
+    Everything else (Lambda ARNs, payloads, the other retriers, catches, publishing) is unchanged.
+    """
+    out = copy.deepcopy(definition)
+    states: dict[str, Any] = out["States"]
+    needs_pacing = _state(states, "NeedsPacing?")
+    for name in PACING_STATES:
+        _state(states, name)
+    after_pacing = needs_pacing.get("Default")
+    if not isinstance(after_pacing, str) or after_pacing in PACING_STATES:
+        raise DefinitionShapeError(f"NeedsPacing? has no usable Default (got {after_pacing!r})")
+    for name in PACING_STATES:
+        del states[name]
+    _redirect(states, set(PACING_STATES), after_pacing)
+    if out.get("StartAt") in PACING_STATES:
+        out["StartAt"] = after_pacing
+
+    submit = _state(states, "Submit")
+    submit["Retry"] = [
+        {"ErrorEquals": list(retrier["ErrorEquals"]), **SFN_DEFAULT_RETRY} for retrier in submit.get("Retry", [])
+    ]
+
+    await_copy = _state(states, "AwaitCopy")
+    polling = [r for r in await_copy.get("Retry", []) if STILL_COPYING_ERROR in r.get("ErrorEquals", [])]
+    if len(polling) != 1:
+        raise DefinitionShapeError(f"AwaitCopy has {len(polling)} retriers for {STILL_COPYING_ERROR}, expected 1")
+    retrier = polling[0]
+    for key in ("MaxDelaySeconds", "JitterStrategy"):
+        retrier.pop(key, None)
+    retrier.update(
+        IntervalSeconds=NAIVE_POLL_SECONDS,
+        BackoffRate=1.0,
+        MaxAttempts=math.ceil(longest_copy_seconds / NAIVE_POLL_SECONDS) + 2,
+    )
+    _check_closed(out)
+    return out
+
+
+def _check_closed(definition: dict[str, Any]) -> None:
+    """Every transition targets an existing state."""
+    states = definition["States"]
+    targets = [definition["StartAt"]]
+    for state in states.values():
+        targets += [state.get("Next"), state.get("Default")]
+        targets += [r.get("Next") for r in state.get("Choices", [])]
+        targets += [c.get("Next") for c in state.get("Catch", [])]
+    missing = sorted({t for t in targets if t is not None and t not in states})
+    if missing:
+        raise DefinitionShapeError(f"transitions to missing states: {missing}")
+
+
+THROTTLED_ERROR = "ServiceThrottled"
+
+
+def repace_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """Candidate fix (not shipped; ``--policies shipped,repace,naive``): a throttled Submit goes back to ``Pace``
+    for a new slot instead of being retried in place.
+
+    Submit's retriers no longer list ``ServiceThrottled``; a ``Catch`` for it (before the catch-all, with
+    ``ResultPath: null`` so the state passes through unchanged) leads to ``Pace``. A retry in place calls at a
+    random time that owns no slot, takes the token of the next slotted call, which is throttled in turn: one late
+    call starts a chain of throttles. A re-paced call owns a slot, so a late call costs at most one extra call.
+    """
+    out = copy.deepcopy(definition)
+    states: dict[str, Any] = out["States"]
+    _state(states, "Pace")
+    submit = _state(states, "Submit")
+    retriers = []
+    for retrier in submit.get("Retry", []):
+        errors = [e for e in retrier["ErrorEquals"] if e != THROTTLED_ERROR]
+        if errors:
+            retriers.append({**retrier, "ErrorEquals": errors})
+    submit["Retry"] = retriers
+    submit["Catch"] = [
+        {"ErrorEquals": [THROTTLED_ERROR], "ResultPath": None, "Next": "Pace"},
+        *submit.get("Catch", []),
+    ]
+    _check_closed(out)
+    return out
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    description: str
+    # None: the deployed definition as is; else a function of (deployed definition, longest copy seconds).
+    transform: Callable[[dict[str, Any], float], dict[str, Any]] | None = None
+
+
+SHIPPED = Policy(
+    "shipped",
+    "account-wide GCRA pacing before CopyImageSet; tuned retries with full jitter; backoff polling from the config",
+)
+NAIVE = Policy(
+    "naive",
+    "no pacing; Step Functions default retries on Submit (1 s x2, 3 attempts, no jitter); fixed 30 s polling",
+    lambda definition, longest: naive_definition(definition, longest_copy_seconds=longest),
+)
+REPACE = Policy(
+    "repace",
+    "candidate fix: shipped, but a throttled Submit is re-paced (Catch -> Pace) instead of retried in place",
+    lambda definition, _longest: repace_definition(definition),
+)
+POLICIES: dict[str, Policy] = {p.name: p for p in (SHIPPED, NAIVE, REPACE)}
+DEFAULT_POLICIES = ("shipped", "naive")
