@@ -9,10 +9,10 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 # What each function may call on HealthImaging (design §2; the Lambda code's adapters use exactly these).
-PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata", "ListImageSetVersions"]
-SUBMIT_ACTIONS = ["CopyImageSet", "GetImageSet", "GetImageSetMetadata", "ListImageSetVersions", "SearchImageSets"]
-AWAIT_COPY_ACTIONS = ["GetImageSet", "ListImageSetVersions"]
-PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet"]
+PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata"]
+SUBMIT_ACTIONS = ["CopyImageSet", "GetImageSet", "GetImageSetMetadata", "SearchImageSets"]
+AWAIT_COPY_ACTIONS = ["GetImageSet"]
+PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet", "GetImageSetMetadata"]
 DELETE_SOURCE_ACTIONS = ["DeleteImageSet"]
 
 

@@ -115,7 +115,7 @@ class CopyOrchestratorStack(Stack):
             "Publish",
             handler="hicopy.handlers.publish.handler",
             description="Publishes the one terminal event of a job on the custom bus",
-            environment=events_env,
+            environment={**events_env, "STATE_TABLE_NAME": self.state_table.table_name},
         )
 
         ids = config.datastore_ids
@@ -128,6 +128,8 @@ class CopyOrchestratorStack(Stack):
             submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"
         )
         self.bus.grant_put_events_to(publish)
+        # The "terminal event published" marker: a retried or failure-path Publish never sends a second event.
+        self.state_table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem")
 
         delete_source: lambda_.Function | None = None
         if config.delete_after_consolidate:

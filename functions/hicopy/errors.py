@@ -130,6 +130,12 @@ class SubmitOutcomeUnknown(TerminalError):
     code = "SubmitOutcomeUnknown"
 
 
+class ImportOutputInvalid(TerminalError):
+    """An import's manifest or ndjson output is not in the documented shape."""
+
+    code = "ImportOutputInvalid"
+
+
 class JobRejected(TerminalError):
     """The job message itself is invalid (not JSON, wrong fields, bad IDs). Never retried; goes to the DLQ."""
 
@@ -183,6 +189,7 @@ TERMINAL_ERRORS: list[str] = _names(
     StaleVersion,
     SelectionInvalid,
     SubmitOutcomeUnknown,
+    ImportOutputInvalid,
     JobRejected,
     ConfigurationError,
 )
@@ -212,6 +219,7 @@ ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
         StaleVersion,
         SelectionInvalid,
         SubmitOutcomeUnknown,
+        ImportOutputInvalid,
         JobRejected,
         ConfigurationError,
     )

@@ -61,7 +61,7 @@ class SubmitEnv(_Env):
 
 
 class PublishEnv(BusEnv):
-    pass
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 
 class PlannerEnv(DatastoreEnv, BusEnv):

@@ -250,3 +250,13 @@ def test_submit_that_died_after_calling_is_reconciled_not_repeated(stack: Stack,
     stack.clock.t += 20
     done = task(await_copy, again)
     assert done["done"] is True
+
+
+def test_publish_after_a_crash_post_putevents_sends_nothing_more(stack: Stack):
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    state, first = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    assert first["detail-type"] == SUCCEEDED
+    # Step Functions retries Publish (or runs PublishFailure) after the Lambda died once its event was out.
+    task(publish, state, retry=1)
+    task(publish, caught(state, OrchestratorError("Lambda died after PutEvents")))
+    assert stack.events() == []

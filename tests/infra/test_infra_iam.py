@@ -35,22 +35,20 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "Prepare": {
         "medical-imaging:GetImageSet",
         "medical-imaging:GetImageSetMetadata",
-        "medical-imaging:ListImageSetVersions",
     },
     "Pace": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
     "Submit": {
         "medical-imaging:CopyImageSet",
         "medical-imaging:GetImageSet",
         "medical-imaging:GetImageSetMetadata",
-        "medical-imaging:ListImageSetVersions",
         "medical-imaging:SearchImageSets",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",  # abandons its own SUBMITTING record
     },
-    "AwaitCopy": {"medical-imaging:GetImageSet", "medical-imaging:ListImageSetVersions"},
-    "Publish": {"events:PutEvents"},
+    "AwaitCopy": {"medical-imaging:GetImageSet"},
+    "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem"},  # + the "published" marker
     "JobConsumer": {
         "states:StartExecution",
         "events:PutEvents",
@@ -59,6 +57,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     },
     "ImportPlanner": {
         "medical-imaging:GetDICOMImportJob",
+        "medical-imaging:GetImageSetMetadata",
         "medical-imaging:SearchImageSets",
         "medical-imaging:GetImageSet",
         "s3:GetObject",
@@ -140,7 +139,7 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     import_dlq = _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     machine = _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
 
-    for name in ("Pace", "Submit", "ImportPlanner"):
+    for name in ("Pace", "Submit", "Publish", "ImportPlanner"):
         statements = _statements(template_json, name)
         for action in actions(statements):
             if action.startswith("dynamodb:"):

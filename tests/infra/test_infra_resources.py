@@ -19,7 +19,7 @@ FUNCTIONS = {
     "Pace": ("hicopy.handlers.pace.handler", {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST"}),
     "Submit": ("hicopy.handlers.submit.handler", {"STATE_TABLE_NAME", "MAX_FRAMES_PER_COPY"}),
     "AwaitCopy": ("hicopy.handlers.await_copy.handler", set()),
-    "Publish": ("hicopy.handlers.publish.handler", {"EVENT_BUS_NAME", "EVENT_SOURCE"}),
+    "Publish": ("hicopy.handlers.publish.handler", {"EVENT_BUS_NAME", "EVENT_SOURCE", "STATE_TABLE_NAME"}),
     "ImportPlanner": (
         "hicopy.handlers.planner.handler",
         {

@@ -58,15 +58,8 @@ USED_OUTSIDE_THE_CODE: dict[str, dict[str, str]] = {
 # Lambda's asynchronous-invocation DLQ (the import rule's DLQ) is written by the Lambda service with the
 # planner's role: sqs:SendMessage on that queue is used outside the code; the action itself is used by the code.
 
-KNOWN_MISSING: dict[str, str] = {
-    "hicopy.handlers.planner.handler": "BUG: the consolidate policy reads each non-primary image set's Series "
-    "(PlannerImaging.series_of -> GetImageSetMetadata), but infra/permissions.py PLANNER_ACTIONS does not grant "
-    "medical-imaging:GetImageSetMetadata: in AWS the planner fails with AccessDenied on every import to consolidate",
-}
-KNOWN_UNUSED: dict[str, str] = dict.fromkeys(
-    ("hicopy.handlers.prepare.handler", "hicopy.handlers.submit.handler", "hicopy.handlers.await_copy.handler"),
-    "GAP: medical-imaging:ListImageSetVersions is granted (infra/permissions.py) but no adapter calls it",
-)
+KNOWN_MISSING: dict[str, str] = {}
+KNOWN_UNUSED: dict[str, str] = {}
 HANDLERS = [
     "hicopy.handlers.consumer.handler",
     "hicopy.handlers.prepare.handler",

@@ -233,3 +233,22 @@ def test_publish_outcome_puts_exactly_one_event(imaging):
     st = state().model_copy(update={"error": SfnError(Error="ImageSetNotFound", Cause="gone")})
     workflow.publish_outcome(st, pub, FakeClock(), None)
     assert len(pub.events) == 1 and pub.events[0][1]["reason"]["code"] == "NotFound"
+
+
+def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
+    class Marker:
+        def __init__(self):
+            self.keys = {}
+
+        def seen(self, key):
+            return key in self.keys
+
+        def mark(self, key, now, **attrs):
+            self.keys[key] = attrs
+
+    pub, marker = FakePublisher(), Marker()
+    ok = state()
+    assert workflow.publish_outcome(ok, pub, FakeClock(), None, marker) == SUCCEEDED
+    failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
+    assert workflow.publish_outcome(failed, pub, FakeClock(), None, marker) is None
+    assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.keys == {"outcome#job-1": {"detailType": SUCCEEDED}}

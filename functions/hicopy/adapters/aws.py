@@ -137,6 +137,10 @@ class DynamoSubmissionStore:
             "startedAt": {"N": _num(record.started_at)},
             "expiresAt": {"N": str(int(record.started_at) + self.TTL_SECONDS)},
         }
+        if record.destination_image_set_id is not None:
+            item["destinationImageSetId"] = {"S": record.destination_image_set_id}
+        if record.destination_version_before is not None:
+            item["destinationVersionBefore"] = {"S": record.destination_version_before}
         try:
             self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
             return None

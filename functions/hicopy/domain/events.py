@@ -142,7 +142,7 @@ class ImportPlannedDetail(_Detail):
 
 def excerpt(body: str | bytes) -> tuple[str, Literal["utf-8", "base64"], bool, int]:
     """A bounded, JSON-safe excerpt of a message body: (text, encoding, truncated, original size in bytes)."""
-    raw = body.encode("utf-8", errors="surrogateescape") if isinstance(body, str) else body
+    raw = body.encode("utf-8", errors="surrogatepass") if isinstance(body, str) else body
     try:
         text = raw.decode("utf-8")
         encoding: Literal["utf-8", "base64"] = "utf-8"

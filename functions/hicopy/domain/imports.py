@@ -33,7 +33,7 @@ from hicopy.domain.events import (
 )
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE
 from hicopy.domain.ports import EventPublisherPort
-from hicopy.errors import InvalidRequest, ManifestNotReady
+from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
 
 Policy = Literal["none", "consolidate", "promote"]
 POLICIES: tuple[Policy, ...] = ("none", "consolidate", "promote")
@@ -134,7 +134,20 @@ def _bool(value: Any) -> bool | None:
 
 
 def read_import_result(job: dict[str, Any], output: ImportOutputPort) -> ImportResult:
-    """Read the manifest and the per-file results of an import job (``job`` = GetDICOMImportJob's jobProperties)."""
+    """Read the manifest and the per-file results of an import job (``job`` = GetDICOMImportJob's jobProperties).
+
+    Output that is not in the documented shape raises ``ImportOutputInvalid`` (never a bare KeyError/TypeError).
+    """
+    try:
+        return _read_import_result(job, output)
+    except (KeyError, TypeError, AttributeError, ValueError, UnicodeDecodeError) as exc:
+        raise ImportOutputInvalid(
+            f"import job {job.get('jobId')!s:.40}: output under {job.get('outputS3Uri')!s:.200} is not in the "
+            f"documented shape ({type(exc).__name__})"
+        ) from exc
+
+
+def _read_import_result(job: dict[str, Any], output: ImportOutputPort) -> ImportResult:
     out_uri = str(job["outputS3Uri"])
     result = ImportResult(
         job_id=str(job["jobId"]),

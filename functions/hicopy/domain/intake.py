@@ -16,14 +16,18 @@ from typing import Any, Protocol
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
-from hicopy.domain.job import CopyJob, Trigger, parse_job
+from hicopy.domain.job import CopyJob, Trigger, parse_job, safe_name
 from hicopy.domain.ports import EventPublisherPort
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import JobRejected
 
 COPY_REQUESTED = "Copy Requested"
 TRIGGER_ATTRIBUTE = "hicopyTrigger"
-MAX_BODY_BYTES = 256 * 1024
+# A job's body, bounded so that the execution input built from it (job + trigger + timestamps) stays below
+# Step Functions' 256 KiB input limit.
+MAX_BODY_BYTES = 200 * 1024
+MAX_STATE_BYTES = 250 * 1024
+MAX_REASON_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Accepted:
 
 def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clock) -> Accepted:
     """Parse and validate one queue message; ``JobRejected`` with a precise reason if it is not a valid job."""
-    size = len(body.encode("utf-8", errors="surrogateescape"))
+    size = len(body.encode("utf-8", errors="surrogatepass"))
     if size > MAX_BODY_BYTES:
         raise JobRejected(f"the message is {size} bytes; a job is at most {MAX_BODY_BYTES} bytes")
     try:
@@ -45,7 +49,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     trigger_data: dict[str, Any]
     if isinstance(data, dict) and "detail-type" in data and "detail" in data:
         if data["detail-type"] != COPY_REQUESTED:
-            raise JobRejected(f"event detail-type {data['detail-type']!r} is not {COPY_REQUESTED!r}")
+            raise JobRejected(f"event detail-type {safe_name(data['detail-type'])!r} is not {COPY_REQUESTED!r}")
         trigger_data = {"type": "event", "eventId": str(data.get("id", "")), "source": str(data.get("source", ""))}
         default_id = str(data.get("id") or message_id)
         data = data["detail"]
@@ -66,6 +70,11 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
         job = parse_job(job.model_dump(exclude_none=True))  # the default ID must satisfy the same pattern
     trigger = Trigger.model_validate(trigger_data)
     state = WorkflowState(job=job, trigger=trigger, receivedAt=iso(clock.now()))
+    state_size = len(json.dumps(state.dump(), separators=(",", ":")).encode())
+    if state_size > MAX_STATE_BYTES:
+        raise JobRejected(
+            f"the job is too large: its execution input would be {state_size} bytes (max {MAX_STATE_BYTES})"
+        )
     return Accepted(job=job, trigger=trigger, state=state)
 
 
@@ -80,7 +89,7 @@ def rejected_event(
         jobId=hints.get("jobId"),
         correlationId=hints.get("correlationId"),
         datastoreId=hints.get("datastoreId"),
-        reason=Reason(code=reason.code, message=reason.message),
+        reason=Reason(code=reason.code, message=reason.message[:MAX_REASON_CHARS]),
         trigger=TriggerOut.model_validate({"type": trigger_type, "messageId": message_id}),
         originalBody=text,
         originalBodyEncoding=encoding,
@@ -109,7 +118,8 @@ def reject(
     """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected`` (in that order: a retry after a
     failed publish may duplicate the DLQ copy, never the event)."""
     dead_letters.send(
-        body, {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id}
+        body,
+        {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id},
     )
     detail = rejected_event(body, reason, message_id=message_id, trigger_type=trigger_type, clock=clock)
     publisher.publish(REJECTED, detail)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -89,26 +88,27 @@ class Trigger(BaseModel):
 
 
 def format_validation_error(exc: ValidationError, *, limit: int = 5) -> str:
-    """One line per problem: ``field.path: message (got <value>)``; precise enough to fix the job."""
+    """One line per problem: ``field.path: what is wrong``; precise enough to fix the job.
+
+    The offending value is never echoed: it may hold PHI put into the wrong field, and the reason travels into logs,
+    a DLQ message attribute and an event. The original body is kept whole in the DLQ.
+    """
     parts: list[str] = []
     for err in exc.errors()[:limit]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(job)"
+        loc = ".".join(safe_name(p) for p in err["loc"]) or "(job)"
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown field (fields follow the CopyImageSet API casing; see the job schema)"
-        got = err.get("input")
-        shown = (
-            "" if err["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {_short(got)})"
-        )
-        parts.append(f"{loc}: {msg}{shown}")
+        parts.append(f"{loc}: {msg}")
     more = len(exc.errors()) - limit
     if more > 0:
         parts.append(f"... and {more} more problem(s)")
     return "; ".join(parts)
 
 
-def _short(value: Any, limit: int = 80) -> str:
-    text = json.dumps(value, default=str)
+def safe_name(part: Any, limit: int = 64) -> str:
+    """A field name or index as printable ASCII (anything else escaped), at most ``limit`` characters."""
+    text = "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in str(part))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -383,11 +383,28 @@ def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None)
     return (FAILED if reason else SUCCEEDED), dump(detail)
 
 
+class PublishedMarkerPort(Protocol):
+    def seen(self, key: str) -> bool: ...
+
+    def mark(self, key: str, now: float, **attributes: str) -> None: ...
+
+
 def publish_outcome(
-    state: WorkflowState, publisher: EventPublisherPort, clock: Clock, execution_arn: str | None
-) -> str:
+    state: WorkflowState,
+    publisher: EventPublisherPort,
+    clock: Clock,
+    execution_arn: str | None,
+    marker: PublishedMarkerPort | None = None,
+) -> str | None:
+    """Publish the job's terminal event, unless one was already published (a retried Publish, or the failure path
+    after a Publish that crashed once its event was out). Returns the detail-type, or None when it was skipped."""
+    key = f"outcome#{state.job_id}"
+    if marker is not None and marker.seen(key):
+        return None
     detail_type, detail = outcome_event(state, clock, execution_arn)
     publisher.publish(detail_type, detail)
+    if marker is not None:
+        marker.mark(key, clock.now(), detailType=detail_type)
     return detail_type
 
 

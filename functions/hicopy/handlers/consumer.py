@@ -31,7 +31,9 @@ def _adapters() -> tuple[ExecutionStarter, EventBridgePublisher, QueueSender]:
 
 def record_handler(record: SQSRecord) -> str:
     starter, publisher, dead_letters = _adapters()
-    attributes = {k: v.string_value or "" for k, v in (record.message_attributes or {}).items()}
+    # Read the raw record: a Binary attribute has no stringValue, and must not break the message.
+    raw = record.raw_event.get("messageAttributes") or {}
+    attributes = {k: str(v.get("stringValue") or "") for k, v in raw.items() if isinstance(v, dict)}
     clock = get_clock()
     try:
         accepted = accept(record.body, message_id=record.message_id, attributes=attributes, clock=clock)

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher
+from hicopy.adapters.aws import EventBridgePublisher, OnceMarker
 from hicopy.clock import get_clock
 from hicopy.domain import workflow
 from hicopy.domain.events import SUCCEEDED
@@ -19,13 +19,17 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _publisher() -> EventBridgePublisher:
+def _adapters() -> tuple[EventBridgePublisher, OnceMarker]:
     env = load(PublishEnv)
-    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE)
+    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), OnceMarker(env.STATE_TABLE_NAME)
 
 
 def _publish(task: TaskInput) -> WorkflowState:
-    detail_type = workflow.publish_outcome(task.state, _publisher(), get_clock(), task.executionArn)
+    publisher, marker = _adapters()
+    detail_type = workflow.publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker)
+    if detail_type is None:
+        logger.warning("terminal event already published for this job; not publishing another")
+        return task.state
     metrics.add_metric(
         name="JobsSucceeded" if detail_type == SUCCEEDED else "JobsFailed", unit=MetricUnit.Count, value=1
     )
