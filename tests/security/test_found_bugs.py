@@ -1,12 +1,10 @@
-"""Bugs found while building the security suites that belong to neither of its checks. Each is a strict xfail
-with a minimal reproduction: the suite stays green, and the test turns red (XPASS) once the bug is fixed."""
+"""Regression tests for bugs found while building the security suites that belong to neither of its checks
+(each was first committed as a strict xfail with a minimal reproduction, and now guards the fix)."""
 
 from __future__ import annotations
 
 import contextlib
 from unittest import mock
-
-import pytest
 
 from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import ImageSetConflict
@@ -15,13 +13,6 @@ from tests.security.harness import aws_environment, task
 from tests.security.scenarios import PHI, _sibling, initial, phi_metadata
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: DynamoSubmissionStore.begin does not store destinationImageSetId/destinationVersionBefore in the "
-    "SUBMITTING record, so workflow._reconcile never takes its 'existing destination' branch: it searches for a new "
-    "image set created since started_at - 2 s, finds none (the destination is older), abandons the record, and once "
-    "the destination is unlocked the retried Submit calls CopyImageSet a second time for the same chunk.",
-)
 def test_submit_that_died_copying_into_an_existing_destination_copies_once() -> None:
     with aws_environment() as env:
         emu, ds = env.emulator, env.datastore_id
