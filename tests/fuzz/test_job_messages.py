@@ -9,8 +9,8 @@ Invariants of every SQS batch given to ``hicopy.handlers.consumer.handler``:
 - every valid message: an execution named by its job ID, with that job as input; one per job ID (duplicates too);
 - no call would break an AWS limit that moto does not enforce (SQS characters, PutEvents entry size, execution
   input size).
-Inputs that trip a known bug are kept out of the generated batches; each bug is a strict xfail with its minimal
-example below (the suite stays green, and turns red when the bug is fixed).
+Bugs these suites found are regression tests with their minimal examples below; the one still open is a strict
+xfail (it turns red when fixed), and its input is kept out of the generated batches.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from hicopy.domain.events import ORIGINAL_BODY_LIMIT, REJECTED
 from hicopy.domain.imports import MANIFEST, ImportResult, read_import_result
 from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE, accept
 from hicopy.domain.job import parse_job
-from hicopy.errors import JobRejected, OrchestratorError
+from hicopy.errors import ImportOutputInvalid, JobRejected, OrchestratorError
 from hicopy.handlers import consumer
 from tests.contracts import assert_valid_event, assert_valid_job
 from tests.fakes import FakeClock
@@ -171,93 +171,86 @@ def test_consumer_settles_every_batch(consumer_env: AwsEnv, batch: list[Message]
     run_batch(consumer_env, batch)
 
 
-# --- known bugs: each a minimal example through the real handler (strict xfail: visible until fixed) -------------
-def _reject_one(env: AwsEnv, body: str) -> dict[str, Any]:
+# --- bugs these suites found, now regression tests (minimal examples through the real handler) -----------------
+def _one(env: AwsEnv, body: str, attributes: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     env.fresh_state_machine()
     env.recorder.clear()
     mid = f"00000000-0000-4000-8000-{next(_message_ids):012d}"
     try:
-        result: dict[str, Any] = invoke(env, consumer, {"Records": [sqs_record(body, mid)]})
+        result: dict[str, Any] = invoke(env, consumer, {"Records": [sqs_record(body, mid, attributes)]})
     except Exception as exc:  # the handler raising is itself a failure of the invariant
         pytest.fail(f"the consumer raised {type(exc).__name__}: {exc}")
-    finally:
-        env.events()
     return result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an unknown field whose name has a control character (sent as the JSON escape \\u0001, so SQS "
-    "delivers it) is echoed raw into the DLQ attribute rejectionReason; real SQS refuses the SendMessage "
-    "(InvalidParameterValue), the consumer reports a transient failure, and after 5 receives the redrive "
-    "policy moves the message to the DLQ without any Copy Job Rejected event. Same for U+FFFE/U+FFFF.",
-)
-def test_known_bug_control_character_in_unknown_field_name(consumer_env: AwsEnv) -> None:
-    result = _reject_one(consumer_env, '{"a\\u0001b":1}')
-    dead = consumer_env.dlq()
-    assert result == {"batchItemFailures": []} and len(dead) == 1
-    assert consumer_env.recorder.problems == []
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: the rejection reason embeds an unknown field name (or a detail-type) of any length; with the "
-    "8 KiB originalBody the Copy Job Rejected entry exceeds PutEvents' 256 KiB limit, PutEvents fails, and the "
-    "message is retried forever (EventPublishFailed) instead of being rejected once.",
-)
-def test_known_bug_huge_unknown_field_name_overflows_the_rejection_event(consumer_env: AwsEnv) -> None:
-    body = dumps({"k" * 255_000: 1})
-    result = _reject_one(consumer_env, body)
-    consumer_env.dlq()
+def _rejected_once(env: AwsEnv, result: dict[str, Any]) -> dict[str, Any]:
+    """The message was settled as a rejection: one event, one DLQ copy, nothing the real services would refuse."""
     assert result == {"batchItemFailures": []}
-    assert consumer_env.recorder.problems == []
+    assert env.recorder.problems == []
+    (event,) = env.events()
+    assert len(env.dlq()) == 1 and event["detail-type"] == REJECTED
+    assert_valid_event(REJECTED, event["detail"], event["source"])
+    detail: dict[str, Any] = event["detail"]
+    return detail
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a valid job near the 256 KiB body limit becomes a Step Functions input above the 256 KiB "
-    "StartExecution limit (the state adds jobId, defaults, trigger and receivedAt to the job); the real service "
-    "refuses it, the consumer treats that as transient, and after 5 receives the job lands in the DLQ with neither "
-    "an execution nor a Copy Job Rejected event.",
-)
-def test_known_bug_job_at_the_size_limit_overflows_the_execution_input(consumer_env: AwsEnv) -> None:
+def test_control_characters_in_a_field_name_are_escaped_in_the_reason(consumer_env: AwsEnv) -> None:
+    """Was: the name went raw into the DLQ attribute rejectionReason, which SQS refuses (then 5 retries and the
+    redrive DLQ, no rejection event)."""
+    for body in ('{"a\\u0001b":1}', '{"\\uffff":1}'):
+        detail = _rejected_once(consumer_env, _one(consumer_env, body))
+        assert "unknown field" in detail["reason"]["message"]
+
+
+def test_a_huge_field_name_is_truncated_in_the_reason(consumer_env: AwsEnv) -> None:
+    """Was: the whole name in the reason; with the 8 KiB originalBody the event exceeded PutEvents' 256 KiB."""
+    detail = _rejected_once(consumer_env, _one(consumer_env, dumps({"k" * (MAX_BODY_BYTES - 20): 1})))
+    assert len(detail["reason"]["message"]) < 1024
+    detail = _rejected_once(consumer_env, _one(consumer_env, dumps({"detail-type": "x" * 150_000, "detail": {}})))
+    assert "detail-type" in detail["reason"]["message"] and len(detail["reason"]["message"]) < 1024
+
+
+def test_a_job_at_the_size_limit_fits_the_execution_input(consumer_env: AwsEnv) -> None:
+    """Was: a valid job at the body limit became a StartExecution input above 256 KiB (refused by the service,
+    retried as transient, then dead-lettered without any event)."""
     uids = [f"1.2.840.10008.{100_000 + n}" for n in range(MAX_BODY_BYTES // 23)]  # 23 bytes each with "",
     job: dict[str, Any] = {**VALID, "instances": uids}
-    excess = len(dumps(job)) - MAX_BODY_BYTES
-    del uids[len(uids) - (excess // 23 + 1) :]
+    del uids[len(uids) - ((len(dumps(job)) - MAX_BODY_BYTES) // 23 + 1) :]
     body = dumps(job)
     body += " " * (MAX_BODY_BYTES - len(body))  # exactly at the limit: accepted
-    consumer_env.fresh_state_machine()
-    consumer_env.recorder.clear()
-    result = invoke(consumer_env, consumer, {"Records": [sqs_record(body, "m-big")]})
-    assert result == {"batchItemFailures": []} and len(consumer_env.executions()) == 1, "accepted (in moto)"
+    assert _one(consumer_env, body) == {"batchItemFailures": []}
+    assert len(consumer_env.executions()) == 1 and consumer_env.recorder.problems == []
+
+
+def test_a_job_whose_execution_input_would_be_too_large_is_rejected(consumer_env: AwsEnv) -> None:
+    """Under the body limit, but a big hicopyTrigger attribute makes the execution input too large."""
+    uids = [f"1.2.840.10008.{100_000 + n}" for n in range((MAX_BODY_BYTES - 1000) // 23)]
+    trigger = {"type": "import", "note": "x" * (70 * 1024)}
+    result = _one(
+        consumer_env, dumps({**VALID, "instances": uids}), {TRIGGER_ATTRIBUTE: string_attribute(dumps(trigger))}
+    )
+    detail = _rejected_once(consumer_env, result)
+    assert "too large" in detail["reason"]["message"] and consumer_env.executions() == []
+
+
+def test_a_binary_message_attribute_does_not_break_the_message(consumer_env: AwsEnv) -> None:
+    """Was: Powertools' string_value raised KeyError for a Binary attribute (no stringValue key): the message,
+    even a valid job, failed and was retried to the redrive DLQ."""
+    result = _one(consumer_env, dumps({**VALID, "jobId": "bin"}), {"checksum": binary_attribute("AAEC")})
+    assert result == {"batchItemFailures": []}
+    assert [e["name"] for e in consumer_env.executions()] == ["bin"]
     assert consumer_env.recorder.problems == []
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: a Binary message attribute (any name) has no stringValue key in Lambda's SQS record, and "
-    "consumer.record_handler reads v.string_value, which raises KeyError in Powertools: the message (even a valid "
-    "job) fails, is retried, and after 5 receives sits in the DLQ with no execution and no rejection event.",
+    raises=pytest.fail.Exception,
+    reason="BUG (defence in depth; SQS cannot deliver such a body): with a lone surrogate in the body the job is "
+    "rejected, but QueueSender.send cannot encode the body for the DLQ (UnicodeEncodeError in botocore, not a "
+    "ClientError), so the whole batch raises BatchProcessingError instead of settling",
 )
-def test_known_bug_binary_message_attribute(consumer_env: AwsEnv) -> None:
-    consumer_env.fresh_state_machine()
-    consumer_env.recorder.clear()
-    record = sqs_record(dumps({**VALID, "jobId": "bin"}), "m-bin", {"checksum": binary_attribute("AAEC")})
-    result = invoke(consumer_env, consumer, {"Records": [record]})
-    assert result == {"batchItemFailures": []}
-    assert [e["name"] for e in consumer_env.executions()] == ["bin"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    raises=(AssertionError, pytest.fail.Exception),
-    reason="BUG (defence in depth; SQS cannot deliver such a body): a lone high surrogate in the body makes "
-    "intake.accept's size check raise UnicodeEncodeError (surrogateescape only covers U+DC80-U+DCFF), so the "
-    "whole batch raises BatchProcessingError instead of settling.",
-)
-def test_known_bug_lone_surrogate_in_body(consumer_env: AwsEnv) -> None:
-    _reject_one(consumer_env, '{"x":"\ud800"}')
+def test_a_lone_surrogate_in_the_body_is_settled(consumer_env: AwsEnv) -> None:
+    _rejected_once(consumer_env, _one(consumer_env, '{"x":"\ud800"}'))
 
 
 # --- the job contract, pure (no AWS) ------------------------------------------------------------------------------
@@ -320,8 +313,11 @@ def test_mutations_compose(job: dict[str, Any], data: st.DataObject) -> None:
 @pytest.mark.slow
 @sized(200, 20_000)
 @given(
-    body=st.one_of(st.text(max_size=300), st.binary(max_size=300).map(lambda b: b.decode("latin-1"))),
-    trigger=st.one_of(st.none(), st.text(max_size=50)),
+    body=st.one_of(
+        st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=300),
+        st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+    ),
+    trigger=st.one_of(st.none(), st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=50)),
 )
 def test_accept_never_raises_anything_but_job_rejected(body: str, trigger: str | None) -> None:
     """Arbitrary text (no surrogates: see the known bug above) and an arbitrary trigger attribute."""
@@ -423,7 +419,11 @@ def ndjson(lines: list[Any], python_literals: bool) -> bytes:
     return text.encode()
 
 
-garbage = st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode), st.just(b"\xff\xfe{"))
+garbage = st.one_of(
+    st.binary(max_size=64),
+    st.text(max_size=64).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.just(b"\xff\xfe{"),
+)
 objects = st.fixed_dictionaries(
     {},
     optional={
@@ -438,11 +438,6 @@ objects = st.fixed_dictionaries(
 statuses = st.sampled_from(["COMPLETED", "FAILED", "IN_PROGRESS", ""])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: read_import_result raises KeyError/TypeError/AttributeError/ValueError/UnicodeDecodeError on "
-    "malformed import output instead of a hicopy.errors exception (minimal examples in the known-bug tests below)",
-)
 @pytest.mark.slow
 @sized(300, 20_000, shrink=False)
 @given(status=statuses, objects=objects)
@@ -494,7 +489,7 @@ def test_well_formed_output_with_noise_is_read(
     assert found.summary == {"numberOfScannedFiles": 3}
 
 
-# Minimal examples found by the property above (each raises something other than a hicopy.errors exception).
+# Minimal examples the property above found (each raised a non-taxonomy exception before ImportOutputInvalid).
 MALFORMED_OUTPUT: dict[str, dict[str, bytes]] = {
     "manifest-not-utf8": {OUT + MANIFEST: b"\xff"},  # UnicodeDecodeError
     "manifest-empty": {OUT + MANIFEST: b""},  # JSONDecodeError
@@ -514,17 +509,8 @@ MALFORMED_OUTPUT: dict[str, dict[str, bytes]] = {
 }
 
 
-@pytest.mark.parametrize(
-    "objects",
-    [
-        pytest.param(
-            objects,
-            id=name,
-            marks=pytest.mark.xfail(strict=True, reason=f"BUG: read_import_result, {name}: not a hicopy.errors error"),
-        )
-        for name, objects in MALFORMED_OUTPUT.items()
-    ],
-)
-def test_known_bug_malformed_import_output(objects: dict[str, bytes]) -> None:
-    with contextlib.suppress(OrchestratorError):
+@pytest.mark.parametrize("objects", list(MALFORMED_OUTPUT.values()), ids=list(MALFORMED_OUTPUT))
+def test_malformed_import_output_raises_import_output_invalid(objects: dict[str, bytes]) -> None:
+    """Was: KeyError/TypeError/AttributeError/ValueError/UnicodeDecodeError (not a hicopy.errors exception)."""
+    with pytest.raises(ImportOutputInvalid, match="not in the documented shape"):
         read_import_result({**IMPORT_JOB, "jobStatus": "COMPLETED"}, Output(objects))
