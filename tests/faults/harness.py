@@ -36,8 +36,8 @@ from offline.runtime import LocalRuntime
 from tests.contracts import assert_valid_event
 
 SOAK = os.environ.get("HICOPY_SOAK") == "1"
-SEEDS = 12 if SOAK else 2  # scenarios per fault kind
-JOBS = (8, 14) if SOAK else (4, 6)  # jobs per scenario (min, max)
+SEEDS = 8 if SOAK else 2  # scenarios per fault kind
+JOBS = (6, 10) if SOAK else (3, 5)  # jobs per scenario (min, max)
 TIME_SCALE = 0.004  # 250 virtual seconds per real second
 COPY_DURATION = 8.0  # virtual seconds a copy stays LOCKED
 MAX_FRAMES = 6  # maxFramesPerCopy of the scenarios' stack: chunked jobs are small
@@ -83,7 +83,7 @@ def _frames(series: int, instances: int, frames: int) -> int:
 
 
 def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] | None = None) -> list[Job]:
-    """A seeded batch: 4-6 jobs (soak: 8-14) of mixed kinds, each valid job on its own source image set."""
+    """A seeded batch of ``JOBS`` jobs of mixed kinds, each valid job on its own source image set."""
     ds = rt.datastore_id
     n = rng.randint(*JOBS)
     pool = kinds or ("whole", "whole", "subset", "merge", "merge", "chunked", "chunked", "invalid")
