@@ -160,14 +160,16 @@ class CopyWorkflow(Construct):
             retry_transient(task)
         # Submit: conflicts (image set locked, version moved) are re-read and retried. Never States.Timeout or
         # States.TaskFailed: a retry after an unknown outcome could start a second copy.
-        submit.add_retry(
-            errors=errors.state,
-            interval=Duration.seconds(STATE_INTERVAL_SECONDS),
-            backoff_rate=STATE_BACKOFF_RATE,
-            max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
-            max_attempts=STATE_MAX_ATTEMPTS,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        # Prepare too: an image set locked by another writer (or by a copy in flight) is waited for, not failed.
+        for task in (prepare, submit):
+            task.add_retry(
+                errors=errors.state,
+                interval=Duration.seconds(STATE_INTERVAL_SECONDS),
+                backoff_rate=STATE_BACKOFF_RATE,
+                max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
+                max_attempts=STATE_MAX_ATTEMPTS,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
 
         copy_failed = sfn.Fail(
             self,

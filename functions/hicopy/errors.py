@@ -50,6 +50,12 @@ class ServiceInternalError(RetryableError):
     code = "ServiceInternalError"
 
 
+class ServiceCallInterrupted(ServiceInternalError):
+    """The call may have reached the service but no answer came back (connection dropped, read timeout)."""
+
+    code = "ServiceCallInterrupted"
+
+
 class ServiceQuotaExceeded(RetryableError):
     """ServiceQuotaExceededException, e.g. too many concurrent copies in the data store."""
 
@@ -177,7 +183,13 @@ def _names(*classes: type[OrchestratorError]) -> list[str]:
 
 # Step Functions error names, grouped by handling (design §2).
 TRANSIENT_ERRORS: list[str] = _names(
-    ServiceThrottled, ServiceInternalError, ServiceQuotaExceeded, PacingContention, ManifestNotReady, EventPublishFailed
+    ServiceThrottled,
+    ServiceInternalError,
+    ServiceCallInterrupted,
+    ServiceQuotaExceeded,
+    PacingContention,
+    ManifestNotReady,
+    EventPublishFailed,
 )
 STATE_ERRORS: list[str] = _names(ImageSetConflict)
 STILL_COPYING_ERRORS: list[str] = _names(CopyStillInProgress)
@@ -206,6 +218,7 @@ ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
     for cls in (
         ServiceThrottled,
         ServiceInternalError,
+        ServiceCallInterrupted,
         ServiceQuotaExceeded,
         PacingContention,
         ManifestNotReady,

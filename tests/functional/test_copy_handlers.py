@@ -244,6 +244,7 @@ def test_submit_that_died_after_calling_is_reconciled_not_repeated(stack: Stack,
     with pytest.raises(RuntimeError):
         task(submit, state)
     monkeypatch.setattr(DynamoSubmissionStore, "complete", real_complete)
+    stack.clock.t += 20  # a new image set tells whether it is ours only once its copy completed
     again = task(submit, state, retry=1)
     assert again["submission"]["replayed"] is True
     assert len(stack.emulator.calls_to("CopyImageSet")) == 1

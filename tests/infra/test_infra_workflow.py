@@ -111,8 +111,9 @@ def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, 
         assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
 
 
-def test_submit_retries_state_errors_and_never_timeouts(states: dict[str, Any]) -> None:
-    assert states["Submit"]["Retry"] == [
+@pytest.mark.parametrize("name", ["Prepare", "Submit"])
+def test_prepare_and_submit_retry_state_errors_and_never_timeouts(states: dict[str, Any], name: str) -> None:
+    assert states[name]["Retry"] == [
         TRANSIENT_RETRY,
         {
             "ErrorEquals": STATE_ERRORS,
@@ -141,7 +142,7 @@ def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
 
 
 def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
-    for name in ("Prepare", "Pace", "PublishResult", "PublishFailure"):
+    for name in ("Pace", "PublishResult", "PublishFailure"):
         assert states[name]["Retry"] == [TRANSIENT_RETRY], name
 
 

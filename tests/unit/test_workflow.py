@@ -164,13 +164,36 @@ def test_retry_after_a_crash_adopts_the_copy_into_an_existing_destination(imagin
     assert again.submission.destination.versionId == "8" and subs.records[("job-1", 0)].status == "SUBMITTED"
 
 
-def test_retry_after_a_crash_adopts_the_single_new_image_set(imaging):
+def lost_copy(imaging, st, clock):
+    """The call an earlier attempt made (recorded in another store: it really happened)."""
+    return workflow.submit(st, imaging, FakeSubmissions(), clock)
+
+
+def complete(imaging, image_set_id):
+    imaging.sets[image_set_id].meta = imaging.sets[SRC].meta
+    imaging.finish(image_set_id)
+
+
+def test_retry_after_a_crash_adopts_the_new_image_set_holding_its_instances(imaging):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     crashed_after_call(imaging, subs, st, clock)
-    lost = workflow.submit(st, imaging, FakeSubmissions(), clock)
+    lost = lost_copy(imaging, st, clock)
+    with pytest.raises(ImageSetConflict, match="waiting for copies in flight"):
+        workflow.submit(st, imaging, subs, clock)  # still COPYING: cannot tell yet whether it is ours
+    complete(imaging, lost.submission.destination.imageSetId)
     again = workflow.submit(st, imaging, subs, clock)
     assert len(imaging.copies) == 1 and again.submission.destination == lost.submission.destination
+
+
+def test_retry_after_a_crash_ignores_other_copies(imaging):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock)
+    other = lost_copy(imaging, st, clock)  # someone else's copy of other data, created meanwhile
+    imaging.finish(other.submission.destination.imageSetId)  # COPIED, but without our instances
+    again = workflow.submit(st, imaging, subs, clock)
+    assert not again.submission.replayed and len(imaging.copies) == 2
 
 
 def test_retry_after_a_crash_before_the_call_calls_once(imaging):
@@ -187,11 +210,33 @@ def test_ambiguous_crash_refuses_to_guess(imaging):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     crashed_after_call(imaging, subs, st, clock)
-    workflow.submit(st, imaging, FakeSubmissions(), clock)
-    workflow.submit(st, imaging, FakeSubmissions(), clock)  # two candidate copies: cannot tell which is ours
+    for _ in range(2):  # two completed copies of the same instances: cannot tell which is ours
+        complete(imaging, lost_copy(imaging, st, clock).submission.destination.imageSetId)
     with pytest.raises(SubmitOutcomeUnknown):
         workflow.submit(st, imaging, subs, clock)
     assert len(imaging.copies) == 2
+
+
+def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging):
+    from hicopy.errors import ServiceCallInterrupted
+
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(
+        state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
+    )
+
+    real_copy = imaging.copy_image_set
+
+    def served_then_lost(request):
+        real_copy(request)
+        raise ServiceCallInterrupted("CopyImageSet: Read timeout")
+
+    imaging.copy_image_set = served_then_lost
+    with pytest.raises(ServiceCallInterrupted):
+        workflow.submit(st, imaging, subs, clock)
+    imaging.copy_image_set = real_copy
+    again = workflow.submit(st, imaging, subs, clock)
+    assert again.submission.replayed and len(imaging.copies) == 1
 
 
 def test_throttled_submit_can_be_retried(imaging):

@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
 from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, ImageSetSummary
-from hicopy.errors import ServiceInternalError, from_service_error
+from hicopy.errors import ServiceCallInterrupted, ServiceInternalError, from_service_error
 
 # Retries are the state machine's job (backoff with jitter, bounded, visible in the execution history);
 # botocore's own retries would hide throttling and multiply CopyImageSet calls.
@@ -42,8 +42,10 @@ class HealthImaging:
             response: dict[str, Any] = getattr(self.client, operation)(**params)
         except ClientError as exc:
             raise translate(exc) from exc
-        except BotoCoreError as exc:  # connection errors, timeouts: transient
+        except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached the service: transient
             raise ServiceInternalError(f"{operation}: {exc}") from exc
+        except BotoCoreError as exc:  # read timeouts, dropped connections: the call may have been served
+            raise ServiceCallInterrupted(f"{operation}: {exc}") from exc
         return response
 
     def get_image_set(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> ImageSetInfo:

@@ -27,7 +27,7 @@ from hicopy.domain.ports import (
     SubmissionRecord,
     SubmissionStorePort,
 )
-from hicopy.domain.selection import CopyPlan, index_metadata, plan_chunks
+from hicopy.domain.selection import Chunk, CopyPlan, index_metadata, plan_chunks
 from hicopy.domain.state import ChunkResult, ImageSetVersion, Pace, Plan, SourceDeletion, Submission, WorkflowState
 from hicopy.errors import (
     CopyFailed,
@@ -36,6 +36,7 @@ from hicopy.errors import (
     ImageSetNotFound,
     InvalidRequest,
     OrchestratorError,
+    ServiceCallInterrupted,
     StaleVersion,
     SubmitOutcomeUnknown,
     reason_code_for,
@@ -139,6 +140,12 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
                 f"destination versionId {job.destination_version_id} is not the latest version ({dest.version_id})"
             )
         dest_version = dest.version_id
+    chunks = _chunk_plan(
+        imaging, job.datastoreId, plan.source.imageSetId, plan.source.versionId or "", state, plan.frameLimit
+    )
+    if chunks.chunk_count != plan.chunkCount:
+        raise StaleVersion("the source metadata no longer splits into the planned chunks")
+    chunk = chunks.chunks[k]
     intent = SubmissionRecord(
         job_id=state.job_id,
         chunk=k,
@@ -149,7 +156,7 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
     )
     existing = submissions.begin(intent)
     if existing is not None:
-        adopted = _reconcile(state, existing, imaging)
+        adopted = _reconcile(state, existing, imaging, chunk)
         if adopted is not None:
             if existing.status != "SUBMITTED":
                 submissions.complete(adopted)
@@ -160,26 +167,22 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
     if dest_locked:
         submissions.abandon(state.job_id, k)
         raise ImageSetConflict(f"destination image set {dest_id} is locked by another write")
-    chunks = _chunk_plan(
-        imaging, job.datastoreId, plan.source.imageSetId, plan.source.versionId or "", state, plan.frameLimit
-    )
-    if chunks.chunk_count != plan.chunkCount:
-        submissions.abandon(state.job_id, k)
-        raise StaleVersion("the source metadata no longer splits into the planned chunks")
     request = CopyRequest(
         datastore_id=job.datastoreId,
         source_image_set_id=plan.source.imageSetId,
         source_version_id=source.version_id,
         destination_image_set_id=dest_id,
         destination_version_id=dest_version,
-        copiable_attributes=chunks.chunks[k].copiable_attributes(),
+        copiable_attributes=chunk.copiable_attributes(),
         force=job.force,
         promote_to_primary=job.promoteToPrimary and k == 0,
     )
     try:
         started = imaging.copy_image_set(request)
+    except ServiceCallInterrupted:
+        raise  # the request may have reached the service: keep SUBMITTING, so that the retry reconciles
     except Exception:
-        submissions.abandon(state.job_id, k)  # the service refused the call: the copy did not start
+        submissions.abandon(state.job_id, k)  # the service answered with an error: the copy did not start
         raise
     now = clock.now()
     done = SubmissionRecord(
@@ -218,7 +221,13 @@ def _sleep_to_slot(state: WorkflowState, clock: Clock) -> None:
 _COPY_STATUSES = ("COPYING", "COPIED", "COPY_FAILED")
 
 
-def _reconcile(state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort) -> SubmissionRecord | None:
+def _sop_uids(metadata: dict[str, Any]) -> set[str]:
+    return {ref.sop_uid for ref in index_metadata(metadata).instances}
+
+
+def _reconcile(
+    state: WorkflowState, record: SubmissionRecord, imaging: ImagingPort, chunk: Chunk
+) -> SubmissionRecord | None:
     """The copy an earlier attempt started, as a SUBMITTED record; None if that attempt never reached the service."""
     if record.status == "SUBMITTED" and record.destination_image_set_id and record.destination_version_id:
         return record
@@ -243,19 +252,30 @@ def _reconcile(state: WorkflowState, record: SubmissionRecord, imaging: ImagingP
     elif record.destination_image_set_id is None:
         plan = _plan(state)
         created = imaging.copies_created_since(ds, plan.source.imageSetId, record.started_at - 2)
-        if not created:
-            return None
-        if len(created) == 1:
-            info = created[0]
+        wanted = {ref.sop_uid for ref in chunk.instances}
+        mine = [
+            c
+            for c in created
+            if c.workflow_status == "COPIED" and wanted <= _sop_uids(imaging.get_metadata(ds, c.image_set_id))
+        ]
+        if len(mine) == 1:
             return SubmissionRecord(
                 job_id=record.job_id,
                 chunk=record.chunk,
                 status="SUBMITTED",
                 started_at=record.started_at,
-                destination_image_set_id=info.image_set_id,
-                destination_version_id=info.version_id,
+                destination_image_set_id=mine[0].image_set_id,
+                destination_version_id=mine[0].version_id,
                 submitted_at=record.started_at,
             )
+        if not mine and any(c.workflow_status == "COPYING" or c.locked for c in created):
+            # A copy is still running: its metadata only tells whether it is ours once it completes.
+            raise ImageSetConflict(
+                f"chunk {record.chunk} of job {record.job_id}: waiting for copies in flight to finish to tell "
+                "whether one of them is ours"
+            )
+        if not mine:
+            return None  # nothing copied our instances: the earlier call did not start a copy that succeeded
     raise SubmitOutcomeUnknown(
         f"chunk {record.chunk} of job {record.job_id}: an earlier Submit attempt started at {iso(record.started_at)} "
         "may have called CopyImageSet, and the service shows no single copy to adopt; not calling again to avoid a "
