@@ -171,11 +171,6 @@ def test_concurrent_writer_on_the_destination(harness: Harness, seed: int) -> No
         assert not other, other
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Prepare raises ImageSetConflict when the destination is LOCKED by another writer, and the Prepare task "
-    "has no retrier for it (only Submit retries STATE_ERRORS): the job ends Failed/Conflict at once",
-)
 def test_destination_locked_at_prepare_is_retried(harness: Harness) -> None:
     """A merge job whose destination another writer holds for 120 s when Prepare runs: Submit would retry the
     conflict (8 attempts from 5 s, up to 120 s apart), but Prepare checks the destination first."""
@@ -316,12 +311,6 @@ def _single_whole_job(sc: Scenario, job_id: str) -> Job:
     return job
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a failed SUBMITTED write, _reconcile looks for the copy by creation time only "
-    "(copies_created_since): another copy created in the data store meanwhile makes two candidates, and the job "
-    "ends Failed/SubmitOutcomeUnknown although its own copy ran and completed",
-)
 def test_submit_retry_adopts_its_copy_despite_a_concurrent_copy(harness: Harness) -> None:
     with harness.scenario("crash-submit-concurrent-copy", 0) as sc:
         _single_whole_job(sc, "adopt-own")
@@ -343,17 +332,11 @@ def test_submit_retry_adopts_its_copy_despite_a_concurrent_copy(harness: Harness
 
         sc.steps.before("Submit", before_submit)
         send_batch(sc.rt, sc.jobs, sc.rng)
-        outcome = finish(sc, expect="xfail")
+        outcome = finish(sc)
         [event] = outcome.terminal["adopt-own"]
         assert event["detail-type"] == SUCCEEDED, event["detail"]["reason"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Submit writes SUBMITTING, then GetImageSetMetadata is throttled (before CopyImageSet): the retry "
-    "reconciles by creation time and adopts the one copy it finds -- another application's -- so the job reports "
-    "Succeeded with a destination its source never went to, and its own copy is never made",
-)
 def test_submit_retry_never_adopts_a_foreign_copy(harness: Harness) -> None:
     with harness.scenario("submit-adopts-foreign-copy", 0) as sc:
         _single_whole_job(sc, "adopt-foreign")
@@ -367,7 +350,7 @@ def test_submit_retry_never_adopts_a_foreign_copy(harness: Harness) -> None:
 
         sc.steps.before("Submit", before_submit)
         send_batch(sc.rt, sc.jobs, sc.rng)
-        finish(sc, expect="xfail")
+        finish(sc)
 
 
 @pytest.mark.parametrize("seed", SEED_IDS[:1])
@@ -396,12 +379,6 @@ def test_submit_sandbox_dies_after_copy_before_recording_it(harness: Harness, se
             assert event["detail-type"] == FAILED and "timed out" in event["detail"]["reason"]["message"], event
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Submit abandons its SUBMITTING record on ANY CopyImageSet exception, including a lost response "
-    "(ReadTimeout -> ServiceInternalError) after the service accepted the copy: the retry calls CopyImageSet again "
-    "(duplicate copy; a merge job then also fails on its own copy's lock or copies twice)",
-)
 @pytest.mark.parametrize("seed", SEED_IDS[:1])
 def test_copy_response_lost_after_the_service_accepted_it(harness: Harness, seed: int) -> None:
     with harness.scenario("copy-response-lost", seed) as sc:
@@ -412,7 +389,7 @@ def test_copy_response_lost_after_the_service_accepted_it(harness: Harness, seed
             )
         )
         send_batch(sc.rt, sc.jobs, sc.rng)
-        finish(sc, expect="xfail")
+        finish(sc)
 
 
 @pytest.mark.parametrize("seed", SEED_IDS)
