@@ -288,8 +288,8 @@ def copy_scenarios(run: ScenarioRun) -> None:
         run, initial(env, "cp-throttled", source={"imageSetId": source.image_set_id}, series=[source.series_uids[0]])
     )
     assert throttled["detail-type"] == "Image Set Copy Succeeded", throttled
-    # A Submit that died after CopyImageSet returned: the retry adopts the new image set (SearchImageSets).
-    # (Into an existing destination it copies twice: see test_found_bugs.py.)
+    # A Submit that died after CopyImageSet returned: the retry waits for the copy in flight (ImageSetConflict,
+    # retried by the state machine), then adopts the new image set that holds the chunk (SearchImageSets).
     state = run.task(pace, run.task(prepare, initial(env, "cp-died", source={"imageSetId": source.image_set_id})))
     env.clock.t += state["pace"]["waitSeconds"]
     with (
@@ -297,7 +297,12 @@ def copy_scenarios(run: ScenarioRun) -> None:
         contextlib.suppress(RuntimeError),
     ):
         run.task(submit, state)
-    again = run.task(submit, state, 1)
+    for retry in range(1, 8):
+        try:
+            again = run.task(submit, state, retry)
+            break
+        except ImageSetConflict:
+            env.clock.t += 5
     assert again["submission"]["replayed"] is True
     env.clock.t += 20
     run.task(await_copy, again)
