@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     distribution = DurationDistribution()
-    command = "python -m offline.bench" + ("" if not argv else " " + shlex.join(argv))
+    command = "python -m offline.bench" + "".join(" " + shlex.quote(a) for a in _result_args(argv))
     print(
         f"{command}\n"
         f"policies {', '.join(args.policies)}; backlogs {', '.join(map(str, args.backlogs))}; time scale "
@@ -136,12 +136,19 @@ def main(argv: list[str] | None = None) -> int:
         "distribution_text": distribution.describe(),
         "total_real_seconds": total,
         "machine": f"{platform.machine()}, {_cpus()} CPU(s), Python {platform.python_version()}",
+        "max_load_average": max(max(r.load_average) for r in runs),
     }
     print()
     print(text_table(MAIN_HEADER, main_rows(metrics)))
     print()
     print(text_table(DIAG_HEADER, diag_rows(metrics, runs)))
     print(f"\nwhole benchmark: {total:.0f} s real")
+    if config["max_load_average"] > _cpus() - 0.5:
+        print(
+            f"note: the machine's load average reached {config['max_load_average']:.1f} on {_cpus()} CPU(s): other "
+            "processes competed with the runtime, which makes calls late (see the diagnostics); rerun on a quiet "
+            "machine for reference figures"
+        )
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -160,6 +167,22 @@ def main(argv: list[str] | None = None) -> int:
             shutil.copyfile(png, docs / "bench-throughput.png")
         print(f"updated {docs / 'bench-results.md'}" + (f" and {docs / 'bench-throughput.png'}" if drawn else ""))
     return 0
+
+
+def _result_args(argv: list[str]) -> list[str]:
+    """The arguments that shape the results (output locations and ``--update-docs`` left out)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--update-docs":
+            continue
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return out
 
 
 def _cpus() -> int:

@@ -53,6 +53,7 @@ DIAG_HEADER = (
     "span (s)",
     "virtual / real (s)",
     "CPU (s)",
+    "load avg",
 )
 
 
@@ -76,6 +77,7 @@ def main_rows(metrics: Sequence[Metrics]) -> list[tuple[str, ...]]:
 
 def diag_rows(metrics: Sequence[Metrics], runs: Sequence[RunRecord]) -> list[tuple[str, ...]]:
     cpu = {(r.policy, r.backlog): r.cpu_seconds for r in runs}
+    load = {(r.policy, r.backlog): max(r.load_average) for r in runs}
     return [
         (
             str(m.backlog),
@@ -91,6 +93,7 @@ def diag_rows(metrics: Sequence[Metrics], runs: Sequence[RunRecord]) -> list[tup
             _num(m.span_seconds),
             f"{m.virtual_seconds:.0f} / {m.real_seconds:.0f}",
             _num(cpu.get((m.policy, m.backlog)), ".0f"),
+            _num(load.get((m.policy, m.backlog)), ".1f"),
         )
         for m in metrics
     ]
@@ -118,7 +121,9 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             f"Command: `{config['command']}`",
             "",
             f"Local runtime (moto + in-process handlers + HealthImaging emulator), time scale {config['time_scale']:g} "
-            f"(1 virtual second = {config['time_scale'] * 1000:g} ms real), seed {config['seed']}. "
+            f"(1 virtual second = {config['time_scale'] * 1000:g} ms real), seed {config['seed']}, "
+            f"{config.get('machine', 'this machine')}, whole run {config.get('total_real_seconds', 0):.0f} s real, "
+            f"highest load average {config.get('max_load_average', 0):.1f}. "
             f"CopyImageSet quota {config['rate']:g}/s (burst {config['burst']}) = {config['quota_per_hour']:.0f} "
             f"copies/h. Copy durations: {config['distribution_text']}. Every job is one CopyImageSet of its own "
             "image set; the backlog is started all at once. All times are virtual seconds.",
@@ -138,9 +143,12 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             "hour between the first and the last accepted call (the steady rate); *call - slot* is how late each "
             "job's first CopyImageSet call came after the slot Pace reserved for it, split into *dispatch* "
             "(slot -> Submit's first read, i.e. Step Functions Wait + Lambda start) and *Submit reads* "
-            "(first read -> call). The *start-up burst* ends when Pace granted the last job of the backlog its "
-            "slot: until then every execution's Prepare and Pace queue up behind the local runtime's one handler "
-            "lock, which delays the Submits of the first slots; the next columns cover the calls after it.",
+            "(first read -> call). *CPU* is this process's CPU time during the run and *load avg* the machine's "
+            "highest 1-minute load average at its start or end: the runtime runs on one core (GIL), so other load "
+            "on the machine delays handlers and shows up as lateness. The *start-up burst* ends when Pace granted "
+            "the last job of the backlog its slot: until then every execution's Prepare and Pace queue up behind "
+            "the local runtime's one handler lock, which delays the Submits of the first slots; the next columns "
+            "cover the calls after it.",
             "",
         ]
     )
@@ -158,6 +166,7 @@ def results_json(config: dict[str, Any], metrics: Sequence[Metrics], runs: Seque
                 "real_seconds": r.real_seconds,
                 "virtual_seconds": r.virtual_seconds,
                 "cpu_seconds": r.cpu_seconds,
+                "load_average": list(r.load_average),
                 "startup_seconds": r.startup_seconds,
                 "state_machine_arn": r.state_machine_arn,
                 "definition": r.definition,

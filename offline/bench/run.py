@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -91,6 +92,7 @@ class RunRecord:
     startup_seconds: float
     start_backlog_real_seconds: float  # real time to start every execution
     cpu_seconds: float  # process CPU time from starting the backlog to its last terminal event
+    load_average: tuple[float, float] = (0.0, 0.0)  # the machine's 1-minute load average at start and end
     state_machine_arn: str = ""
     definition: dict[str, Any] = field(default_factory=dict)
     timed_out: bool = False
@@ -175,6 +177,13 @@ def _wait_for(rt: LocalRuntime, job_ids: set[str], timeout: float, poll: float =
     return False
 
 
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:  # pragma: no cover - not on every platform
+        return 0.0
+
+
 def _history(rt: LocalRuntime, execution_arn: str) -> list[dict[str, Any]]:
     """The execution's history events, read from moto's executing backend (the API path serializes every event,
     ~0.1 s per execution); falls back to ``GetExecutionHistory``."""
@@ -228,6 +237,7 @@ def run_policy(
         v0 = rt.clock.now()
         r0 = time.monotonic()
         cpu0 = time.process_time()
+        load0 = _load()
         for name, payload in inputs:
             sfn.start_execution(stateMachineArn=arn, name=name, input=payload)
         started_real = time.monotonic() - r0
@@ -299,6 +309,7 @@ def run_policy(
             startup_seconds=startup,
             start_backlog_real_seconds=started_real,
             cpu_seconds=cpu,
+            load_average=(load0, _load()),
             state_machine_arn=arn,
             definition=definition,
             timed_out=not finished,
