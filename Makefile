@@ -11,7 +11,7 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 export PYTHONPATH := functions:.
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
@@ -21,10 +21,15 @@ help:
 	@echo "make synth    synthesize the CDK app (needs hicopy:datastoreIds in cdk.json or CONTEXT=...)"
 	@echo "make deploy / make destroy   deploy to / remove from the current AWS account"
 
-$(STAMP): requirements.txt functions/requirements.txt
+$(STAMP): requirements.txt functions/requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	touch $(STAMP)
+
+lock:  ## re-pin constraints.txt from a fresh resolution of requirements.txt
+	rm -rf build/lock-venv && $(PYTHON) -m venv build/lock-venv
+	build/lock-venv/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	{ head -2 constraints.txt; build/lock-venv/bin/pip freeze; } > constraints.txt.new && mv constraints.txt.new constraints.txt
 
 venv: $(STAMP)
 
