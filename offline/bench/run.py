@@ -167,7 +167,7 @@ def _terminal_events(rt: LocalRuntime, job_ids: set[str]) -> dict[str, dict[str,
     return out
 
 
-def _wait_for(rt: LocalRuntime, job_ids: set[str], timeout: float, poll: float = 0.1) -> bool:
+def _wait_for(rt: LocalRuntime, job_ids: set[str], timeout: float, poll: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         rt.pump()
