@@ -122,7 +122,6 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
     """
     plan = _plan(state)
     job, k = state.job, state.chunkIndex
-    _sleep_to_slot(state, clock)
     source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
     if source.version_id != plan.source.versionId:
         raise StaleVersion(
@@ -177,6 +176,7 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
         force=job.force,
         promote_to_primary=job.promoteToPrimary and k == 0,
     )
+    _sleep_to_slot(state, clock)  # the reads are done: the call itself lands on the reserved slot
     try:
         started = imaging.copy_image_set(request)
     except ServiceCallInterrupted:
