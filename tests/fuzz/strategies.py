@@ -145,7 +145,7 @@ def put(job: dict[str, Any], path: Path, value: Any) -> dict[str, Any]:
     out = copy.deepcopy(job)
     target: Any = out
     for key in path[:-1]:
-        if isinstance(key, str) and not isinstance(target.get(key), dict | list):
+        if not isinstance(target.get(key), dict):  # absent, or already mutated into something else
             target[key] = {}
         target = target[key]
     target[path[-1]] = value
@@ -342,8 +342,8 @@ class Message:
         if self.trigger == "event":
             assert self.event is not None
             return {"type": "event", "eventId": str(self.event.get("id", "")), "source": str(self.event["source"])}
-        if self.trigger == "import":
-            return dict(self.trigger_extra or {})
+        if self.trigger == "import":  # the state is dumped without None values (top-level keys only)
+            return {k: v for k, v in (self.trigger_extra or {}).items() if v is not None}
         return {"type": "sqs", "messageId": message_id}
 
 
