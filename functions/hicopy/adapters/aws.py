@@ -29,6 +29,21 @@ def _client(service: str) -> Any:
     return boto3.client(service, config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
 
 
+class _Adapter:
+    """Holds one boto3 client, created on first use (never at import time) unless one is injected."""
+
+    SERVICE = ""
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _client(self.SERVICE)
+        return self._client
+
+
 def transient(exc: ClientError | BotoCoreError, what: str) -> Exception:
     """An AWS call failed in a way worth retrying later."""
     if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _THROTTLE_CODES:
@@ -36,17 +51,13 @@ def transient(exc: ClientError | BotoCoreError, what: str) -> Exception:
     return ServiceInternalError(f"{what}: {exc}")
 
 
-class EventBridgePublisher:
+class EventBridgePublisher(_Adapter):
     """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked."""
+
+    SERVICE = "events"
 
     def __init__(self, bus_name: str, source: str, client: Any | None = None) -> None:
         self.bus_name, self.source, self._client = bus_name, source, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("events")
-        return self._client
 
     def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
         entry = {
@@ -68,17 +79,13 @@ class EventBridgePublisher:
             raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
 
 
-class DynamoPaceStore:
+class DynamoPaceStore(_Adapter):
     """``PaceStore`` on the state table: item ``pk = pace#<action>``, attribute ``tat`` (epoch seconds)."""
+
+    SERVICE = "dynamodb"
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("dynamodb")
-        return self._client
 
     def read(self, key: str) -> float | None:
         try:
@@ -112,19 +119,15 @@ class DynamoPaceStore:
         return True
 
 
-class DynamoSubmissionStore:
+class DynamoSubmissionStore(_Adapter):
     """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
 
     TTL_SECONDS = 30 * 24 * 3600
 
+    SERVICE = "dynamodb"
+
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("dynamodb")
-        return self._client
 
     @staticmethod
     def _key(job_id: str, chunk: int) -> dict[str, Any]:
@@ -201,17 +204,13 @@ class DynamoSubmissionStore:
                 raise transient(exc, "submission record") from exc
 
 
-class ExecutionStarter:
+class ExecutionStarter(_Adapter):
     """Starts one state-machine execution per job; the execution name is the job ID (duplicates are detected)."""
+
+    SERVICE = "stepfunctions"
 
     def __init__(self, state_machine_arn: str, client: Any | None = None) -> None:
         self.state_machine_arn, self._client = state_machine_arn, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("stepfunctions")
-        return self._client
 
     def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
         """(execution ARN, started). ``started`` is False when an execution of that name already exists."""
@@ -229,15 +228,11 @@ class ExecutionStarter:
             raise transient(exc, "StartExecution") from exc
 
 
-class QueueSender:
+class QueueSender(_Adapter):
+    SERVICE = "sqs"
+
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.queue_url, self._client = queue_url, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("sqs")
-        return self._client
 
     def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
         params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
@@ -253,17 +248,10 @@ def _num(value: float) -> str:
     return str(Decimal(repr(value)))
 
 
-class S3Reader:
+class S3Reader(_Adapter):
     """``ImportOutputPort``: reads import output objects by ``s3://`` URI; a missing object is None."""
 
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("s3")
-        return self._client
+    SERVICE = "s3"
 
     def read(self, uri: str) -> bytes | None:
         if not uri.startswith("s3://"):
@@ -280,19 +268,15 @@ class S3Reader:
         return body
 
 
-class OnceMarker:
+class OnceMarker(_Adapter):
     """Marks a key as done in the state table (conditional put); ``seen`` tells whether it already was."""
 
     TTL_SECONDS = 90 * 24 * 3600
 
+    SERVICE = "dynamodb"
+
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client("dynamodb")
-        return self._client
 
     def seen(self, key: str) -> bool:
         try:
