@@ -39,7 +39,6 @@ STATE_MAX_DELAY_SECONDS = 120
 STATE_MAX_ATTEMPTS = 8
 
 ERROR_RESULT_PATH = "$.error"
-THROTTLED = "ServiceThrottled"  # hicopy.errors.ServiceThrottled
 # A failed source deletion does not fail the copy: the success event reports it (sourceDeletion FAILED).
 DELETION_ERROR_RESULT_PATH = "$.deletionError"
 # PublishFailure keeps the state (and its $.error) intact so that CopyFailed can report the original error.
@@ -131,9 +130,9 @@ class CopyWorkflow(Construct):
             )
             return task
 
-        def retry_transient(task: tasks.LambdaInvoke, *, but: tuple[str, ...] = ()) -> None:
+        def retry_transient(task: tasks.LambdaInvoke) -> None:
             task.add_retry(
-                errors=[e for e in transient if e not in but],
+                errors=transient,
                 interval=Duration.seconds(TRANSIENT_INTERVAL_SECONDS),
                 backoff_rate=TRANSIENT_BACKOFF_RATE,
                 max_delay=Duration.seconds(TRANSIENT_MAX_DELAY_SECONDS),
@@ -157,12 +156,8 @@ class CopyWorkflow(Construct):
             max_attempts=await_copy_max_attempts(polling),
             jitter_strategy=sfn.JitterType.FULL,
         )
-        for task in (prepare, pace, await_copy, publish_result, publish_failure):
+        for task in (prepare, pace, submit, await_copy, publish_result, publish_failure):
             retry_transient(task)
-        # Submit: a throttled CopyImageSet is not retried in place (a retry owns no slot and would take the token
-        # of the next execution's slot, throttling it in turn): it goes back to Pace for a slot of its own.
-        retry_transient(submit, but=(THROTTLED,))
-        submit.add_catch(pace, errors=[THROTTLED], result_path=sfn.JsonPath.DISCARD)
         # Submit: conflicts (image set locked, version moved) are re-read and retried. Never States.Timeout or
         # States.TaskFailed: a retry after an unknown outcome could start a second copy.
         # Prepare too: an image set locked by another writer (or by a copy in flight) is waited for, not failed.

@@ -27,11 +27,6 @@ TRANSIENT_RETRY = {
     "MaxAttempts": 6,
     "JitterStrategy": "FULL",
 }
-# Submit does not retry throttling in place: it goes back to Pace for a slot of its own (see below).
-SUBMIT_TRANSIENT_RETRY = {
-    **TRANSIENT_RETRY,
-    "ErrorEquals": [e for e in TRANSIENT_RETRY["ErrorEquals"] if e != "ServiceThrottled"],
-}
 PAYLOAD = {"state.$": "$", "executionArn.$": "$$.Execution.Id", "retryCount.$": "$$.State.RetryCount"}
 
 
@@ -110,7 +105,7 @@ def test_every_task_invokes_its_function_with_the_state_payload(
 
 @pytest.mark.parametrize("state_name", TASKS)
 def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, Any], state_name: str) -> None:
-    assert (SUBMIT_TRANSIENT_RETRY if state_name == "Submit" else TRANSIENT_RETRY) in states[state_name]["Retry"]
+    assert TRANSIENT_RETRY in states[state_name]["Retry"]
     for retrier in states[state_name]["Retry"]:
         assert retrier["JitterStrategy"] == "FULL"
         assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
@@ -119,7 +114,7 @@ def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, 
 @pytest.mark.parametrize("name", ["Prepare", "Submit"])
 def test_prepare_and_submit_retry_state_errors_and_never_timeouts(states: dict[str, Any], name: str) -> None:
     assert states[name]["Retry"] == [
-        SUBMIT_TRANSIENT_RETRY if name == "Submit" else TRANSIENT_RETRY,
+        TRANSIENT_RETRY,
         {
             "ErrorEquals": STATE_ERRORS,
             "IntervalSeconds": 5,
@@ -172,16 +167,8 @@ def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None
     assert definition(variant_json)["TimeoutSeconds"] == VARIANT_CONFIG["executionTimeoutHours"] * 3600
 
 
-def test_a_throttled_submit_goes_back_to_pace_for_its_own_slot(states: dict[str, Any]) -> None:
-    assert "ServiceThrottled" in TRANSIENT_RETRY["ErrorEquals"]  # every other task still retries it in place
-    assert states["Submit"]["Catch"][0] == {"ErrorEquals": ["ServiceThrottled"], "ResultPath": None, "Next": "Pace"}
-    assert states["Submit"]["Catch"][1:] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"}
-    ]
-
-
 def test_catch_all_publishes_the_failure_once(states: dict[str, Any]) -> None:
-    for name in ("Prepare", "Pace", "AwaitCopy"):
+    for name in ("Prepare", "Pace", "Submit", "AwaitCopy"):
         assert states[name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"}
         ], name
