@@ -13,7 +13,8 @@ FIRST_INTERVAL, RATE, MAX_DELAY = 5.0, 2.0, 120.0
 
 def test_await_copy_backs_off_exponentially_with_full_jitter(make_runtime: Callable[..., LocalRuntime]) -> None:
     scale = 0.005
-    rt = make_runtime(time_scale=scale, copy_duration=150.0)  # 150 virtual s = 0.75 s real
+    # 600 virtual s = 3 s real: long enough that the first status check comes before the end even on a loaded machine
+    rt = make_runtime(time_scale=scale, copy_duration=600.0)
     src = rt.seed_image_set(series=1, instances_per_series=2)
     rt.send_job({"jobId": "slow-1", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
     rt.run_until_idle(timeout=60)
