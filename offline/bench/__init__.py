@@ -34,7 +34,7 @@ emulator received, throttled ones included); jobs failed with reasons; AwaitCopy
 state transitions (states entered + retries, as billed) per successful copy; completion lag from the emulator's end
 of a copy (accepted call + duration) to the terminal event's ``completedAt``, p50/p95/max. Diagnostics: the
 accepted-call rate between the first and last accepted call, and how late each first call came after its slot
-(split into dispatch and Submit's reads).
+(and when its Submit started, relative to the slot).
 
 Fidelity: the local runtime runs handler calls one at a time in one process. At scaled time, the real CPU time of
 handlers (~25 ms a call) and their queueing become virtual seconds (x 1 / scale); a backlog started at once makes

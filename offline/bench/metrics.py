@@ -47,8 +47,10 @@ class Metrics:
     lateness_p50: float | None  # first attempt's call time - its slot (shipped)
     lateness_p95: float | None
     lateness_max: float | None
-    dispatch_p95: float | None  # Submit's first read - slot: Step Functions Wait + Lambda dispatch overrun
-    reads_p95: float | None  # call - Submit's first read: Submit's reads between its sleep and the call
+    # Submit's first read - slot: when Submit started, relative to its slot (< 0: it had time to sleep to the slot;
+    # > 0: the Wait's end, the state transition or the Lambda start overran the slot, and the call is late).
+    submit_start_p50: float | None
+    submit_start_p95: float | None
     startup_end: float | None  # when Pace granted the last job its first slot (the backlog's start-up burst)
     steady_lateness_p50: float | None  # call - slot of the jobs whose slot comes after the start-up
     steady_lateness_p95: float | None
@@ -85,8 +87,7 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
 
     interval = 1.0 / run.rate
     lateness: list[float] = []
-    dispatch: list[float] = []
-    reads: list[float] = []
+    starts: list[float] = []
     for j in jobs:
         if not j.slots:
             continue
@@ -97,8 +98,7 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
         lateness.append(first - slot)
         after = [r for r in j.submit_reads if r <= first + 1e-9]
         if after:
-            dispatch.append(after[0] - slot)
-            reads.append(first - after[0])
+            starts.append(after[0] - slot)
     late = sum(1 for x in lateness if x > interval * margin)
     grants = [j.granted[0] for j in jobs if j.granted]
     startup_end = max(grants) if grants else None
@@ -134,8 +134,8 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
         lateness_p50=percentile(lateness, 50),
         lateness_p95=percentile(lateness, 95),
         lateness_max=max(lateness) if lateness else None,
-        dispatch_p95=percentile(dispatch, 95),
-        reads_p95=percentile(reads, 95),
+        submit_start_p50=percentile(starts, 50),
+        submit_start_p95=percentile(starts, 95),
         startup_end=startup_end,
         steady_lateness_p50=percentile(steady, 50),
         steady_lateness_p95=percentile(steady, 95),

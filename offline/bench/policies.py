@@ -58,7 +58,8 @@ def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float)
        (``NeedsPacing?``'s ``Default``: ``Submit``, or ``CopyOrDelete?`` when delete-after is configured).
     2. **Default retries on Submit**: each of Submit's retriers keeps its ``ErrorEquals`` and gets Step Functions'
        defaults instead of its tuning: ``IntervalSeconds`` 1, ``BackoffRate`` 2.0, ``MaxAttempts`` 3, no
-       ``MaxDelaySeconds``, no ``JitterStrategy``.
+       ``MaxDelaySeconds``, no ``JitterStrategy``. A Submit ``Catch`` that leads back to ``Pace`` (re-pacing a
+       throttled call) is removed and its errors join the first retrier.
     3. **Fixed 30 s polling**: AwaitCopy's ``CopyStillInProgress`` retrier becomes ``IntervalSeconds`` 30,
        ``BackoffRate`` 1.0, no ``MaxDelaySeconds``, no jitter, ``MaxAttempts`` = ceil(longest copy / 30) + 2.
 
@@ -74,14 +75,21 @@ def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float)
         raise DefinitionShapeError(f"NeedsPacing? has no usable Default (got {after_pacing!r})")
     for name in PACING_STATES:
         del states[name]
+    submit = _state(states, "Submit")
+    # A catcher that sends an error back to the pacing (e.g. a throttled Submit re-paced) is pacing policy too: its
+    # errors are retried like the others instead (without it they would loop Submit -> Submit without a bound).
+    repaced = [e for c in submit.get("Catch", []) if c.get("Next") in PACING_STATES for e in c["ErrorEquals"]]
+    submit["Catch"] = [c for c in submit.get("Catch", []) if c.get("Next") not in PACING_STATES]
     _redirect(states, set(PACING_STATES), after_pacing)
     if out.get("StartAt") in PACING_STATES:
         out["StartAt"] = after_pacing
 
-    submit = _state(states, "Submit")
-    submit["Retry"] = [
-        {"ErrorEquals": list(retrier["ErrorEquals"]), **SFN_DEFAULT_RETRY} for retrier in submit.get("Retry", [])
-    ]
+    retriers = [list(retrier["ErrorEquals"]) for retrier in submit.get("Retry", [])]
+    retried = {e for errors in retriers for e in errors}
+    missing = [e for e in repaced if e not in retried]
+    if missing:
+        retriers = [[*retriers[0], *missing], *retriers[1:]] if retriers else [missing]
+    submit["Retry"] = [{"ErrorEquals": errors, **SFN_DEFAULT_RETRY} for errors in retriers]
 
     await_copy = _state(states, "AwaitCopy")
     polling = [r for r in await_copy.get("Retry", []) if STILL_COPYING_ERROR in r.get("ErrorEquals", [])]

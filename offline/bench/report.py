@@ -45,8 +45,7 @@ DIAG_HEADER = (
     "accepted-call rate",
     "min call spacing (s)",
     "call - slot p50 / p95 / max (s)",
-    "dispatch p95 (s)",
-    "Submit reads p95 (s)",
+    "Submit start - slot p50 / p95 (s)",
     "start-up burst (s)",
     "after it: call - slot p50 / p95 (s)",
     "throttled after it",
@@ -85,8 +84,7 @@ def diag_rows(metrics: Sequence[Metrics], runs: Sequence[RunRecord]) -> list[tup
             _pct(m.accepted_call_rate_fraction),
             _num(m.min_call_spacing, ".2f"),
             f"{_num(m.lateness_p50, '.2f')} / {_num(m.lateness_p95, '.2f')} / {_num(m.lateness_max, '.2f')}",
-            _num(m.dispatch_p95, ".2f"),
-            _num(m.reads_p95, ".2f"),
+            f"{_num(m.submit_start_p50, '.2f')} / {_num(m.submit_start_p95, '.2f')}",
             _num(m.startup_end),
             f"{_num(m.steady_lateness_p50, '.2f')} / {_num(m.steady_lateness_p95, '.2f')}",
             str(m.steady_throttled) if m.startup_end is not None else "-",
@@ -141,9 +139,10 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             "retries), per successful copy. *lag* runs from the moment the emulator finished a copy to the "
             "completion event's `completedAt`. Diagnostics: *accepted-call rate* is accepted CopyImageSet calls per "
             "hour between the first and the last accepted call (the steady rate); *call - slot* is how late each "
-            "job's first CopyImageSet call came after the slot Pace reserved for it, split into *dispatch* "
-            "(slot -> Submit's first read, i.e. Step Functions Wait + Lambda start) and *Submit reads* "
-            "(first read -> call). *CPU* is this process's CPU time during the run and *load avg* the machine's "
+            "job's first CopyImageSet call came after the slot Pace reserved for it; *Submit start - slot* is when "
+            "that Submit made its first read, relative to the slot (negative: it started early enough to sleep to "
+            "its slot; positive: the Wait's end, the state transition or the Lambda start overran the slot). "
+            "*CPU* is this process's CPU time during the run and *load avg* the machine's "
             "highest 1-minute load average at its start or end: the runtime runs on one core (GIL), so other load "
             "on the machine delays handlers and shows up as lateness. The *start-up burst* ends when Pace granted "
             "the last job of the backlog its slot: until then every execution's Prepare and Pace queue up behind "

@@ -113,6 +113,17 @@ def test_naive_definition_follows_a_delete_after_choice() -> None:
     assert naive["States"]["AwaitCopy"]["Retry"][0]["MaxAttempts"] == 6
 
 
+def test_naive_definition_retries_what_the_shipped_one_re_paces() -> None:
+    repaced = repace_definition(shipped_like())
+    naive = naive_definition(repaced, longest_copy_seconds=900)
+    submit = naive["States"]["Submit"]
+    assert submit["Catch"] == CATCH_ALL  # no Catch into the (removed) pacing, so no Submit -> Submit loop
+    assert submit["Retry"][0] == {
+        "ErrorEquals": ["Lambda.ServiceException", "ServiceInternalError", "ServiceThrottled"],
+        **SFN_DEFAULT_RETRY,
+    }
+
+
 def test_naive_definition_rejects_an_unexpected_shape() -> None:
     shipped = shipped_like()
     del shipped["States"]["PaceWait"]
@@ -187,7 +198,8 @@ def test_metrics_of_a_run() -> None:
     assert m.min_call_spacing == pytest.approx(4.5)
     assert m.lateness_max == pytest.approx(0.5)  # a: 10 - 9.5
     assert m.late_calls == 3  # every first attempt came > 2 % of 4 s after its slot
-    assert m.dispatch_p95 is not None and m.reads_p95 is not None
+    assert m.submit_start_p50 == pytest.approx(0.21)  # a: 9.8 - 9.5 = 0.3, b: 13.7 - 13.58 = 0.12
+    assert m.submit_start_p95 == pytest.approx(0.291)
 
 
 def test_report_files(tmp_path: Path) -> None:
