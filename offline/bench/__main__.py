@@ -137,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_real_seconds": total,
         "machine": f"{platform.machine()}, {_cpus()} CPU(s), Python {platform.python_version()}",
         "max_load_average": max(max(r.load_average) for r in runs),
+        "code": _code_version(),
     }
     print()
     print(text_table(MAIN_HEADER, main_rows(metrics)))
@@ -183,6 +184,26 @@ def _result_args(argv: list[str]) -> list[str]:
         elif not arg.startswith("--out="):
             out.append(arg)
     return out
+
+
+def _code_version() -> str:
+    """The commit the measured code comes from, "+changes" if ``functions/`` or ``infra/`` differ from it."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "functions", "infra", "app.py", "cdk.json"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+changes" if dirty else "")
 
 
 def _cpus() -> int:

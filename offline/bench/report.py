@@ -119,7 +119,8 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             f"Command: `{config['command']}`",
             "",
             f"Local runtime (moto + in-process handlers + HealthImaging emulator), time scale {config['time_scale']:g} "
-            f"(1 virtual second = {config['time_scale'] * 1000:g} ms real), seed {config['seed']}, "
+            f"(1 virtual second = {config['time_scale'] * 1000:g} ms real), seed {config['seed']}, code "
+            f"{config.get('code', 'unknown')}, "
             f"{config.get('machine', 'this machine')}, whole run {config.get('total_real_seconds', 0):.0f} s real, "
             f"highest load average {config.get('max_load_average', 0):.1f}. "
             f"CopyImageSet quota {config['rate']:g}/s (burst {config['burst']}) = {config['quota_per_hour']:.0f} "
