@@ -95,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.scale:g}; seed {args.seed}; copy durations {distribution.describe()}",
         flush=True,
     )
+    code_at_start = _code_version()
     t0 = time.monotonic()
     runs: list[RunRecord] = []
     metrics: list[Metrics] = []
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         "total_real_seconds": total,
         "machine": f"{platform.machine()}, {_cpus()} CPU(s), Python {platform.python_version()}",
         "max_load_average": max(max(r.load_average) for r in runs),
-        "code": _code_version(),
+        "code": code_at_start if _code_version() == code_at_start else f"changed during the run ({code_at_start}..)",
     }
     print()
     print(text_table(MAIN_HEADER, main_rows(metrics)))
