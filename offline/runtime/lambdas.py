@@ -15,7 +15,9 @@ Isolation model (documented in the README):
 - Handler calls are serialized by one re-entrant lock (``os.environ`` is process-global). A handler that invokes
   another function synchronously nests correctly.
 - Before a container imports its handler module, the runtime's clock is installed in that container's
-  ``hicopy.clock`` (``set_clock``), so handler time is the scaled clock.
+  ``hicopy.clock`` (``set_clock``), so handler time is the scaled clock. Its ``sleep`` gives the lock up while it
+  sleeps (the handler's environment and modules are swapped out, then back in): like separate Lambdas, a handler
+  that sleeps (Submit waiting for its pacing slot) does not hold every other function up.
 - ``print``/logging to stdout/stderr inside a handler is captured per invocation (``Invocation.logs``).
 """
 
@@ -86,6 +88,46 @@ class _Container:
     modules: dict[str, types.ModuleType] = field(default_factory=dict)
     handler: Callable[[Any, Any], Any] | None = None
     invocations: int = 0
+
+
+class _Activation:
+    """One handler call's view of the process (its environment variables and its container's modules), which can be
+    suspended while the handler sleeps and resumed after."""
+
+    def __init__(self, runner: LambdaRunner, container: _Container, request_id: str) -> None:
+        self.runner, self.container, self.request_id = runner, container, request_id
+        self._entered: contextlib.ExitStack | None = None
+
+    def resume(self) -> None:
+        entered = contextlib.ExitStack()
+        try:
+            entered.enter_context(self.runner._environment(self.container.spec, self.request_id))
+            entered.enter_context(self.runner._modules(self.container))
+        except BaseException:
+            entered.close()
+            raise
+        self._entered = entered
+
+    def suspend(self) -> None:
+        entered, self._entered = self._entered, None
+        if entered is not None:
+            entered.close()
+
+
+class _CooperativeClock:
+    """The runtime clock as the handlers see it: ``sleep`` releases the runner's lock meanwhile."""
+
+    def __init__(self, clock: Any, runner: LambdaRunner) -> None:
+        self._clock, self._runner = clock, runner
+
+    def now(self) -> float:
+        return float(self._clock.now())
+
+    def sleep(self, seconds: float) -> None:
+        self._runner.sleep_released(seconds, self._clock)
+
+    def __getattr__(self, name: str) -> Any:  # scale, advance, ...: the runtime clock's own
+        return getattr(self._clock, name)
 
 
 class MarshalError(Exception):
@@ -247,6 +289,7 @@ class LambdaRunner:
         self._containers: dict[str, _Container] = {}
         self._tops: dict[str, set[str]] = {}
         self._lock = threading.RLock()
+        self._active = threading.local()  # per thread: the stack of handler calls in progress (nested invokes)
         self._streams: tuple[TextIO, TextIO] | None = None
 
     # ------------------------------------------------------------------------------------------------ lifecycle
@@ -310,7 +353,7 @@ class LambdaRunner:
             previous_buffer = getattr(_CAPTURE, "buffer", None)
             _CAPTURE.buffer = buffer
             try:
-                with self._environment(spec, inv.request_id), self._modules(container):
+                with self._activation(container, inv.request_id):
                     handler = self._handler(container)
                     context = self._context(spec, inv.request_id)
                     result = handler(event, context)
@@ -343,7 +386,44 @@ class LambdaRunner:
                 self.on_invocation(inv)
         return payload, errored, inv.logs
 
+    def sleep_released(self, seconds: float, clock: Any) -> None:
+        """Sleep on ``clock`` for a handler, letting other handlers run meanwhile (see the module docstring).
+
+        Only a top-level handler call gives the lock up; a nested one (a handler invoking another function) sleeps
+        holding it, as does a thread that holds the lock itself around the call.
+        """
+        stack = self._stack()
+        if seconds <= 0 or len(stack) != 1:
+            clock.sleep(seconds)
+            return
+        activation = stack[0]
+        activation.suspend()
+        self._lock.release()
+        try:
+            clock.sleep(seconds)
+        finally:
+            self._lock.acquire()
+            activation.resume()
+
     # ------------------------------------------------------------------------------------------------ internals
+
+    def _stack(self) -> list[_Activation]:
+        stack: list[_Activation] | None = getattr(self._active, "stack", None)
+        if stack is None:
+            stack = self._active.stack = []
+        return stack
+
+    @contextlib.contextmanager
+    def _activation(self, container: _Container, request_id: str) -> Iterator[None]:
+        activation = _Activation(self, container, request_id)
+        activation.resume()
+        stack = self._stack()
+        stack.append(activation)
+        try:
+            yield
+        finally:
+            stack.pop()
+            activation.suspend()
 
     def _handler(self, container: _Container) -> Callable[[Any, Any], Any]:
         if container.handler is None:
@@ -367,7 +447,7 @@ class LambdaRunner:
             return
         set_clock = getattr(clock_module, "set_clock", None)
         if callable(set_clock):
-            set_clock(self.clock)
+            set_clock(_CooperativeClock(self.clock, self))
 
     def _top_packages(self, code_dir: Path) -> set[str]:
         """Top-level modules that belong to each container: the function code's own packages in ``code_dir``.
