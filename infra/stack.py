@@ -86,24 +86,23 @@ class CopyOrchestratorStack(Stack):
             timeout=Duration.seconds(120),
             memory_size=1024,
         )
+        # Pace reserves slots; Submit and DeleteSource take the account's turn right before calling.
+        pacing_env = {
+            "STATE_TABLE_NAME": self.state_table.table_name,
+            "COPY_RATE_PER_SECOND": str(config.copy_rate_per_second),
+            "COPY_BURST": str(config.copy_burst),
+        }
         pace = factory.function(
             "Pace",
             handler="hicopy.handlers.pace.handler",
             description="Reserves the next CopyImageSet slot under the account's copy rate",
-            environment={
-                "STATE_TABLE_NAME": self.state_table.table_name,
-                "COPY_RATE_PER_SECOND": str(config.copy_rate_per_second),
-                "COPY_BURST": str(config.copy_burst),
-            },
+            environment=pacing_env,
         )
         submit = factory.function(
             "Submit",
             handler="hicopy.handlers.submit.handler",
             description="Calls CopyImageSet for one chunk, idempotent per (job, chunk)",
-            environment={
-                "STATE_TABLE_NAME": self.state_table.table_name,
-                "MAX_FRAMES_PER_COPY": str(config.max_frames_per_copy),
-            },
+            environment={**pacing_env, "MAX_FRAMES_PER_COPY": str(config.max_frames_per_copy)},
             timeout=Duration.seconds(60),
         )
         await_copy = factory.function(
@@ -137,7 +136,9 @@ class CopyOrchestratorStack(Stack):
                 "DeleteSource",
                 handler="hicopy.handlers.delete_source.handler",
                 description="Deletes a post-import source image set after all of it was copied (delete-after)",
+                environment=pacing_env,
             )
+            self.state_table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")  # its turn to call
             allow_medical_imaging(delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS)
 
         self.workflow = CopyWorkflow(

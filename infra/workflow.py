@@ -2,6 +2,7 @@
 
 Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChunks? -> PublishResult -> Done
                 ^__________________________________________________________| (next chunk)
+                ^____________________________________________| SlotMissed (Submit missed its turn: a new slot)
 Any task error (after its retries) -> PublishFailure -> CopyFailed; a publisher's own error -> PublishFailed.
 
 With ``deleteAfterConsolidate`` a ``CopyOrDelete?`` choice follows the pacing: once every chunk is copied and
@@ -41,6 +42,8 @@ STATE_MAX_ATTEMPTS = 8
 ERROR_RESULT_PATH = "$.error"
 # A failed source deletion does not fail the copy: the success event reports it (sourceDeletion FAILED).
 DELETION_ERROR_RESULT_PATH = "$.deletionError"
+# A paced task that missed its turn goes back to Pace, which counts the misses (bounded) and clears this.
+MISSED_SLOT_RESULT_PATH = "$.missedSlot"
 # PublishFailure keeps the state (and its $.error) intact so that CopyFailed can report the original error.
 PUBLISH_FAILURE_RESULT_PATH = "$.publishResult"
 
@@ -63,17 +66,25 @@ class ErrorLists:
     transient: list[str]
     state: list[str]
     still_copying: list[str]
+    repace: list[str]
     lambda_service: list[str]
 
 
 def error_lists() -> ErrorLists:
     ensure_functions_importable()
-    from hicopy.errors import LAMBDA_SERVICE_ERRORS, STATE_ERRORS, STILL_COPYING_ERRORS, TRANSIENT_ERRORS
+    from hicopy.errors import (
+        LAMBDA_SERVICE_ERRORS,
+        REPACE_ERRORS,
+        STATE_ERRORS,
+        STILL_COPYING_ERRORS,
+        TRANSIENT_ERRORS,
+    )
 
     return ErrorLists(
         transient=list(TRANSIENT_ERRORS),
         state=list(STATE_ERRORS),
         still_copying=list(STILL_COPYING_ERRORS),
+        repace=list(REPACE_ERRORS),
         lambda_service=list(LAMBDA_SERVICE_ERRORS),
     )
 
@@ -183,6 +194,8 @@ class CopyWorkflow(Construct):
             error="PublishFailed",
             cause="The terminal event of this job could not be published; see the execution history.",
         )
+        # Submit (and DeleteSource) that missed its turn takes a new slot: before the catch-all.
+        submit.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
         for task in (prepare, pace, submit, await_copy):
             task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
         # A publisher that fails ends the execution: never publish a second terminal event for the same job.
@@ -201,6 +214,7 @@ class CopyWorkflow(Construct):
             )
             delete_source = invoke("DeleteSource", functions.delete_source)
             retry_transient(delete_source)
+            delete_source.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
             delete_source.add_catch(publish_result, errors=["States.ALL"], result_path=DELETION_ERROR_RESULT_PATH)
             delete_source.next(publish_result)
             after_pacing = sfn.Choice(self, "CopyOrDelete?").when(delete_pending, delete_source).otherwise(submit)

@@ -63,6 +63,8 @@ class FakeImaging:
         self.next_id = 0
         self.fail_with: list[Exception] = []
         self.created: list[str] = []
+        self.clock: FakeClock | None = None  # when set, copy_times records when each accepted call came
+        self.copy_times: list[float] = []
 
     def add(self, image_set_id: str, **kw: Any) -> FakeImageSet:
         self.sets[image_set_id] = FakeImageSet(**kw)
@@ -85,6 +87,8 @@ class FakeImaging:
         if self.fail_with:
             raise self.fail_with.pop(0)
         self.copies.append(request)
+        if self.clock is not None:
+            self.copy_times.append(self.clock.now())
         if request.destination_image_set_id is None:
             self.next_id += 1
             dest_id = f"{self.next_id:032d}"

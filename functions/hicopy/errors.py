@@ -68,6 +68,13 @@ class PacingContention(RetryableError):
     code = "PacingContention"
 
 
+class SlotMissed(RetryableError):
+    """A paced call could not be made close enough to its slot: the calls of other executions ran late, and waiting
+    for the account's next turn would take longer than a task should sleep. The job takes a new slot (Pace)."""
+
+    code = "SlotMissed"
+
+
 class ManifestNotReady(RetryableError):
     """An import's output manifest is not in S3 yet (it can lag the ``Import Job Completed`` event)."""
 
@@ -192,6 +199,8 @@ TRANSIENT_ERRORS: list[str] = _names(
     EventPublishFailed,
 )
 STATE_ERRORS: list[str] = _names(ImageSetConflict)
+# A paced task that missed its turn goes back to Pace for a new slot (a bounded number of times).
+REPACE_ERRORS: list[str] = _names(SlotMissed)
 STILL_COPYING_ERRORS: list[str] = _names(CopyStillInProgress)
 TERMINAL_ERRORS: list[str] = _names(
     InvalidRequest,
@@ -221,6 +230,7 @@ ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
         ServiceCallInterrupted,
         ServiceQuotaExceeded,
         PacingContention,
+        SlotMissed,
         ManifestNotReady,
         EventPublishFailed,
         ImageSetConflict,

@@ -51,13 +51,11 @@ class PrepareEnv(DatastoreEnv):
 
 
 class PaceEnv(_Env):
+    """Every paced function: Pace reserves slots, Submit and DeleteSource take their turn right before calling."""
+
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
     COPY_RATE_PER_SECOND: Annotated[float, Field(gt=0)] = 0.25
     COPY_BURST: Annotated[int, Field(ge=1)] = 1
-
-
-class SubmitEnv(_Env):
-    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 
 class PublishEnv(BusEnv):

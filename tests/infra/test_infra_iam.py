@@ -165,8 +165,12 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
 def test_delete_source_only_with_delete_after(template_json: dict[str, Any], delete_json: dict[str, Any]) -> None:
     assert "medical-imaging:DeleteImageSet" not in str(template_json)
     statements = _statements(delete_json, "DeleteSource")
-    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | XRAY | LOGS
+    turn = {"dynamodb:GetItem", "dynamodb:UpdateItem"}  # its turn to call, on the state table's pacing item
+    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | turn | XRAY | LOGS
     assert resources_for(statements, "medical-imaging:DeleteImageSet") == DATASTORE_RESOURCES
+    table = _ref(delete_json, "StateTable", "AWS::DynamoDB::Table", "Arn")
+    for action in turn:
+        assert resources_for(statements, action) == {table}
     for name in EXPECTED_ACTIONS:  # nobody else may delete
         assert "medical-imaging:DeleteImageSet" not in actions(_statements(delete_json, name))
 

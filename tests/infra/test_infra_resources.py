@@ -17,7 +17,10 @@ FUNCTIONS = {
     ),
     "Prepare": ("hicopy.handlers.prepare.handler", {"DATASTORE_IDS", "MAX_FRAMES_PER_COPY"}),
     "Pace": ("hicopy.handlers.pace.handler", {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST"}),
-    "Submit": ("hicopy.handlers.submit.handler", {"STATE_TABLE_NAME", "MAX_FRAMES_PER_COPY"}),
+    "Submit": (
+        "hicopy.handlers.submit.handler",
+        {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST", "MAX_FRAMES_PER_COPY"},
+    ),
     "AwaitCopy": ("hicopy.handlers.await_copy.handler", set()),
     "Publish": ("hicopy.handlers.publish.handler", {"EVENT_BUS_NAME", "EVENT_SOURCE", "STATE_TABLE_NAME"}),
     "ImportPlanner": (

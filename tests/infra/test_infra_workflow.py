@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from hicopy.domain.backoff import max_attempts_for
-from hicopy.errors import LAMBDA_SERVICE_ERRORS, STATE_ERRORS, STILL_COPYING_ERRORS, TRANSIENT_ERRORS
+from hicopy.errors import (
+    LAMBDA_SERVICE_ERRORS,
+    REPACE_ERRORS,
+    STATE_ERRORS,
+    STILL_COPYING_ERRORS,
+    TRANSIENT_ERRORS,
+)
 from tests.infra.helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
 
 TASKS = ["Prepare", "Pace", "Submit", "AwaitCopy", "PublishResult", "PublishFailure"]
@@ -167,10 +173,16 @@ def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None
     assert definition(variant_json)["TimeoutSeconds"] == VARIANT_CONFIG["executionTimeoutHours"] * 3600
 
 
+MISSED_SLOT_CATCH = {"ErrorEquals": REPACE_ERRORS, "ResultPath": "$.missedSlot", "Next": "Pace"}
+
+
 def test_catch_all_publishes_the_failure_once(states: dict[str, Any]) -> None:
     for name in ("Prepare", "Pace", "Submit", "AwaitCopy"):
+        # Submit that missed its turn first goes back to Pace for a new slot (Pace bounds how often)
+        repace = [MISSED_SLOT_CATCH] if name == "Submit" else []
         assert states[name]["Catch"] == [
-            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"}
+            *repace,
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"},
         ], name
     for name in ("PublishResult", "PublishFailure"):
         assert states[name]["Catch"] == [
@@ -183,6 +195,7 @@ def test_error_lists_are_not_empty() -> None:
     assert TRANSIENT_ERRORS
     assert STATE_ERRORS
     assert STILL_COPYING_ERRORS
+    assert REPACE_ERRORS
     assert LAMBDA_SERVICE_ERRORS
     assert TEST_CONFIG["datastoreIds"]
 
@@ -218,7 +231,8 @@ def test_delete_after_branch(delete_json: dict[str, Any], states: dict[str, Any]
     assert delete["Retry"] == [TRANSIENT_RETRY]
     # a failed deletion does not fail the copy: the success event reports it
     assert delete["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.deletionError", "Next": "PublishResult"}
+        MISSED_SLOT_CATCH,  # a deletion that missed its turn takes a new DeleteImageSet slot
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.deletionError", "Next": "PublishResult"},
     ]
     # the tasks' policies are unchanged
     for name in TASKS:

@@ -45,12 +45,19 @@ def test_service_errors_map_to_one_taxonomy(code, status, cls):
 
 
 def test_every_error_is_in_exactly_one_handling_group():
-    groups = [errors.TRANSIENT_ERRORS, errors.STATE_ERRORS, errors.STILL_COPYING_ERRORS, errors.TERMINAL_ERRORS]
+    groups = [
+        errors.TRANSIENT_ERRORS,
+        errors.STATE_ERRORS,
+        errors.STILL_COPYING_ERRORS,
+        errors.REPACE_ERRORS,
+        errors.TERMINAL_ERRORS,
+    ]
     names = [n for g in groups for n in g]
     assert sorted(names) == sorted(errors.ALL_ERROR_CLASSES) and len(names) == len(set(names))
     for name in errors.TERMINAL_ERRORS:
         assert not errors.ALL_ERROR_CLASSES[name].retryable
-    for name in errors.TRANSIENT_ERRORS + errors.STATE_ERRORS + errors.STILL_COPYING_ERRORS:
+    retryable = errors.TRANSIENT_ERRORS + errors.STATE_ERRORS + errors.STILL_COPYING_ERRORS + errors.REPACE_ERRORS
+    for name in retryable:
         assert errors.ALL_ERROR_CLASSES[name].retryable
 
 

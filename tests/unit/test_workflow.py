@@ -13,6 +13,7 @@ from hicopy.errors import (
     ImageSetConflict,
     InvalidRequest,
     ServiceThrottled,
+    SlotMissed,
     StaleVersion,
     SubmitOutcomeUnknown,
 )
@@ -29,6 +30,11 @@ def state(**job):
 
 
 @pytest.fixture
+def pacer():
+    return Pacer(InMemoryPaceStore(), rate=0.25)
+
+
+@pytest.fixture
 def imaging():
     fake = FakeImaging()
     fake.add(SRC, version=2, meta=metadata({S1: {f"{S1}.{n}": 1 for n in range(1, 6)}}))
@@ -41,7 +47,7 @@ def run_chunks(st, imaging, clock, subs=None):
     pacer = Pacer(InMemoryPaceStore(), rate=0.25)
     while not st.done:
         st = workflow.pace(st, pacer, clock)
-        st = workflow.submit(st, imaging, subs, clock)
+        st = workflow.submit(st, imaging, subs, pacer, clock)
         dest = st.submission.destination.imageSetId
         with pytest.raises(CopyStillInProgress):
             workflow.await_copy(st, imaging, clock, retry_count=0)
@@ -93,15 +99,60 @@ def test_chunked_copy_creates_then_fills_one_destination(imaging):
     assert detail["chunks"] == 3 and detail["chunksCompleted"] == 3 and len(detail["completedChunks"]) == 3
 
 
-def test_pace_spaces_submissions_and_submit_sleeps_the_remainder(imaging):
-    clock, pacer = FakeClock(), Pacer(InMemoryPaceStore(), rate=0.25)
+def test_pace_spaces_submissions_and_submit_sleeps_the_remainder(imaging, pacer):
+    clock = imaging.clock = FakeClock()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     a = workflow.pace(st, pacer, clock)
     b = workflow.pace(st, pacer, clock)
-    assert a.pace.waitSeconds == 0 and b.pace.waitSeconds == 4  # 4.08 s: 4 in the Wait state
+    c = workflow.pace(st, pacer, clock)
+    assert [a.pace.slot, b.pace.slot, c.pace.slot] == pytest.approx([clock.t, clock.t + 4.12, clock.t + 8.24])  # +3 %
+    # The Wait state ends DISPATCH_LEAD (2 s) early, at most 1 s more: Submit does its reads, then sleeps the rest.
+    assert (a.pace.waitSeconds, b.pace.waitSeconds, c.pace.waitSeconds) == (0, 2, 6)
+    workflow.submit(a, imaging, FakeSubmissions(), pacer, clock)
     clock.t += b.pace.waitSeconds
-    workflow.submit(b, imaging, FakeSubmissions(), clock)
-    assert clock.slept and clock.slept[-1] == pytest.approx(0.08)
+    workflow.submit(b, imaging, FakeSubmissions(), pacer, clock)
+    assert clock.slept == [pytest.approx(2.12)] and len(imaging.copies) == 2
+    assert imaging.copy_times == [a.pace.slot, pytest.approx(b.pace.slot)]
+
+
+def test_a_late_caller_delays_the_next_one_instead_of_throttling_it(imaging, pacer):
+    """The turn: calls never come closer than the quota allows (+2 %), whatever the slots said."""
+    clock = imaging.clock = FakeClock()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    a, b = workflow.pace(st, pacer, clock), workflow.pace(st, pacer, clock)
+    clock.t = a.pace.slot + 3.0  # a's Lambda started 3 s late (a cold start), b is on time after it
+    workflow.submit(a, imaging, FakeSubmissions(), pacer, clock)
+    clock.t = b.pace.slot
+    workflow.submit(b, imaging, FakeSubmissions(), pacer, clock)
+    first, second = imaging.copy_times
+    assert second - first == pytest.approx(4.08) and second > b.pace.slot
+
+
+def test_a_caller_too_far_behind_the_turns_takes_a_new_slot(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    mine = workflow.pace(st, pacer, clock)
+    # Late calls of other executions took the account's turns up to 40 s from now (the stored turn TAT).
+    pacer.store.values[f"{workflow.COPY_ACTION}#call"] = clock.t + 40.0
+    with pytest.raises(SlotMissed, match=r"would wait 40\.0 s for the account's next turn"):
+        workflow.submit(mine, imaging, subs, pacer, clock)
+    assert imaging.copies == [] and subs.records == {}  # not called, intent abandoned: the retry starts afresh
+    # The Catch puts the error in $.missedSlot; Pace counts the miss and reserves a new slot.
+    missed = mine.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="...")})
+    again = workflow.pace(missed, pacer, clock)
+    assert again.pace.missed == 1 and again.missedSlot is None and again.pace.slot > mine.pace.slot
+    assert workflow.pace(again, pacer, clock).pace.missed == 0  # a normal Pace (next chunk) starts counting afresh
+
+
+def test_a_chunk_that_keeps_missing_its_turn_fails(imaging, pacer):
+    clock = FakeClock()
+    st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    st = workflow.pace(st, pacer, clock)
+    for n in range(1, workflow.MAX_MISSED_SLOTS + 1):
+        st = workflow.pace(st.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="")}), pacer, clock)
+        assert st.pace.missed == n
+    with pytest.raises(SlotMissed, match="missed its turn 9 times in a row"):
+        workflow.pace(st.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="")}), pacer, clock)
 
 
 def test_unconfigured_datastore_is_refused(imaging):
@@ -125,16 +176,16 @@ def test_locked_source_is_a_retryable_conflict(imaging):
         workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
 
 
-def test_submit_never_copies_twice_for_the_same_chunk(imaging):
+def test_submit_never_copies_twice_for_the_same_chunk(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
-    first = workflow.submit(st, imaging, subs, clock)
-    again = workflow.submit(st, imaging, subs, clock)  # e.g. the Lambda was retried after the call
+    first = workflow.submit(st, imaging, subs, pacer, clock)
+    again = workflow.submit(st, imaging, subs, pacer, clock)  # e.g. the Lambda was retried after the call
     assert len(imaging.copies) == 1 and again.submission.replayed
     assert again.submission.destination == first.submission.destination
 
 
-def crashed_after_call(imaging, subs, st, clock):
+def crashed_after_call(imaging, subs, st, clock, pacer):
     """Submit wrote its intent and called CopyImageSet, then died before recording the result."""
     from hicopy.domain.ports import SubmissionRecord
 
@@ -152,21 +203,21 @@ def crashed_after_call(imaging, subs, st, clock):
     )
 
 
-def test_retry_after_a_crash_adopts_the_copy_into_an_existing_destination(imaging):
+def test_retry_after_a_crash_adopts_the_copy_into_an_existing_destination(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(
         state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
     )
-    crashed_after_call(imaging, subs, st, clock)
-    workflow.submit(st, imaging, FakeSubmissions(), clock)  # the lost call (another store: it really happened)
-    again = workflow.submit(st, imaging, subs, clock)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    workflow.submit(st, imaging, FakeSubmissions(), pacer, clock)  # the lost call (another store: it really happened)
+    again = workflow.submit(st, imaging, subs, pacer, clock)
     assert len(imaging.copies) == 1 and again.submission.replayed
     assert again.submission.destination.versionId == "8" and subs.records[("job-1", 0)].status == "SUBMITTED"
 
 
-def lost_copy(imaging, st, clock):
+def lost_copy(imaging, st, clock, pacer):
     """The call an earlier attempt made (recorded in another store: it really happened)."""
-    return workflow.submit(st, imaging, FakeSubmissions(), clock)
+    return workflow.submit(st, imaging, FakeSubmissions(), pacer, clock)
 
 
 def complete(imaging, image_set_id):
@@ -174,50 +225,50 @@ def complete(imaging, image_set_id):
     imaging.finish(image_set_id)
 
 
-def test_retry_after_a_crash_adopts_the_new_image_set_holding_its_instances(imaging):
+def test_retry_after_a_crash_adopts_the_new_image_set_holding_its_instances(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
-    crashed_after_call(imaging, subs, st, clock)
-    lost = lost_copy(imaging, st, clock)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    lost = lost_copy(imaging, st, clock, pacer)
     with pytest.raises(ImageSetConflict, match="waiting for copies in flight"):
-        workflow.submit(st, imaging, subs, clock)  # still COPYING: cannot tell yet whether it is ours
+        workflow.submit(st, imaging, subs, pacer, clock)  # still COPYING: cannot tell yet whether it is ours
     complete(imaging, lost.submission.destination.imageSetId)
-    again = workflow.submit(st, imaging, subs, clock)
+    again = workflow.submit(st, imaging, subs, pacer, clock)
     assert len(imaging.copies) == 1 and again.submission.destination == lost.submission.destination
 
 
-def test_retry_after_a_crash_ignores_other_copies(imaging):
+def test_retry_after_a_crash_ignores_other_copies(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
-    crashed_after_call(imaging, subs, st, clock)
-    other = lost_copy(imaging, st, clock)  # someone else's copy of other data, created meanwhile
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    other = lost_copy(imaging, st, clock, pacer)  # someone else's copy of other data, created meanwhile
     imaging.finish(other.submission.destination.imageSetId)  # COPIED, but without our instances
-    again = workflow.submit(st, imaging, subs, clock)
+    again = workflow.submit(st, imaging, subs, pacer, clock)
     assert not again.submission.replayed and len(imaging.copies) == 2
 
 
-def test_retry_after_a_crash_before_the_call_calls_once(imaging):
+def test_retry_after_a_crash_before_the_call_calls_once(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(
         state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
     )
-    crashed_after_call(imaging, subs, st, clock)  # ...but the call never reached the service
-    again = workflow.submit(st, imaging, subs, clock)
+    crashed_after_call(imaging, subs, st, clock, pacer)  # ...but the call never reached the service
+    again = workflow.submit(st, imaging, subs, pacer, clock)
     assert len(imaging.copies) == 1 and not again.submission.replayed
 
 
-def test_ambiguous_crash_refuses_to_guess(imaging):
+def test_ambiguous_crash_refuses_to_guess(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
-    crashed_after_call(imaging, subs, st, clock)
+    crashed_after_call(imaging, subs, st, clock, pacer)
     for _ in range(2):  # two completed copies of the same instances: cannot tell which is ours
-        complete(imaging, lost_copy(imaging, st, clock).submission.destination.imageSetId)
+        complete(imaging, lost_copy(imaging, st, clock, pacer).submission.destination.imageSetId)
     with pytest.raises(SubmitOutcomeUnknown):
-        workflow.submit(st, imaging, subs, clock)
+        workflow.submit(st, imaging, subs, pacer, clock)
     assert len(imaging.copies) == 2
 
 
-def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging):
+def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging, pacer):
     from hicopy.errors import ServiceCallInterrupted
 
     clock, subs = FakeClock(), FakeSubmissions()
@@ -233,27 +284,27 @@ def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging):
 
     imaging.copy_image_set = served_then_lost
     with pytest.raises(ServiceCallInterrupted):
-        workflow.submit(st, imaging, subs, clock)
+        workflow.submit(st, imaging, subs, pacer, clock)
     imaging.copy_image_set = real_copy
-    again = workflow.submit(st, imaging, subs, clock)
+    again = workflow.submit(st, imaging, subs, pacer, clock)
     assert again.submission.replayed and len(imaging.copies) == 1
 
 
-def test_throttled_submit_can_be_retried(imaging):
+def test_throttled_submit_can_be_retried(imaging, pacer):
     clock, subs = FakeClock(), FakeSubmissions()
     st = workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     imaging.fail_with.append(ServiceThrottled("ThrottlingException: slow down"))
     with pytest.raises(ServiceThrottled):
-        workflow.submit(st, imaging, subs, clock)
-    assert workflow.submit(st, imaging, subs, clock).submission is not None and len(imaging.copies) == 1
+        workflow.submit(st, imaging, subs, pacer, clock)
+    assert workflow.submit(st, imaging, subs, pacer, clock).submission is not None and len(imaging.copies) == 1
 
 
-def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging):
+def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging, pacer):
     clock = FakeClock()
     st = workflow.prepare(
         state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000
     )
-    st = workflow.submit(st, imaging, FakeSubmissions(), clock)
+    st = workflow.submit(st, imaging, FakeSubmissions(), pacer, clock)
     msg = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
     imaging.finish(DST, "COPY_FAILED", msg)
     with pytest.raises(CopyFailed) as exc:

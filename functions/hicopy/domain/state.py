@@ -35,6 +35,7 @@ class Plan(_Model):
 class Pace(_Model):
     slot: float  # epoch seconds (of the process clock) from which Submit may call
     waitSeconds: int  # whole seconds the state machine's Wait state sleeps first
+    missed: int = 0  # slots this chunk (or deletion) already missed in a row (see ``SlotMissed``)
 
 
 class Submission(_Model):
@@ -79,6 +80,7 @@ class WorkflowState(_Model):
     done: bool = False
     sourceDeletion: SourceDeletion | None = None
     deletionError: SfnError | None = None  # set by the DeleteSource task's Catch
+    missedSlot: SfnError | None = None  # set by the Catch that sends a task which missed its turn back to Pace
     error: SfnError | None = None
 
     @property

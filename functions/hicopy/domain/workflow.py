@@ -37,6 +37,7 @@ from hicopy.errors import (
     InvalidRequest,
     OrchestratorError,
     ServiceCallInterrupted,
+    SlotMissed,
     StaleVersion,
     SubmitOutcomeUnknown,
     reason_code_for,
@@ -44,7 +45,14 @@ from hicopy.errors import (
 
 COPY_ACTION = "CopyImageSet"
 DELETE_ACTION = "DeleteImageSet"
-MAX_IN_LAMBDA_PACING_SLEEP = 2.0  # seconds Submit may sleep to hit its slot; longer waits belong to the Wait state
+# The Wait state ends about DISPATCH_LEAD s before the slot, so that the Wait's end, the state transition, the Lambda
+# start and Submit's reads happen before the slot; Submit then sleeps the rest (at most MAX_IN_LAMBDA_PACING_SLEEP).
+DISPATCH_LEAD = 2.0
+MAX_IN_LAMBDA_PACING_SLEEP = DISPATCH_LEAD + 1.0
+# Longest a paced task waits in the Lambda for the account's next turn (a late caller ahead of it) before it gives
+# up its slot and takes a new one (``SlotMissed``); and how many slots in a row a chunk may miss before it fails.
+MAX_TURN_WAIT = 30.0
+MAX_MISSED_SLOTS = 8
 
 
 # --- Prepare ----------------------------------------------------------------------------------------------------
@@ -103,16 +111,51 @@ def _chunk_plan(
 def pace(state: WorkflowState, pacer: Pacer, clock: Clock) -> WorkflowState:
     """Reserve an account-wide slot for the next rate-limited call (CopyImageSet, or DeleteImageSet when the source
     is to be deleted); the state machine waits the whole seconds, the calling task sleeps the rest."""
+    missed = (state.pace.missed if state.pace else 0) + 1 if state.missedSlot is not None else 0
+    if missed > MAX_MISSED_SLOTS:
+        raise SlotMissed(
+            f"{_paced_action(state)} missed its turn {missed} times in a row: the account's rate-limited calls run "
+            f"more than {MAX_TURN_WAIT:g} s behind their schedule"
+        )
     now = clock.now()
-    pending_delete = state.sourceDeletion is not None and state.sourceDeletion.status == "PENDING"
-    grant = pacer.reserve(DELETE_ACTION if pending_delete else COPY_ACTION, now)
+    grant = pacer.reserve(_paced_action(state), now)
     wait = grant.wait(now)
-    whole = math.floor(wait) if wait > MAX_IN_LAMBDA_PACING_SLEEP else 0
-    return state.model_copy(update={"pace": Pace(slot=grant.slot, waitSeconds=whole)})
+    whole = math.floor(wait - DISPATCH_LEAD) if wait > MAX_IN_LAMBDA_PACING_SLEEP else 0
+    return state.model_copy(
+        update={"pace": Pace(slot=grant.slot, waitSeconds=whole, missed=missed), "missedSlot": None}
+    )
+
+
+def _paced_action(state: WorkflowState) -> str:
+    pending_delete = state.sourceDeletion is not None and state.sourceDeletion.status == "PENDING"
+    return DELETE_ACTION if pending_delete else COPY_ACTION
+
+
+def _take_turn(state: WorkflowState, pacer: Pacer, clock: Clock) -> None:
+    """Sleep to the reserved slot, then wait for the account's turn (``Pacer.claim``), immediately before the call.
+
+    A caller ahead that ran late delays this one by up to ``MAX_TURN_WAIT`` instead of making it throttled; beyond
+    that, ``SlotMissed`` sends the task back to Pace for a new slot. Unpaced states (no slot) call at once.
+    """
+    if state.pace is None:
+        return
+    if (early := state.pace.slot - clock.now()) > 0:
+        clock.sleep(min(early, MAX_IN_LAMBDA_PACING_SLEEP))
+    action, waited = _paced_action(state), 0.0
+    while (wait := pacer.claim(action, clock.now())) > 0:
+        if waited + wait > MAX_TURN_WAIT:
+            raise SlotMissed(
+                f"{action} for the slot at {iso(state.pace.slot)} would wait {waited + wait:.1f} s for the account's "
+                f"next turn (more than {MAX_TURN_WAIT:g} s): the calls ahead ran late; taking a new slot"
+            )
+        clock.sleep(wait)
+        waited += wait
 
 
 # --- Submit -----------------------------------------------------------------------------------------------------
-def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionStorePort, clock: Clock) -> WorkflowState:
+def submit(
+    state: WorkflowState, imaging: ImagingPort, submissions: SubmissionStorePort, pacer: Pacer, clock: Clock
+) -> WorkflowState:
     """Start the copy of the current chunk, at most once per (job, chunk).
 
     Before calling, a SUBMITTING record (with the destination's version before the call) is written; after the call
@@ -176,7 +219,11 @@ def submit(state: WorkflowState, imaging: ImagingPort, submissions: SubmissionSt
         force=job.force,
         promote_to_primary=job.promoteToPrimary and k == 0,
     )
-    _sleep_to_slot(state, clock)  # the reads are done: the call itself lands on the reserved slot
+    try:
+        _take_turn(state, pacer, clock)  # the reads are done: the call itself lands on the reserved slot
+    except SlotMissed:
+        submissions.abandon(state.job_id, k)  # not called: the next attempt starts afresh
+        raise
     try:
         started = imaging.copy_image_set(request)
     except ServiceCallInterrupted:
@@ -210,12 +257,6 @@ def _submitted(state: WorkflowState, record: SubmissionRecord, *, replayed: bool
         replayed=replayed,
     )
     return state.model_copy(update={"submission": submission, "submittedAt": state.submittedAt or submitted_at})
-
-
-def _sleep_to_slot(state: WorkflowState, clock: Clock) -> None:
-    if state.pace is not None:
-        remaining = state.pace.slot - clock.now()
-        clock.sleep(min(max(remaining, 0.0), MAX_IN_LAMBDA_PACING_SLEEP))
 
 
 _COPY_STATUSES = ("COPYING", "COPIED", "COPY_FAILED")
@@ -339,11 +380,11 @@ class ImageSetDeleterPort(Protocol):
     def delete_image_set(self, datastore_id: str, image_set_id: str) -> str: ...
 
 
-def delete_source(state: WorkflowState, deleter: ImageSetDeleterPort, clock: Clock) -> WorkflowState:
+def delete_source(state: WorkflowState, deleter: ImageSetDeleterPort, pacer: Pacer, clock: Clock) -> WorkflowState:
     """Delete the source image set after every chunk was COPIED (post-import delete-after). Only then."""
     if state.sourceDeletion is None or state.sourceDeletion.status != "PENDING" or not state.done:
         raise InvalidRequest("DeleteSource ran before the copy completed")
-    _sleep_to_slot(state, clock)
+    _take_turn(state, pacer, clock)
     deleter.delete_image_set(state.job.datastoreId, state.job.source.imageSetId)
     return state.model_copy(update={"sourceDeletion": SourceDeletion(status="DELETED"), "pace": None})
 

@@ -1,4 +1,5 @@
-"""DeleteSource: after every chunk was COPIED, delete the source image set (post-import delete-after only)."""
+"""DeleteSource: after every chunk was COPIED, take the account's turn and delete the source image set (post-import
+delete-after only)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
 from hicopy.domain import workflow
-from hicopy.handlers._task import run_task
+from hicopy.handlers._task import account_pacer, run_task
 from hicopy.observability import logger, tracer
 
 
@@ -22,4 +23,4 @@ def _imaging() -> HealthImaging:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.delete_source(t.state, _imaging(), get_clock()))
+    return run_task(event, lambda t: workflow.delete_source(t.state, _imaging(), account_pacer(), get_clock()))

@@ -1,4 +1,4 @@
-"""Submit: call CopyImageSet for the current chunk, at most once per (job, chunk)."""
+"""Submit: take the account's turn and call CopyImageSet for the current chunk, at most once per (job, chunk)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
 from hicopy.domain import workflow
-from hicopy.handlers._task import run_task
+from hicopy.handlers._task import account_pacer, run_task
 from hicopy.observability import logger, tracer
-from hicopy.settings import SubmitEnv, load
+from hicopy.settings import PaceEnv, load
 
 
 @cache
@@ -23,10 +23,10 @@ def _imaging() -> HealthImaging:
 
 @cache
 def _submissions() -> DynamoSubmissionStore:
-    return DynamoSubmissionStore(load(SubmitEnv).STATE_TABLE_NAME)
+    return DynamoSubmissionStore(load(PaceEnv).STATE_TABLE_NAME)
 
 
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.submit(t.state, _imaging(), _submissions(), get_clock()))
+    return run_task(event, lambda t: workflow.submit(t.state, _imaging(), _submissions(), account_pacer(), get_clock()))
