@@ -233,11 +233,11 @@ def _with_bad_char(alphabet: str, bad: str, size: int) -> st.SearchStrategy[str]
     ).map(lambda t: t[0][: t[2]] + t[1] + t[0][t[2] :])
 
 
-# Characters outside each pattern (no control characters or surrogates: known-bug tests cover those;
-# no Unicode digits for versionId: accepted by the contract, a reported gap).
+# Characters outside each pattern (no control characters or surrogates: known-bug tests cover those).
 BAD_ID32_CHARS = "ABCZ-_.: /\u00e9\u0131"
 BAD_JOB_ID_CHARS = ".:/ +@#\u00e9\u00df"
 BAD_CORRELATION_CHARS = " \u00a0\u00e9\u4e2d"
+UNICODE_DIGITS = "\u0661\u0662\u06f3\u0967\uff11\u00b2\U0001d7d9"  # digits of other scripts, fullwidth, superscript
 BAD_UIDS = ["01", "1.02", "1..2", ".1", "1.", "a", "1.2a", "", "-1", "1 .2", "1.2\n", "+1", "1e3", "\uff11"]
 
 
@@ -261,6 +261,7 @@ def bad_pattern(draw: st.DrawFn, job: dict[str, Any]) -> tuple[dict[str, Any], s
         (("datastoreId",), st.text(alphabet=LOWER_ALNUM, max_size=31)),
         (("source", "imageSetId"), _with_bad_char(LOWER_ALNUM, BAD_ID32_CHARS, 31)),
         (("source", "versionId"), st.sampled_from(["", "-1", "1.0", " 1", "1 ", "one", "0x1", "1\n", "\u2167"])),
+        (("source", "versionId"), _with_bad_char(string.digits, UNICODE_DIGITS, 5)),
         (("jobId",), _with_bad_char(JOB_ID_CHARS, BAD_JOB_ID_CHARS, 10)),
         (("jobId",), st.just("")),
         (("correlationId",), _with_bad_char(PRINTABLE_ASCII, BAD_CORRELATION_CHARS, 10)),
