@@ -133,8 +133,6 @@ KNOWN_FIELDS: dict[str, set[str]] = {
         "force",
         "promoteToPrimary",
         "correlationId",
-        "detail-type",
-        "detail",
     },
     "source": {"imageSetId", "versionId"},
     "destination": {"imageSetId", "versionId"},

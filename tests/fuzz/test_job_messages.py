@@ -161,6 +161,7 @@ VALID = {"datastoreId": DS, "source": {"imageSetId": "b" * 32}}
         Message('{"datastoreId": "' + DS + '", "source": {"imageSetId": ', hint="not valid JSON"),
         Message(dumps({**VALID, "instances": ["1.2", "1.2"]}), hint="instances contains duplicate UIDs"),
         Message(dumps({"detail-type": "Copy Requested", "detail": [VALID]}), hint="JSON object", trigger="event"),
+        Message(dumps({**VALID, "detail-type": "Copy Requested"}), hint="detail-type: unknown field"),
         Message(
             dumps(VALID),
             {TRIGGER_ATTRIBUTE: string_attribute('{"type":"sqs"}')},

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from hicopy.domain.events import REJECTED
-from hicopy.domain.intake import accept, reject, trigger_type_of
+from hicopy.domain.intake import accept, reject, rejected_event, trigger_type_of
 from hicopy.errors import JobRejected
 from tests.contracts import assert_valid_event
 from tests.fakes import FakeClock, FakePublisher, FakeQueue
@@ -55,6 +55,42 @@ def test_bad_messages_are_rejected(body, fragment):
 def test_bad_trigger_attribute_is_rejected():
     with pytest.raises(JobRejected, match="must be an object with type 'import'"):
         accept(json.dumps(JOB), message_id=MID, attributes={"hicopyTrigger": '{"type": "sqs"}'}, clock=FakeClock())
+
+
+@pytest.mark.parametrize(
+    ("body", "attributes", "expected"),
+    [
+        ({"detail-type": "Copy Requested", "detail": JOB}, {}, "event"),
+        ({"detail-type": "Other", "detail": 1}, {"hicopyTrigger": "{}"}, "event"),
+        ({**JOB, "detail-type": "Copy Requested"}, {}, "sqs"),  # was: event (detail-type alone)
+        ({**JOB, "detail-type": "Copy Requested"}, {"hicopyTrigger": '{"type":"import"}'}, "import"),  # was: event
+        ({**JOB, "detail": JOB}, {}, "sqs"),
+        (JOB, {}, "sqs"),
+        (JOB, {"hicopyTrigger": "{"}, "import"),
+        (["detail-type", "detail"], {}, "sqs"),
+    ],
+)
+def test_trigger_type_of_needs_both_event_keys(body, attributes, expected):
+    assert trigger_type_of(json.dumps(body), attributes) == expected
+    assert trigger_type_of("{not json", {}) == "sqs"
+
+
+def test_a_raw_job_with_a_detail_type_key_is_rejected_as_a_raw_job():
+    body = json.dumps({**JOB, "detail-type": "Copy Requested"})
+    with pytest.raises(JobRejected, match="detail-type: unknown field"):
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    assert trigger_type_of(body, {}) == "sqs"
+
+
+def test_rejection_hints_come_from_the_detail_of_events_only():
+    def hints(data):
+        with pytest.raises(JobRejected) as exc:
+            accept(json.dumps(data), message_id=MID, attributes={}, clock=FakeClock())
+        event = rejected_event(json.dumps(data), exc.value, message_id=MID, trigger_type="sqs", clock=FakeClock())
+        return event.get("jobId")
+
+    assert hints({"detail-type": "Copy Requested", "detail": {**JOB, "jobId": "inner", "x": 1}}) == "inner"
+    assert hints({**JOB, "jobId": "outer", "detail": {"jobId": "inner"}}) == "outer"  # a raw job: was "inner"
 
 
 def test_reject_keeps_the_message_then_publishes_one_valid_event():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
@@ -47,7 +47,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     except ValueError as exc:
         raise JobRejected(f"the message body is not valid JSON: {exc}") from exc
     trigger_data: dict[str, Any]
-    if isinstance(data, dict) and "detail-type" in data and "detail" in data:
+    if _is_event(data):
         if data["detail-type"] != COPY_REQUESTED:
             raise JobRejected(f"event detail-type {safe_name(data['detail-type'])!r} is not {COPY_REQUESTED!r}")
         trigger_data = {"type": "event", "eventId": str(data.get("id", "")), "source": str(data.get("source", ""))}
@@ -127,13 +127,19 @@ def reject(
 
 
 def trigger_type_of(body: str, attributes: dict[str, str]) -> str:
+    """The trigger type of a rejected message, classified as ``accept`` does."""
     try:
         data = json.loads(body)
     except ValueError:
         data = None
-    if isinstance(data, dict) and "detail-type" in data:
+    if _is_event(data):
         return "event"
     return "import" if TRIGGER_ATTRIBUTE in attributes else "sqs"
+
+
+def _is_event(data: Any) -> TypeGuard[dict[str, Any]]:
+    """A whole EventBridge event (both keys); anything else is a raw job, where either key is an unknown field."""
+    return isinstance(data, dict) and "detail-type" in data and "detail" in data
 
 
 def _hints(body: str) -> dict[str, str]:
@@ -142,7 +148,7 @@ def _hints(body: str) -> dict[str, str]:
         data = json.loads(body)
     except ValueError:
         return {}
-    if isinstance(data, dict) and isinstance(data.get("detail"), dict):
+    if _is_event(data) and isinstance(data["detail"], dict):
         data = data["detail"]
     if not isinstance(data, dict):
         return {}
