@@ -162,6 +162,13 @@ VALID = {"datastoreId": DS, "source": {"imageSetId": "b" * 32}}
         Message(dumps({**VALID, "instances": ["1.2", "1.2"]}), hint="instances contains duplicate UIDs"),
         Message(dumps({"detail-type": "Copy Requested", "detail": [VALID]}), hint="JSON object", trigger="event"),
         Message(dumps({**VALID, "detail-type": "Copy Requested"}), hint="detail-type: unknown field"),
+        Message('{"datastoreId": NaN}', hint="not valid JSON: NaN is not a JSON value"),
+        Message(
+            dumps(VALID),
+            {TRIGGER_ATTRIBUTE: string_attribute('{"type":"import","note":-Infinity}')},
+            hint=f"{TRIGGER_ATTRIBUTE} is not valid JSON: -Infinity is not a JSON value",
+            trigger="import",
+        ),
         Message(
             dumps(VALID),
             {TRIGGER_ATTRIBUTE: string_attribute('{"type":"sqs"}')},

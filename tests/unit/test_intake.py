@@ -52,6 +52,42 @@ def test_bad_messages_are_rejected(body, fragment):
     assert fragment in exc.value.message
 
 
+NON_FINITE = "is not a JSON value (JSON numbers are finite: no NaN, Infinity or -Infinity)"
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"datastoreId": %s, "source": {"imageSetId": "' + SRC + '"}}',  # a job field
+        json.dumps({**JOB, "pad": "@"}).replace('"@"', "%s"),  # an unknown field
+        json.dumps({"detail-type": "Copy Requested", "detail": JOB, "extra": ["@"]}).replace('"@"', "%s"),  # envelope
+        "%s",
+    ],
+)
+def test_non_finite_number_tokens_are_rejected(template, token):
+    """Was: Python's json read NaN/Infinity/-Infinity; the reason named whatever field held them, or nothing."""
+    with pytest.raises(JobRejected) as exc:
+        accept(template % token, message_id=MID, attributes={}, clock=FakeClock())
+    assert exc.value.message == f"the message body is not valid JSON: {token} {NON_FINITE}"
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999"])
+def test_numbers_beyond_a_float_are_rejected(number):
+    with pytest.raises(JobRejected, match=f"not valid JSON: the number {number} is out of range"):
+        accept(json.dumps({**JOB, "n": "@"}).replace('"@"', number), message_id=MID, attributes={}, clock=FakeClock())
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_non_finite_numbers_in_the_trigger_attribute_are_rejected(value):
+    """Was: accepted, and an infinity in the trigger's extra keys became null in the execution input."""
+    attrs = {"hicopyTrigger": '{"type": "import", "note": @}'.replace("@", value)}
+    with pytest.raises(
+        JobRejected, match=r"^message attribute hicopyTrigger is not valid JSON: .*(finite|out of range)"
+    ):
+        accept(json.dumps(JOB), message_id=MID, attributes=attrs, clock=FakeClock())
+
+
 def test_bad_trigger_attribute_is_rejected():
     with pytest.raises(JobRejected, match="must be an object with type 'import'"):
         accept(json.dumps(JOB), message_id=MID, attributes={"hicopyTrigger": '{"type": "sqs"}'}, clock=FakeClock())
