@@ -44,3 +44,8 @@ def set_clock(clock: Clock) -> Clock:
 def iso(ts: float) -> str:
     """RFC 3339 UTC timestamp with milliseconds, as used in our events."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> float:
+    """Seconds since the epoch of a timestamp written by ``iso``."""
+    return datetime.fromisoformat(text).timestamp()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from hicopy.clock import parse_iso
 from hicopy.domain.events import FAILED, SUCCEEDED
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, pace, prepare, publish, submit
@@ -195,7 +196,44 @@ def test_chunked_copy_reports_chunks(stack: Stack, monkeypatch: pytest.MonkeyPat
     assert [c["index"] for c in event["detail"]["completedChunks"]] == [0, 1, 2]
 
 
-def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: Stack, monkeypatch):
+def emitted_metrics(stdout: str) -> dict[str, tuple[str, float]]:
+    """name -> (unit, value) of every metric in the EMF documents the handlers printed."""
+    found: dict[str, tuple[str, float]] = {}
+    for line in stdout.splitlines():
+        try:
+            document = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(document, dict) or "_aws" not in document:
+            continue
+        for directive in document["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = document[metric["Name"]]
+                found[metric["Name"]] = (metric["Unit"], value[0] if isinstance(value, list) else value)
+    return found
+
+
+@pytest.mark.parametrize("frames_per_copy", [1000, 4])
+def test_a_succeeded_job_reports_its_copy_duration(stack: Stack, monkeypatch, capsys, frames_per_copy):
+    monkeypatch.setenv("MAX_FRAMES_PER_COPY", str(frames_per_copy))
+    from tests.functional.conftest import _clear_handler_caches
+
+    _clear_handler_caches()
+    src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=5)
+    capsys.readouterr()
+    state, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
+    metrics = emitted_metrics(capsys.readouterr().out)
+    detail = event["detail"]
+    assert event["detail-type"] == SUCCEEDED and metrics["JobsSucceeded"] == ("Count", 1)
+    unit, seconds = metrics["CopyDurationSeconds"]
+    assert unit == "Seconds"
+    # First submission to the completion of the last chunk (as AwaitCopy saw it), on the test's clock.
+    assert seconds == pytest.approx(parse_iso(state["completed"][-1]["completedAt"]) - parse_iso(detail["submittedAt"]))
+    # Each of the emulator's copies takes 10 s, one after the other; the event is published afterwards.
+    assert 10 * detail["chunks"] <= seconds <= parse_iso(detail["completedAt"]) - parse_iso(detail["submittedAt"])
+
+
+def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: Stack, monkeypatch, capsys):
     monkeypatch.setenv("MAX_FRAMES_PER_COPY", "2")
     from tests.functional.conftest import _clear_handler_caches
 
@@ -216,7 +254,10 @@ def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: St
     stack.clock.t += 20
     with pytest.raises(OrchestratorError) as exc:
         task(await_copy, state, retry=2)
+    capsys.readouterr()
     task(publish, caught(state, exc.value))
+    metrics = emitted_metrics(capsys.readouterr().out)
+    assert metrics["JobsFailed"] == ("Count", 1) and "CopyDurationSeconds" not in metrics  # only for successes
     (event,) = stack.events()
     d = event["detail"]
     assert d["failedChunk"] == 1 and d["chunksCompleted"] == 1 and d["chunks"] == 3

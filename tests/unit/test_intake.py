@@ -3,7 +3,7 @@ import json
 import pytest
 
 from hicopy.domain.events import REJECTED
-from hicopy.domain.intake import accept, reject, trigger_type_of
+from hicopy.domain.intake import accept, reject, rejected_event, trigger_type_of
 from hicopy.errors import JobRejected
 from tests.contracts import assert_valid_event
 from tests.fakes import FakeClock, FakePublisher, FakeQueue
@@ -52,9 +52,81 @@ def test_bad_messages_are_rejected(body, fragment):
     assert fragment in exc.value.message
 
 
+NON_FINITE = "is not a JSON value (JSON numbers are finite: no NaN, Infinity or -Infinity)"
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{"datastoreId": %s, "source": {"imageSetId": "' + SRC + '"}}',  # a job field
+        json.dumps({**JOB, "pad": "@"}).replace('"@"', "%s"),  # an unknown field
+        json.dumps({"detail-type": "Copy Requested", "detail": JOB, "extra": ["@"]}).replace('"@"', "%s"),  # envelope
+        "%s",
+    ],
+)
+def test_non_finite_number_tokens_are_rejected(template, token):
+    """Was: Python's json read NaN/Infinity/-Infinity; the reason named whatever field held them, or nothing."""
+    with pytest.raises(JobRejected) as exc:
+        accept(template % token, message_id=MID, attributes={}, clock=FakeClock())
+    assert exc.value.message == f"the message body is not valid JSON: {token} {NON_FINITE}"
+
+
+@pytest.mark.parametrize("number", ["1e999", "-1e999"])
+def test_numbers_beyond_a_float_are_rejected(number):
+    with pytest.raises(JobRejected, match=f"not valid JSON: the number {number} is out of range"):
+        accept(json.dumps({**JOB, "n": "@"}).replace('"@"', number), message_id=MID, attributes={}, clock=FakeClock())
+
+
+@pytest.mark.parametrize("value", ["Infinity", "-Infinity", "NaN", "1e999"])
+def test_non_finite_numbers_in_the_trigger_attribute_are_rejected(value):
+    """Was: accepted, and an infinity in the trigger's extra keys became null in the execution input."""
+    attrs = {"hicopyTrigger": '{"type": "import", "note": @}'.replace("@", value)}
+    with pytest.raises(
+        JobRejected, match=r"^message attribute hicopyTrigger is not valid JSON: .*(finite|out of range)"
+    ):
+        accept(json.dumps(JOB), message_id=MID, attributes=attrs, clock=FakeClock())
+
+
 def test_bad_trigger_attribute_is_rejected():
     with pytest.raises(JobRejected, match="must be an object with type 'import'"):
         accept(json.dumps(JOB), message_id=MID, attributes={"hicopyTrigger": '{"type": "sqs"}'}, clock=FakeClock())
+
+
+@pytest.mark.parametrize(
+    ("body", "attributes", "expected"),
+    [
+        ({"detail-type": "Copy Requested", "detail": JOB}, {}, "event"),
+        ({"detail-type": "Other", "detail": 1}, {"hicopyTrigger": "{}"}, "event"),
+        ({**JOB, "detail-type": "Copy Requested"}, {}, "sqs"),  # was: event (detail-type alone)
+        ({**JOB, "detail-type": "Copy Requested"}, {"hicopyTrigger": '{"type":"import"}'}, "import"),  # was: event
+        ({**JOB, "detail": JOB}, {}, "sqs"),
+        (JOB, {}, "sqs"),
+        (JOB, {"hicopyTrigger": "{"}, "import"),
+        (["detail-type", "detail"], {}, "sqs"),
+    ],
+)
+def test_trigger_type_of_needs_both_event_keys(body, attributes, expected):
+    assert trigger_type_of(json.dumps(body), attributes) == expected
+    assert trigger_type_of("{not json", {}) == "sqs"
+
+
+def test_a_raw_job_with_a_detail_type_key_is_rejected_as_a_raw_job():
+    body = json.dumps({**JOB, "detail-type": "Copy Requested"})
+    with pytest.raises(JobRejected, match="detail-type: unknown field"):
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    assert trigger_type_of(body, {}) == "sqs"
+
+
+def test_rejection_hints_come_from_the_detail_of_events_only():
+    def hints(data):
+        with pytest.raises(JobRejected) as exc:
+            accept(json.dumps(data), message_id=MID, attributes={}, clock=FakeClock())
+        event = rejected_event(json.dumps(data), exc.value, message_id=MID, trigger_type="sqs", clock=FakeClock())
+        return event.get("jobId")
+
+    assert hints({"detail-type": "Copy Requested", "detail": {**JOB, "jobId": "inner", "x": 1}}) == "inner"
+    assert hints({**JOB, "jobId": "outer", "detail": {"jobId": "inner"}}) == "outer"  # a raw job: was "inner"
 
 
 def test_reject_keeps_the_message_then_publishes_one_valid_event():

@@ -2,6 +2,7 @@ import pytest
 
 from hicopy.domain.job import parse_job
 from hicopy.errors import JobRejected
+from tests.contracts import validator
 
 DS = "a" * 32
 SRC = "b" * 32
@@ -54,6 +55,18 @@ def test_bad_jobs_are_rejected_with_a_precise_reason(data, fragment):
     with pytest.raises(JobRejected) as exc:
         parse_job(data)
     assert fragment in exc.value.message
+
+
+# Arabic-Indic twelve, fullwidth one, a mix, superscript two
+@pytest.mark.parametrize("version", ["\u0661\u0662", "\uff11", "1\u0662", "\u00b2"])
+@pytest.mark.parametrize("field", ["source", "destination"])
+def test_version_ids_are_ascii_digits_only(field, version):
+    """Was: ``^\\d{1,20}$`` accepted any script's digits ("\u0661\u0662" is 12 in Arabic-Indic digits)."""
+    data = job(**{field: {"imageSetId": SRC if field == "source" else DST, "versionId": version}})
+    with pytest.raises(JobRejected) as exc:
+        parse_job(data)
+    assert exc.value.message == f"invalid copy job: {field}.versionId: String should match pattern '^[0-9]{{1,20}}$'"
+    assert not validator("copy-job.schema.json").is_valid(data)  # the published JSON Schema refuses it too
 
 
 def test_non_object_is_rejected():

@@ -5,6 +5,7 @@ Each takes an optional client (tests inject one) and creates its boto3 client la
 
 from __future__ import annotations
 
+import base64
 import json
 from decimal import Decimal
 from typing import Any
@@ -228,13 +229,25 @@ class ExecutionStarter(_Adapter):
             raise transient(exc, "StartExecution") from exc
 
 
+BODY_ENCODING_ATTRIBUTE = "hicopyBodyEncoding"
+
+
 class QueueSender(_Adapter):
+    """Sends one message. A body that is not valid Unicode text (a lone surrogate: ``str`` allows it, UTF-8 and SQS
+    do not) is sent base64-encoded, with the attribute ``hicopyBodyEncoding = base64``, so that nothing is lost;
+    every other body is sent unchanged."""
+
     SERVICE = "sqs"
 
     def __init__(self, queue_url: str, client: Any | None = None) -> None:
         self.queue_url, self._client = queue_url, client
 
     def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
+        try:
+            body.encode("utf-8")
+        except UnicodeEncodeError:
+            body = base64.b64encode(body.encode("utf-8", "surrogatepass")).decode("ascii")
+            attributes = {**(attributes or {}), BODY_ENCODING_ATTRIBUTE: "base64"}
         params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
         if attributes:
             params["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}

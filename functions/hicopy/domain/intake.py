@@ -11,8 +11,9 @@ A message is one of:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
@@ -43,11 +44,11 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     if size > MAX_BODY_BYTES:
         raise JobRejected(f"the message is {size} bytes; a job is at most {MAX_BODY_BYTES} bytes")
     try:
-        data = json.loads(body)
+        data = loads_strict(body)
     except ValueError as exc:
         raise JobRejected(f"the message body is not valid JSON: {exc}") from exc
     trigger_data: dict[str, Any]
-    if isinstance(data, dict) and "detail-type" in data and "detail" in data:
+    if _is_event(data):
         if data["detail-type"] != COPY_REQUESTED:
             raise JobRejected(f"event detail-type {safe_name(data['detail-type'])!r} is not {COPY_REQUESTED!r}")
         trigger_data = {"type": "event", "eventId": str(data.get("id", "")), "source": str(data.get("source", ""))}
@@ -55,9 +56,9 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
         data = data["detail"]
     elif TRIGGER_ATTRIBUTE in attributes:
         try:
-            trigger_data = json.loads(attributes[TRIGGER_ATTRIBUTE])
+            trigger_data = loads_strict(attributes[TRIGGER_ATTRIBUTE])
         except ValueError as exc:
-            raise JobRejected(f"message attribute {TRIGGER_ATTRIBUTE} is not valid JSON") from exc
+            raise JobRejected(f"message attribute {TRIGGER_ATTRIBUTE} is not valid JSON: {exc}") from exc
         if not isinstance(trigger_data, dict) or trigger_data.get("type") != "import":
             raise JobRejected(f"message attribute {TRIGGER_ATTRIBUTE} must be an object with type 'import'")
         default_id = message_id
@@ -76,6 +77,24 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
             f"the job is too large: its execution input would be {state_size} bytes (max {MAX_STATE_BYTES})"
         )
     return Accepted(job=job, trigger=trigger, state=state)
+
+
+def loads_strict(text: str) -> Any:
+    """``json.loads`` without Python's extensions: the tokens ``NaN``, ``Infinity`` and ``-Infinity`` are not JSON,
+    and a number too large for a float (``1e999``) is not read as infinity (pydantic would dump an infinity in a
+    trigger's extra keys as null into the execution input). ``ValueError`` with the reason."""
+    return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
+def _refuse_constant(token: str) -> Any:
+    raise ValueError(f"{token} is not a JSON value (JSON numbers are finite: no NaN, Infinity or -Infinity)")
+
+
+def _finite_float(token: str) -> float:
+    value = float(token)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {token[:32]} is out of range (numbers must be finite)")
+    return value
 
 
 def rejected_event(
@@ -127,13 +146,19 @@ def reject(
 
 
 def trigger_type_of(body: str, attributes: dict[str, str]) -> str:
+    """The trigger type of a rejected message, classified as ``accept`` does."""
     try:
         data = json.loads(body)
     except ValueError:
         data = None
-    if isinstance(data, dict) and "detail-type" in data:
+    if _is_event(data):
         return "event"
     return "import" if TRIGGER_ATTRIBUTE in attributes else "sqs"
+
+
+def _is_event(data: Any) -> TypeGuard[dict[str, Any]]:
+    """A whole EventBridge event (both keys); anything else is a raw job, where either key is an unknown field."""
+    return isinstance(data, dict) and "detail-type" in data and "detail" in data
 
 
 def _hints(body: str) -> dict[str, str]:
@@ -142,7 +167,7 @@ def _hints(body: str) -> dict[str, str]:
         data = json.loads(body)
     except ValueError:
         return {}
-    if isinstance(data, dict) and isinstance(data.get("detail"), dict):
+    if _is_event(data) and isinstance(data["detail"], dict):
         data = data["detail"]
     if not isinstance(data, dict):
         return {}

@@ -9,7 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from hicopy.errors import JobRejected
 
 ImagingId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{32}$")]
-VersionId = Annotated[str, StringConstraints(pattern=r"^\d{1,20}$")]
+# ASCII digits only: in Python (and so in pydantic and jsonschema) \d also matches other scripts' digits ("١٢").
+VersionId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 # DICOM UID: dot-separated numeric components, no leading zeros (except "0" itself), at most 64 characters.
 DicomUid = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$", max_length=64)]
 JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,80}$")]

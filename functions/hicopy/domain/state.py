@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hicopy.clock import parse_iso
 from hicopy.domain.job import CopyJob, Trigger
 
 
@@ -91,6 +92,13 @@ class WorkflowState(_Model):
     @property
     def delete_source_after_copy(self) -> bool:
         return bool(self.trigger.model_dump().get("deleteSourceAfterCopy"))
+
+    def copy_seconds(self) -> float | None:
+        """Seconds from the job's first submission to the completion of its last copied chunk (as AwaitCopy saw
+        it), or None when nothing was both submitted and completed."""
+        if self.submittedAt is None or not self.completed:
+            return None
+        return max(0.0, parse_iso(self.completed[-1].completedAt) - parse_iso(self.submittedAt))
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -33,6 +33,9 @@ def _publish(task: TaskInput) -> WorkflowState:
     metrics.add_metric(
         name="JobsSucceeded" if detail_type == SUCCEEDED else "JobsFailed", unit=MetricUnit.Count, value=1
     )
+    copy_seconds = task.state.copy_seconds() if detail_type == SUCCEEDED else None
+    if copy_seconds is not None:
+        metrics.add_metric(name="CopyDurationSeconds", unit=MetricUnit.Seconds, value=copy_seconds)
     checks = sum(c.statusChecks for c in task.state.completed)
     metrics.add_metric(name="StatusChecks", unit=MetricUnit.Count, value=checks)
     logger.info(
