@@ -98,6 +98,14 @@ def test_reads_manifest_success_warning_and_failure_files():
     assert result.summary == {"numberOfScannedFiles": 5}
 
 
+@pytest.mark.parametrize("version", ["\u0661\u0662", "\u00b2", "12a", -3, 2.5])
+def test_an_image_set_version_that_is_not_ascii_digits_is_ignored(version):
+    """Arabic-Indic or superscript digits pass str.isdigit() but are no version: ignored, like any non-number."""
+    files = {OUT + "job-output-manifest.json": manifest({"imageSetId": P1, "imageSetVersion": version})}
+    (entry,) = read_import_result(job_props(), Output(files)).image_sets
+    assert entry.image_set_id == P1 and entry.version is None
+
+
 def test_missing_manifest_is_retryable_but_missing_ndjson_is_empty():
     with pytest.raises(ManifestNotReady):
         read_import_result(job_props(), Output({}))

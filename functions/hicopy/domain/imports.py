@@ -174,7 +174,7 @@ def _read_import_result(job: dict[str, Any], output: ImportOutputPort) -> Import
         if primary is not None:
             entry.is_primary = primary if entry.is_primary is None else (entry.is_primary and primary)
         version = obj.get("imageSetVersion")
-        if version is not None and str(version).isdigit():
+        if version is not None and re.fullmatch(r"[0-9]{1,20}", str(version)):  # ASCII digits only
             entry.version = max(entry.version or 0, int(version))
         if "numberOfMatchedSOPInstances" in obj:
             entry.matched_instances = int(obj["numberOfMatchedSOPInstances"])
