@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,6 +56,7 @@ class Metrics:
     steady_lateness_p50: float | None  # call - slot of the jobs whose slot comes after the start-up
     steady_lateness_p95: float | None
     steady_throttled: int  # throttled calls after the start-up
+    slots_missed: int  # slots given up because the call was too far behind the account's turns (SlotMissed)
     real_seconds: float
     virtual_seconds: float
 
@@ -144,6 +146,47 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
             for c in calls
             if c.error_code == "ThrottlingException" and startup_end is not None and c.at >= startup_end
         ),
+        slots_missed=sum(max(len(j.slots) - 1, 0) for j in jobs),
         real_seconds=run.real_seconds,
         virtual_seconds=run.virtual_seconds,
     )
+
+
+# Issue #6: at a backlog of 500 jobs the shipped policy sustains >= 90 % of the quota, with <= 1.05 CopyImageSet
+# calls per copy and no job failed.
+TARGET_BACKLOG = 500
+TARGET_SUSTAINED = 0.90
+TARGET_CALLS_PER_COPY = 1.05
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    measured: str
+    target: str
+    met: bool
+
+
+def targets(metrics: Sequence[Metrics]) -> list[Target]:
+    """The targets, checked on the shipped policy's largest backlog of at least ``TARGET_BACKLOG`` jobs (none if the
+    run had no such backlog)."""
+    big = [m for m in metrics if m.policy == "shipped" and m.backlog >= TARGET_BACKLOG]
+    if not big:
+        return []
+    m = max(big, key=lambda x: x.backlog)
+    sustained, calls = m.accepted_call_rate_fraction, m.calls_per_copy
+    return [
+        Target(
+            "sustained rate",
+            "-" if sustained is None else f"{sustained * 100:.0f}% of the quota",
+            f">= {TARGET_SUSTAINED * 100:.0f}%",
+            sustained is not None and sustained >= TARGET_SUSTAINED,
+        ),
+        Target(
+            "CopyImageSet calls per copy",
+            "-" if calls is None else f"{calls:.2f}",
+            f"<= {TARGET_CALLS_PER_COPY}",
+            calls is not None and calls <= TARGET_CALLS_PER_COPY,
+        ),
+        Target("jobs failed", str(m.failed + m.unfinished), "0", m.failed + m.unfinished == 0),
+    ]

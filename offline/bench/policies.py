@@ -58,8 +58,8 @@ def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float)
        (``NeedsPacing?``'s ``Default``: ``Submit``, or ``CopyOrDelete?`` when delete-after is configured).
     2. **Default retries on Submit**: each of Submit's retriers keeps its ``ErrorEquals`` and gets Step Functions'
        defaults instead of its tuning: ``IntervalSeconds`` 1, ``BackoffRate`` 2.0, ``MaxAttempts`` 3, no
-       ``MaxDelaySeconds``, no ``JitterStrategy``. A Submit ``Catch`` that leads back to ``Pace`` (re-pacing a
-       throttled call) is removed and its errors join the first retrier.
+       ``MaxDelaySeconds``, no ``JitterStrategy``. A Submit ``Catch`` that leads back to ``Pace`` (``SlotMissed``:
+       a call that missed its turn takes a new slot) is removed and its errors join the first retrier.
     3. **Fixed 30 s polling**: AwaitCopy's ``CopyStillInProgress`` retrier becomes ``IntervalSeconds`` 30,
        ``BackoffRate`` 1.0, no ``MaxDelaySeconds``, no jitter, ``MaxAttempts`` = ceil(longest copy / 30) + 2.
 
@@ -120,36 +120,6 @@ def _check_closed(definition: dict[str, Any]) -> None:
         raise DefinitionShapeError(f"transitions to missing states: {missing}")
 
 
-THROTTLED_ERROR = "ServiceThrottled"
-
-
-def repace_definition(definition: dict[str, Any]) -> dict[str, Any]:
-    """Candidate fix (not shipped; ``--policies shipped,repace,naive``): a throttled Submit goes back to ``Pace``
-    for a new slot instead of being retried in place.
-
-    Submit's retriers no longer list ``ServiceThrottled``; a ``Catch`` for it (before the catch-all, with
-    ``ResultPath: null`` so the state passes through unchanged) leads to ``Pace``. A retry in place calls at a
-    random time that owns no slot, takes the token of the next slotted call, which is throttled in turn: one late
-    call starts a chain of throttles. A re-paced call owns a slot, so a late call costs at most one extra call.
-    """
-    out = copy.deepcopy(definition)
-    states: dict[str, Any] = out["States"]
-    _state(states, "Pace")
-    submit = _state(states, "Submit")
-    retriers = []
-    for retrier in submit.get("Retry", []):
-        errors = [e for e in retrier["ErrorEquals"] if e != THROTTLED_ERROR]
-        if errors:
-            retriers.append({**retrier, "ErrorEquals": errors})
-    submit["Retry"] = retriers
-    submit["Catch"] = [
-        {"ErrorEquals": [THROTTLED_ERROR], "ResultPath": None, "Next": "Pace"},
-        *submit.get("Catch", []),
-    ]
-    _check_closed(out)
-    return out
-
-
 @dataclass(frozen=True)
 class Policy:
     name: str
@@ -160,17 +130,13 @@ class Policy:
 
 SHIPPED = Policy(
     "shipped",
-    "account-wide GCRA pacing before CopyImageSet; tuned retries with full jitter; backoff polling from the config",
+    "account-wide GCRA slots before CopyImageSet and a turn right before each call; tuned retries with full "
+    "jitter; backoff polling from the config",
 )
 NAIVE = Policy(
     "naive",
     "no pacing; Step Functions default retries on Submit (1 s x2, 3 attempts, no jitter); fixed 30 s polling",
     lambda definition, longest: naive_definition(definition, longest_copy_seconds=longest),
 )
-REPACE = Policy(
-    "repace",
-    "candidate fix: shipped, but a throttled Submit is re-paced (Catch -> Pace) instead of retried in place",
-    lambda definition, _longest: repace_definition(definition),
-)
-POLICIES: dict[str, Policy] = {p.name: p for p in (SHIPPED, NAIVE, REPACE)}
+POLICIES: dict[str, Policy] = {p.name: p for p in (SHIPPED, NAIVE)}
 DEFAULT_POLICIES = ("shipped", "naive")

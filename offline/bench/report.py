@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from offline.bench.metrics import Metrics
+from offline.bench.metrics import TARGET_BACKLOG, Metrics, targets
 from offline.bench.run import RunRecord
 
 
@@ -30,6 +30,7 @@ def _reasons(m: Metrics) -> str:
 MAIN_HEADER = (
     "backlog",
     "policy",
+    "sustained rate (of quota)",
     "copies/h",
     "of quota",
     "CopyImageSet calls/copy",
@@ -42,8 +43,8 @@ MAIN_HEADER = (
 DIAG_HEADER = (
     "backlog",
     "policy",
-    "accepted-call rate",
     "min call spacing (s)",
+    "slots missed",
     "call - slot p50 / p95 / max (s)",
     "Submit start - slot p50 / p95 (s)",
     "start-up burst (s)",
@@ -61,6 +62,7 @@ def main_rows(metrics: Sequence[Metrics]) -> list[tuple[str, ...]]:
         (
             str(m.backlog),
             m.policy,
+            _pct(m.accepted_call_rate_fraction),
             _num(m.copies_per_hour),
             _pct(m.quota_fraction),
             _num(m.calls_per_copy, ".2f"),
@@ -81,8 +83,8 @@ def diag_rows(metrics: Sequence[Metrics], runs: Sequence[RunRecord]) -> list[tup
         (
             str(m.backlog),
             m.policy,
-            _pct(m.accepted_call_rate_fraction),
             _num(m.min_call_spacing, ".2f"),
+            str(m.slots_missed) if m.startup_end is not None else "-",
             f"{_num(m.lateness_p50, '.2f')} / {_num(m.lateness_p95, '.2f')} / {_num(m.lateness_max, '.2f')}",
             f"{_num(m.submit_start_p50, '.2f')} / {_num(m.submit_start_p95, '.2f')}",
             _num(m.startup_end),
@@ -133,13 +135,17 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             "",
             markdown_table(DIAG_HEADER, diag_rows(metrics, runs)),
             "",
-            "How to read it: *copies/h* counts successful copies over the span from the first CopyImageSet call to "
-            "the last completion event; *of quota* divides by rate x 3600. *CopyImageSet calls/copy* counts every "
+            *_targets_lines(metrics),
+            "How to read it: *sustained rate* is accepted CopyImageSet calls per hour between the first and the last "
+            "accepted call, against the quota (rate x 3600): the rate the backlog was worked off at. *copies/h* "
+            "counts successful copies over the span from the first CopyImageSet call to the last completion event, "
+            "so it also counts the drain at the end (the last copies' duration and status checks: about 150 s "
+            "at a 500-job backlog); *of quota* divides it by rate x 3600. *CopyImageSet calls/copy* counts every "
             "call the service received (throttled ones included) per successful copy. *status checks* are AwaitCopy "
             "GetImageSet calls; *transitions* are Step Functions state transitions as billed (states entered + "
             "retries), per successful copy. *lag* runs from the moment the emulator finished a copy to the "
-            "completion event's `completedAt`. Diagnostics: *accepted-call rate* is accepted CopyImageSet calls per "
-            "hour between the first and the last accepted call (the steady rate); *call - slot* is how late each "
+            "completion event's `completedAt`. Diagnostics: *slots missed* counts the calls that were more than "
+            "30 s behind the account's turns and took a new slot (`SlotMissed`); *call - slot* is how late each "
             "job's first CopyImageSet call came after the slot Pace reserved for it; *Submit start - slot* is when "
             "that Submit made its first read, relative to the slot (negative: it started early enough to sleep to "
             "its slot; positive: the Wait's end, the state transition or the Lambda start overran the slot). "
@@ -152,6 +158,50 @@ def markdown(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[
             "",
         ]
     )
+
+
+def _targets_lines(metrics: Sequence[Metrics]) -> list[str]:
+    checked = targets(metrics)
+    if not checked:
+        return []
+    backlog = next(m.backlog for m in metrics if m.policy == "shipped" and m.backlog >= TARGET_BACKLOG)
+    items = "; ".join(f"{t.name} {t.measured} (target {t.target}): {'met' if t.met else 'MISSED'}" for t in checked)
+    return [f"Targets (issue #6), shipped policy at a backlog of {backlog}: {items}.", ""]
+
+
+def targets_text(metrics: Sequence[Metrics]) -> str:
+    """One line per target, for the console."""
+    return "\n".join(
+        f"  {'met   ' if t.met else 'MISSED'}  {t.name}: {t.measured} (target {t.target})" for t in targets(metrics)
+    )
+
+
+README_BEGIN = "<!-- bench-table: written by python -m offline.bench --update-docs -->"
+README_END = "<!-- /bench-table -->"
+
+
+def readme_table(config: dict[str, Any], metrics: Sequence[Metrics]) -> str:
+    """What the README shows of a run: the command, the main table and the targets."""
+    return "\n".join(
+        [
+            f"Command: `{config['command']}` (code {config.get('code', 'unknown')}, time scale "
+            f"{config['time_scale']:g}, {config.get('machine', 'this machine')}, "
+            f"{config.get('total_real_seconds', 0) / 60:.0f} min).",
+            "",
+            markdown_table(MAIN_HEADER, main_rows(metrics)),
+            "",
+            *_targets_lines(metrics),
+        ]
+    ).rstrip()
+
+
+def readme_with_table(readme: str, config: dict[str, Any], metrics: Sequence[Metrics]) -> str:
+    """``readme`` with the text between the bench-table markers replaced by this run's table."""
+    begin, end = readme.find(README_BEGIN), readme.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f"README.md has no {README_BEGIN!r} ... {README_END!r} block")
+    head = readme[: begin + len(README_BEGIN)]
+    return head + "\n" + readme_table(config, metrics) + "\n" + readme[end:]
 
 
 def results_json(config: dict[str, Any], metrics: Sequence[Metrics], runs: Sequence[RunRecord]) -> dict[str, Any]:
@@ -182,7 +232,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     path.write_text(json.dumps(data, indent=1, sort_keys=False, default=str) + "\n")
 
 
-COLORS = {"shipped": "tab:blue", "naive": "tab:red", "repace": "tab:green"}
+COLORS = {"shipped": "tab:blue", "naive": "tab:red"}
 
 
 def chart(path: Path, runs: Sequence[RunRecord], *, backlog: int, rate: float, title_note: str = "") -> bool:

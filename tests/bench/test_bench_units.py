@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from offline.bench.metrics import compute, percentile
+from offline.bench.metrics import compute, percentile, targets
 from offline.bench.policies import (
     NAIVE_POLL_SECONDS,
     SFN_DEFAULT_RETRY,
     DefinitionShapeError,
     naive_definition,
-    repace_definition,
 )
-from offline.bench.report import chart, markdown, results_json
+from offline.bench.report import README_BEGIN, README_END, chart, markdown, readme_with_table, results_json
 from offline.bench.run import CopyCall, JobRecord, RunRecord
 from offline.bench.workload import DurationDistribution, jobs
 
@@ -49,13 +49,16 @@ def shipped_like() -> dict[str, Any]:
                 "Default": "Submit",
             },
             "PaceWait": {"Type": "Wait", "SecondsPath": "$.pace.waitSeconds", "Next": "Submit"},
-            "Submit": _task(
-                "AwaitCopy",
-                [
-                    {"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 6, **jitter},
-                    {"ErrorEquals": ["ImageSetConflict"], "IntervalSeconds": 5, "MaxAttempts": 8, **jitter},
-                ],
-            ),
+            "Submit": {
+                **_task(
+                    "AwaitCopy",
+                    [
+                        {"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 6, **jitter},
+                        {"ErrorEquals": ["ImageSetConflict"], "IntervalSeconds": 5, "MaxAttempts": 8, **jitter},
+                    ],
+                ),
+                "Catch": [{"ErrorEquals": ["SlotMissed"], "ResultPath": "$.missedSlot", "Next": "Pace"}, *CATCH_ALL],
+            },
             "AwaitCopy": _task(
                 "MoreChunks?",
                 [
@@ -86,7 +89,7 @@ def test_naive_definition_removes_pacing_and_uses_default_retries_and_fixed_poll
     assert states["Prepare"]["Next"] == "Submit"
     assert states["MoreChunks?"]["Default"] == "Submit"  # the next chunk is not paced either
     assert states["Submit"]["Retry"] == [
-        {"ErrorEquals": TRANSIENT, **SFN_DEFAULT_RETRY},
+        {"ErrorEquals": [*TRANSIENT, "SlotMissed"], **SFN_DEFAULT_RETRY},
         {"ErrorEquals": ["ImageSetConflict"], **SFN_DEFAULT_RETRY},
     ]
     polling, transient = states["AwaitCopy"]["Retry"]
@@ -114,14 +117,9 @@ def test_naive_definition_follows_a_delete_after_choice() -> None:
 
 
 def test_naive_definition_retries_what_the_shipped_one_re_paces() -> None:
-    repaced = repace_definition(shipped_like())
-    naive = naive_definition(repaced, longest_copy_seconds=900)
-    submit = naive["States"]["Submit"]
+    submit = naive_definition(shipped_like(), longest_copy_seconds=900)["States"]["Submit"]
     assert submit["Catch"] == CATCH_ALL  # no Catch into the (removed) pacing, so no Submit -> Submit loop
-    assert submit["Retry"][0] == {
-        "ErrorEquals": ["Lambda.ServiceException", "ServiceInternalError", "ServiceThrottled"],
-        **SFN_DEFAULT_RETRY,
-    }
+    assert "SlotMissed" in submit["Retry"][0]["ErrorEquals"]
 
 
 def test_naive_definition_rejects_an_unexpected_shape() -> None:
@@ -129,17 +127,6 @@ def test_naive_definition_rejects_an_unexpected_shape() -> None:
     del shipped["States"]["PaceWait"]
     with pytest.raises(DefinitionShapeError, match="PaceWait"):
         naive_definition(shipped, longest_copy_seconds=900)
-
-
-def test_repace_definition_sends_a_throttled_submit_back_to_pace() -> None:
-    shipped = shipped_like()
-    repaced = repace_definition(shipped)
-    submit = repaced["States"]["Submit"]
-    assert submit["Catch"][0] == {"ErrorEquals": ["ServiceThrottled"], "ResultPath": None, "Next": "Pace"}
-    assert submit["Catch"][1:] == CATCH_ALL
-    assert all("ServiceThrottled" not in r["ErrorEquals"] for r in submit["Retry"])
-    assert submit["Retry"][0]["ErrorEquals"] == ["Lambda.ServiceException", "ServiceInternalError"]
-    assert "Pace" in repaced["States"]
 
 
 def test_workload_is_seeded_and_clipped() -> None:
@@ -215,7 +202,8 @@ def test_report_files(tmp_path: Path) -> None:
         "distribution_text": DurationDistribution().describe(),
     }
     md = markdown(config, [m], [run])
-    assert "| 3 | shipped | 103 | 11% | 2.00 | 2 | 1 (Throttled 1) |" in md
+    # sustained rate: not measured from only two accepted calls
+    assert "| 3 | shipped | - | 103 | 11% | 2.00 | 2 | 1 (Throttled 1) |" in md
     assert "`python -m offline.bench --quick`" in md
     data = results_json(config, [m], [run])
     assert json.loads(json.dumps(data, default=str))["runs"][0]["jobs"][0]["job_id"] == "a"
@@ -223,3 +211,30 @@ def test_report_files(tmp_path: Path) -> None:
     assert chart(png, [run], backlog=3, rate=0.25)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not chart(tmp_path / "none.png", [run], backlog=500, rate=0.25)
+
+
+def test_targets_are_checked_on_the_shipped_policy_at_500_jobs_or_more() -> None:
+    m = compute(_run())
+    assert targets([m]) == []  # a backlog of 3: nothing to check
+    big = dataclasses.replace(m, backlog=500, accepted_call_rate_fraction=0.95, calls_per_copy=1.02, failed=0)
+    assert [(t.name, t.met) for t in targets([big])] == [
+        ("sustained rate", True),
+        ("CopyImageSet calls per copy", True),
+        ("jobs failed", True),
+    ]
+    slow = dataclasses.replace(big, accepted_call_rate_fraction=0.89, calls_per_copy=1.06, unfinished=1)
+    assert [t.met for t in targets([slow])] == [False, False, False]
+    assert targets([dataclasses.replace(big, policy="naive")]) == []
+
+
+def test_the_readme_table_is_replaced_between_its_markers() -> None:
+    m = dataclasses.replace(compute(_run()), backlog=500, accepted_call_rate_fraction=0.89)
+    config = {"command": "python -m offline.bench", "time_scale": 0.25, "code": "abc1234", "total_real_seconds": 600}
+    readme = f"# T\n\n{README_BEGIN}\nold table\n{README_END}\n\nrest\n"
+    out = readme_with_table(readme, config, [m])
+    assert out.startswith(f"# T\n\n{README_BEGIN}\nCommand: `python -m offline.bench` (code abc1234, time scale 0.25")
+    assert "old table" not in out and out.endswith(f"{README_END}\n\nrest\n")
+    assert "| 500 | shipped | 89% |" in out and "Targets (issue #6), shipped policy at a backlog of 500" in out
+    assert readme_with_table(out, config, [m]) == out  # idempotent
+    with pytest.raises(ValueError, match="bench-table"):
+        readme_with_table("# no markers\n", config, [m])
