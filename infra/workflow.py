@@ -38,6 +38,10 @@ STATE_INTERVAL_SECONDS = 5
 STATE_BACKOFF_RATE = 2.0
 STATE_MAX_DELAY_SECONDS = 120
 STATE_MAX_ATTEMPTS = 8
+# A Lambda that died (timeout, out of memory) on a task whose retry is safe.
+CRASH_INTERVAL_SECONDS = 5
+CRASH_BACKOFF_RATE = 2.0
+CRASH_MAX_ATTEMPTS = 2
 
 ERROR_RESULT_PATH = "$.error"
 # A failed source deletion does not fail the copy: the success event reports it (sourceDeletion FAILED).
@@ -68,11 +72,13 @@ class ErrorLists:
     still_copying: list[str]
     repace: list[str]
     lambda_service: list[str]
+    lambda_crash: list[str]
 
 
 def error_lists() -> ErrorLists:
     ensure_functions_importable()
     from hicopy.errors import (
+        LAMBDA_CRASH_ERRORS,
         LAMBDA_SERVICE_ERRORS,
         REPACE_ERRORS,
         STATE_ERRORS,
@@ -86,6 +92,7 @@ def error_lists() -> ErrorLists:
         still_copying=list(STILL_COPYING_ERRORS),
         repace=list(REPACE_ERRORS),
         lambda_service=list(LAMBDA_SERVICE_ERRORS),
+        lambda_crash=list(LAMBDA_CRASH_ERRORS),
     )
 
 
@@ -179,6 +186,17 @@ class CopyWorkflow(Construct):
                 backoff_rate=STATE_BACKOFF_RATE,
                 max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
                 max_attempts=STATE_MAX_ATTEMPTS,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
+
+        # A Lambda that died: retried where that is safe (see hicopy.errors.LAMBDA_CRASH_ERRORS). A Submit that
+        # died after CopyImageSet finds its SUBMITTING record and adopts its copy instead of calling again.
+        for task in (prepare, pace, submit, await_copy):
+            task.add_retry(
+                errors=errors.lambda_crash,
+                interval=Duration.seconds(CRASH_INTERVAL_SECONDS),
+                backoff_rate=CRASH_BACKOFF_RATE,
+                max_attempts=CRASH_MAX_ATTEMPTS,
                 jitter_strategy=sfn.JitterType.FULL,
             )
 

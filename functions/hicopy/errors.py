@@ -222,6 +222,12 @@ LAMBDA_SERVICE_ERRORS: list[str] = [
     "Lambda.TooManyRequestsException",
 ]
 
+# A Lambda that died without an answer (function timeout, out of memory): Step Functions names it like this
+# (``Lambda.Unknown``; ``Sandbox.Timedout`` for a timeout). Retried only on tasks whose retry is safe: Prepare and
+# AwaitCopy read, Pace reserves another slot, and Submit reconciles an interrupted attempt with the service instead
+# of calling again. Never on Publish (its marker is written after PutEvents).
+LAMBDA_CRASH_ERRORS: list[str] = ["Lambda.Unknown", "Sandbox.Timedout"]
+
 ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
     cls.error_name(): cls
     for cls in (
@@ -254,7 +260,7 @@ def reason_code_for(error_name: str) -> str:
     cls = ALL_ERROR_CLASSES.get(error_name)
     if cls is not None:
         return cls.code
-    if error_name == "States.Timeout":
+    if error_name in ("States.Timeout", "Sandbox.Timedout"):
         return "Timeout"
     if error_name.startswith("Lambda."):
         return "LambdaError"

@@ -8,6 +8,7 @@ import pytest
 
 from hicopy.domain.backoff import max_attempts_for
 from hicopy.errors import (
+    LAMBDA_CRASH_ERRORS,
     LAMBDA_SERVICE_ERRORS,
     REPACE_ERRORS,
     STATE_ERRORS,
@@ -117,6 +118,16 @@ def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, 
         assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
 
 
+# A Lambda that died (timeout, out of memory): retried on the tasks whose retry is safe, never on Publish.
+CRASH_RETRY = {
+    "ErrorEquals": LAMBDA_CRASH_ERRORS,
+    "IntervalSeconds": 5,
+    "BackoffRate": 2,
+    "MaxAttempts": 2,
+    "JitterStrategy": "FULL",
+}
+
+
 @pytest.mark.parametrize("name", ["Prepare", "Submit"])
 def test_prepare_and_submit_retry_state_errors_and_never_timeouts(states: dict[str, Any], name: str) -> None:
     assert states[name]["Retry"] == [
@@ -129,7 +140,14 @@ def test_prepare_and_submit_retry_state_errors_and_never_timeouts(states: dict[s
             "MaxAttempts": 8,
             "JitterStrategy": "FULL",
         },
+        CRASH_RETRY,
     ]
+
+
+def test_a_crashed_lambda_is_retried_only_where_that_is_safe(states: dict[str, Any]) -> None:
+    assert LAMBDA_CRASH_ERRORS == ["Lambda.Unknown", "Sandbox.Timedout"]
+    for name in TASKS:
+        assert (CRASH_RETRY in states[name]["Retry"]) == (name in ("Prepare", "Pace", "Submit", "AwaitCopy")), name
 
 
 def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
@@ -144,11 +162,13 @@ def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
             "JitterStrategy": "FULL",
         },
         TRANSIENT_RETRY,
+        CRASH_RETRY,
     ]
 
 
 def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
-    for name in ("Pace", "PublishResult", "PublishFailure"):
+    assert states["Pace"]["Retry"] == [TRANSIENT_RETRY, CRASH_RETRY]
+    for name in ("PublishResult", "PublishFailure"):
         assert states[name]["Retry"] == [TRANSIENT_RETRY], name
 
 

@@ -65,5 +65,6 @@ def test_reason_codes():
     assert errors.reason_code_for("CopyFailed") == "CopyFailed"
     assert errors.reason_code_for("CopyStillInProgress") == "CopyWaitBudgetExhausted"
     assert errors.reason_code_for("States.Timeout") == "Timeout"
+    assert errors.reason_code_for("Sandbox.Timedout") == "Timeout"
     assert errors.reason_code_for("Lambda.Unknown") == "LambdaError"
     assert errors.reason_code_for("Weird") == "InternalError"
