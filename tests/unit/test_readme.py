@@ -42,3 +42,26 @@ def test_readme_polling_table_matches_the_computation():
     for amount, unit, checks in rows:
         seconds = int(amount) * (60 if unit == "min" else 1)
         assert expected_status_checks(seconds, 5, 2, 120) == int(checks)
+
+
+def _table_rows(text: str, header_start: str) -> list[str]:
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header_start))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append(line)
+    return rows
+
+
+def test_readme_throughput_table_is_the_latest_benchmark_run():
+    """Both are written by the same `python -m offline.bench --update-docs`; neither is edited by hand."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "bench-results.md").read_text()
+    block = README.split("<!-- bench-table: written by python -m offline.bench --update-docs -->", 1)[1]
+    block = block.split("<!-- /bench-table -->", 1)[0]
+    rows = _table_rows(block, "| backlog | policy | sustained rate")
+    assert rows and rows == _table_rows(docs, "| backlog | policy | sustained rate")
+    command = re.search(r"Command: `([^`]+)`", block)
+    assert command is not None and f"Command: `{command.group(1)}`" in docs
+    assert {"500 | shipped", "500 | naive"} <= {" | ".join(r.split(" | ")[:2]).lstrip("| ") for r in rows}
