@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from infra import ensure_functions_importable
 from offline.clock import ScaledClock
 from offline.runtime.assembly import CloudAssembly
 from offline.runtime.cfn import apply_deferred, prepare_template, resolve
@@ -256,6 +257,7 @@ class LocalRuntime:
     def _start(self) -> None:
         t0 = time.monotonic()
         self._t0 = t0
+        ensure_functions_importable()  # the emulator and the clock share hicopy's code, whatever PYTHONPATH says
         self.assembly = self._load_assembly()
         self.timings["synth"] = time.monotonic() - t0
         t1 = time.monotonic()

@@ -37,3 +37,25 @@ def test_run_job_exits_1_when_a_job_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "bad.json"
     path.write_text('{"datastoreId": "${DATASTORE_ID}", "source": {"imageSetId": "nope"}}')
     assert cli.main(["run-job", str(path), "--quiet"]) == 1
+
+
+def test_the_runtime_starts_without_pythonpath() -> None:
+    """`python -m offline ...` / `python -m offline.bench` run from the repository without PYTHONPATH=functions (the
+    Makefile sets it; a user may not): the runtime makes hicopy importable itself, even with a cached assembly."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = (
+        "import sys; from offline.runtime import LocalRuntime\n"
+        "assert 'hicopy' not in sys.modules\n"
+        "with LocalRuntime(time_scale=0.01) as rt:\n"
+        "    print(rt.seed_image_set().image_set_id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(done.stdout.strip()) == 32
