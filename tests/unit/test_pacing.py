@@ -34,19 +34,20 @@ def test_slots_never_exceed_the_rate_over_any_window():
     assert min(gaps) >= INTERVAL - 1e-9
 
 
+class AtomicStore(InMemoryPaceStore):
+    """compare-and-set is atomic in DynamoDB (a conditional write); model that for racing threads."""
+
+    def __init__(self):
+        super().__init__()
+        self.lock = threading.Lock()
+
+    def compare_and_set(self, key, expected, new):
+        with self.lock:
+            return super().compare_and_set(key, expected, new)
+
+
 def test_concurrent_reservations_are_fair_and_distinct():
-    store = InMemoryPaceStore()
-    lock = threading.Lock()
-
-    class Locked(InMemoryPaceStore):  # compare-and-set is atomic in DynamoDB; model that
-        def compare_and_set(self, key, expected, new):
-            with lock:
-                return store.compare_and_set(key, expected, new)
-
-        def read(self, key):
-            return store.read(key)
-
-    pacer = Pacer(Locked(), rate=0.25)
+    pacer = Pacer(AtomicStore(), rate=0.25)
     slots: list[float] = []
 
     def worker():
@@ -88,19 +89,9 @@ def test_a_turn_is_given_to_one_caller_and_the_others_are_told_how_long_to_wait(
 def test_racing_callers_never_share_a_turn():
     """Many Lambdas claim at once (threads on an atomic compare-and-set, as DynamoDB's conditional write): each turn
     goes to exactly one, and the admitted calls are never closer than the call interval."""
-    store = InMemoryPaceStore()
     lock = threading.Lock()
     now = [0.0]
-
-    class Atomic(InMemoryPaceStore):
-        def compare_and_set(self, key, expected, new):
-            with lock:
-                return store.compare_and_set(key, expected, new)
-
-        def read(self, key):
-            return store.read(key)
-
-    pacer = Pacer(Atomic(), rate=0.25)
+    pacer = Pacer(AtomicStore(), rate=0.25)
     admitted: list[float] = []
     barrier = threading.Barrier(8)
 
