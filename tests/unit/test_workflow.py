@@ -6,7 +6,7 @@ from hicopy.domain import workflow
 from hicopy.domain.events import FAILED, SUCCEEDED
 from hicopy.domain.job import Trigger, parse_job
 from hicopy.domain.pacing import InMemoryPaceStore, Pacer
-from hicopy.domain.state import SfnError, WorkflowState
+from hicopy.domain.state import SfnError, SourceDeletion, WorkflowState
 from hicopy.errors import (
     CopyFailed,
     CopyStillInProgress,
@@ -348,3 +348,38 @@ def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
     failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
     assert workflow.publish_outcome(failed, pub, FakeClock(), None, marker) is None
     assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.keys == {"outcome#job-1": {"detailType": SUCCEEDED}}
+
+
+class FakeDeleter:
+    def __init__(self, clock):
+        self.clock, self.deleted = clock, []
+
+    def delete_image_set(self, datastore_id, image_set_id):
+        self.deleted.append((image_set_id, self.clock.now()))
+        return "DELETING"
+
+
+def copied_with_pending_deletion():
+    return state().model_copy(update={"done": True, "sourceDeletion": SourceDeletion(status="PENDING")})
+
+
+def test_the_source_deletion_takes_its_own_slot_and_turn(pacer):
+    clock = FakeClock()
+    st = workflow.pace(copied_with_pending_deletion(), pacer, clock)
+    assert pacer.store.read(workflow.DELETE_ACTION) is not None and pacer.store.read(workflow.COPY_ACTION) is None
+    start = clock.t
+    pacer.store.values[f"{workflow.DELETE_ACTION}#call"] = start + 5.0  # another deletion went out late, just now
+    deleter = FakeDeleter(clock)
+    out = workflow.delete_source(st, deleter, pacer, clock)
+    assert deleter.deleted == [(SRC, pytest.approx(start + 5.0))]  # waited for the turn instead of calling early
+    assert out.sourceDeletion.status == "DELETED" and out.pace is None
+
+
+def test_a_source_deletion_too_far_behind_the_turns_takes_a_new_slot(pacer):
+    clock = FakeClock()
+    st = workflow.pace(copied_with_pending_deletion(), pacer, clock)
+    pacer.store.values[f"{workflow.DELETE_ACTION}#call"] = clock.t + 40.0
+    deleter = FakeDeleter(clock)
+    with pytest.raises(SlotMissed, match="DeleteImageSet for the slot"):
+        workflow.delete_source(st, deleter, pacer, clock)
+    assert deleter.deleted == []
