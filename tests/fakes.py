@@ -145,3 +145,16 @@ class FakeQueue:
     def send(self, body: str, attributes: dict[str, str] | None = None) -> str:
         self.messages.append((body, attributes))
         return f"m{len(self.messages)}"
+
+
+class FakeMarker:
+    """A ``PublishedMarkerPort``/import marker in memory: the keys marked, with their attributes."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, dict[str, str]] = {}
+
+    def seen(self, key: str) -> bool:
+        return key in self.keys
+
+    def mark(self, key: str, now: float, **attributes: str) -> None:
+        self.keys[key] = attributes

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.infra.helpers import render
 from tests.security.harness import Call
 from tests.security.scenarios import ScenarioRun
 
@@ -82,22 +83,6 @@ def _cases(known: dict[str, str]) -> list[Any]:
 
 
 # --- the template -------------------------------------------------------------------------------------------------
-def render(value: Any) -> Any:
-    """Intrinsics -> strings: {"Ref": "X"} -> "${X}", GetAtt -> "${X.Attr}", Fn::Join -> the joined string."""
-    if isinstance(value, dict):
-        if set(value) == {"Ref"}:
-            return "${" + value["Ref"] + "}"
-        if set(value) == {"Fn::GetAtt"}:
-            return "${" + ".".join(value["Fn::GetAtt"]) + "}"
-        if set(value) == {"Fn::Join"}:
-            separator, parts = value["Fn::Join"]
-            return separator.join(str(render(part)) for part in parts)
-        return {key: render(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [render(item) for item in value]
-    return value
-
-
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

@@ -18,7 +18,7 @@ from hicopy.errors import (
     SubmitOutcomeUnknown,
 )
 from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeImaging, FakePublisher, FakeSubmissions, metadata
+from tests.fakes import FakeClock, FakeImaging, FakeMarker, FakePublisher, FakeSubmissions, metadata
 
 DS, SRC, DST = "a" * 32, "b" * 32, "c" * 32
 S1 = "1.2.840.9"
@@ -332,17 +332,7 @@ def test_publish_outcome_puts_exactly_one_event(imaging):
 
 
 def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
-    class Marker:
-        def __init__(self):
-            self.keys = {}
-
-        def seen(self, key):
-            return key in self.keys
-
-        def mark(self, key, now, **attrs):
-            self.keys[key] = attrs
-
-    pub, marker = FakePublisher(), Marker()
+    pub, marker = FakePublisher(), FakeMarker()
     ok = state()
     assert workflow.publish_outcome(ok, pub, FakeClock(), None, marker) == SUCCEEDED
     failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
