@@ -24,7 +24,7 @@ import threading
 from types import TracebackType
 from typing import Any
 
-_MISSING = object()
+from offline.runtime.patches import Patcher
 
 
 def _touch_heap_keys(root: Any) -> int:
@@ -51,15 +51,10 @@ def _touch_heap_keys(root: Any) -> int:
     return count
 
 
-class BenchSpeedups:
+class BenchSpeedups(Patcher):
     def __init__(self) -> None:
-        self._undo: list[tuple[Any, str, Any]] = []
+        super().__init__()
         self.parsed_definitions = 0
-
-    def _set(self, owner: Any, name: str, value: Any) -> None:
-        own = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name)
-        self._undo.append((owner, name, own))
-        setattr(owner, name, value)
 
     def __enter__(self) -> BenchSpeedups:
         import jsonpath_ng
@@ -93,9 +88,4 @@ class BenchSpeedups:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        while self._undo:
-            owner, name, value = self._undo.pop()
-            if value is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
+        self.undo()

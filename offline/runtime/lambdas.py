@@ -126,9 +126,6 @@ class _CooperativeClock:
     def sleep(self, seconds: float) -> None:
         self._runner.sleep_released(seconds, self._clock)
 
-    def __getattr__(self, name: str) -> Any:  # scale, advance, ...: the runtime clock's own
-        return getattr(self._clock, name)
-
 
 class MarshalError(Exception):
     """The handler returned something that is not JSON-serializable (AWS: ``Runtime.MarshalError``)."""

@@ -152,17 +152,33 @@ class RuntimeHooks(Protocol):
     def real_seconds(self, virtual_seconds: float) -> float: ...
 
 
-class MotoPatches:
-    """Applies the patches on ``apply()``; ``undo()`` restores moto exactly."""
+class Patcher:
+    """Sets attributes of classes and modules (``_set``) and puts every one back as it was (``undo``), in reverse
+    order; an attribute a class only inherited is deleted again rather than copied onto it."""
 
-    def __init__(self, hooks: RuntimeHooks) -> None:
-        self.hooks = hooks
+    def __init__(self) -> None:
         self._undo: list[tuple[Any, str, Any]] = []
 
     def _set(self, owner: Any, name: str, value: Any) -> None:
         own = owner.__dict__.get(name, _MISSING) if isinstance(owner, type) else getattr(owner, name)
         self._undo.append((owner, name, own))
         setattr(owner, name, value)
+
+    def undo(self) -> None:
+        while self._undo:
+            owner, name, value = self._undo.pop()
+            if value is _MISSING:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, value)
+
+
+class MotoPatches(Patcher):
+    """Applies the patches on ``apply()``; ``undo()`` restores moto exactly."""
+
+    def __init__(self, hooks: RuntimeHooks) -> None:
+        super().__init__()
+        self.hooks = hooks
 
     def apply(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -274,11 +290,3 @@ class MotoPatches:
         import botocore.session
 
         self._set(botocore.session, "create_loader", _shared_loader)
-
-    def undo(self) -> None:
-        while self._undo:
-            owner, name, value = self._undo.pop()
-            if value is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, value)
