@@ -44,7 +44,6 @@ class Metrics:
     lag_p95: float | None
     lag_max: float | None
     min_call_spacing: float | None  # smallest gap between two accepted CopyImageSet calls
-    late_calls: int  # first attempts later than their slot by more than the pacing margin allows (shipped)
     lateness_p50: float | None  # first attempt's call time - its slot (shipped)
     lateness_p95: float | None
     lateness_max: float | None
@@ -64,7 +63,7 @@ class Metrics:
         return asdict(self)
 
 
-def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
+def compute(run: RunRecord) -> Metrics:
     jobs = run.jobs
     ok = [j for j in jobs if j.status == "SUCCEEDED"]
     failed = [j for j in jobs if j.status == "FAILED"]
@@ -87,7 +86,6 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
     lags = [lag for j in ok if (lag := j.completion_lag) is not None]
     n = len(ok)
 
-    interval = 1.0 / run.rate
     lateness: list[float] = []
     starts: list[float] = []
     for j in jobs:
@@ -101,7 +99,6 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
         after = [r for r in j.submit_reads if r <= first + 1e-9]
         if after:
             starts.append(after[0] - slot)
-    late = sum(1 for x in lateness if x > interval * margin)
     grants = [j.granted[0] for j in jobs if j.granted]
     startup_end = max(grants) if grants else None
     steady: list[float] = []
@@ -132,7 +129,6 @@ def compute(run: RunRecord, *, margin: float = 0.02) -> Metrics:
         lag_p95=percentile(lags, 95),
         lag_max=max(lags) if lags else None,
         min_call_spacing=min(gaps) if gaps else None,
-        late_calls=late,
         lateness_p50=percentile(lateness, 50),
         lateness_p95=percentile(lateness, 95),
         lateness_max=max(lateness) if lateness else None,
