@@ -299,6 +299,23 @@ def test_throttled_submit_can_be_retried(imaging, pacer):
     assert workflow.submit(st, imaging, subs, pacer, clock).submission is not None and len(imaging.copies) == 1
 
 
+def test_a_retried_throttled_call_waits_for_its_turn(imaging, pacer):
+    """Throttled by another client in the account: Step Functions retries Submit after a jittered delay, and the
+    retry takes a turn like any other call instead of going out at a random moment."""
+    clock, subs = FakeClock(), FakeSubmissions()
+    imaging.clock = clock
+    st = workflow.pace(
+        workflow.prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000), pacer, clock
+    )
+    imaging.fail_with.append(ServiceThrottled("ThrottlingException: slow down"))
+    throttled_at = clock.t
+    with pytest.raises(ServiceThrottled):
+        workflow.submit(st, imaging, subs, pacer, clock)
+    clock.t += 1.3  # the retrier's jittered delay
+    workflow.submit(st, imaging, subs, pacer, clock)
+    assert imaging.copy_times == [pytest.approx(throttled_at + 4.08)]  # the next turn, not 1.3 s later
+
+
 def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging, pacer):
     clock = FakeClock()
     st = workflow.prepare(
