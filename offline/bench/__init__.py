@@ -27,13 +27,14 @@ consumer would give them (``hicopy.domain.intake.accept(...).state.dump()``), al
 warm-up job runs through the policy's state machine so that every function is imported (a cold start is 0.3-1 s of
 real CPU, tens of virtual seconds at scaled time), then the emulator's token buckets are reset.
 
-Figures (``offline.bench.metrics``, virtual seconds): copies/hour over the span from the first CopyImageSet call to
-the last completion event, against the quota (rate x 3600); CopyImageSet calls per successful copy (every call the
+Figures (``offline.bench.metrics``, virtual seconds): the sustained rate (accepted CopyImageSet calls per hour
+between the first and last accepted call) and copies/hour over the span from the first CopyImageSet call to the
+last completion event, both against the quota (rate x 3600); CopyImageSet calls per successful copy (every call the
 emulator received, throttled ones included); jobs failed with reasons; AwaitCopy status checks and Step Functions
 state transitions (states entered + retries, as billed) per successful copy; completion lag from the emulator's end
-of a copy (accepted call + duration) to the terminal event's ``completedAt``, p50/p95/max. Diagnostics: the
-accepted-call rate between the first and last accepted call, and how late each first call came after its slot
-(and when its Submit started, relative to the slot).
+of a copy (accepted call + duration) to the terminal event's ``completedAt``, p50/p95/max. Diagnostics: the slots
+missed (``SlotMissed``), how late each first call came after its slot (and when its Submit started, relative to
+the slot).
 
 Fidelity: the local runtime runs handler calls one at a time in one process (a handler that sleeps lets the others
 run). At scaled time, the real CPU time of handlers (~25 ms a call) and their queueing become virtual seconds
