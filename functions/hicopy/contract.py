@@ -1,0 +1,30 @@
+"""Names and patterns that the whole product shares: one home for each.
+
+The event detail-types, the AWS identifier patterns and the post-import policy names are part of the user-facing
+contract (README, ``schemas/``). The Lambda code, the CDK app, the local runtime and the tests import them from here;
+nothing else spells them out.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+# --- identifiers ------------------------------------------------------------------------------------------------
+ID32 = r"[0-9a-z]{32}"  # a HealthImaging data store or image set ID
+DATASTORE_ID_PATTERN = rf"^{ID32}$"
+IMAGE_SET_ID_PATTERN = rf"^{ID32}$"
+
+# --- event detail-types -----------------------------------------------------------------------------------------
+COPY_REQUESTED = "Copy Requested"  # in: a copy job put on the custom bus
+SUCCEEDED = "Image Set Copy Succeeded"  # out: a job's terminal event, success
+FAILED = "Image Set Copy Failed"  # out: a job's terminal event, failure
+REJECTED = "Copy Job Rejected"  # out: a message that is not a valid job
+IMPORT_PLANNED = "Import Job Planned"  # out: what the post-import policy queued
+IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could not store
+TERMINAL_DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
+IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
+OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
+
+# --- post-import policy -----------------------------------------------------------------------------------------
+Policy = Literal["none", "consolidate", "promote"]
+POLICIES: tuple[Policy, ...] = get_args(Policy)
