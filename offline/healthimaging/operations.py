@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline.healthimaging import errors
+from offline.healthimaging import errors, model
 from offline.healthimaging.copying import start_copy
-from offline.healthimaging.dicom import Metadata, series_map
+from offline.healthimaging.dicom import Metadata, dicom_int, series_map
 from offline.healthimaging.events import emit_image_set_event, import_job_event
 from offline.healthimaging.importer import ImportPlan, new_job, run_import
 from offline.healthimaging.store import ACTIVE, DELETED, Datastore, ImageSet, ImportJob, Store, Version
@@ -316,8 +316,9 @@ def update_image_set_metadata(ctx: Context, params: dict[str, Any]) -> dict[str,
     store = ctx.store
     image_set = store.image_set(params["datastoreId"], params["imageSetId"])
     if int(params["latestVersionId"]) != image_set.latest.version_id:
-        raise errors.conflict(
-            f"latestVersionId {params['latestVersionId']} is not the latest version {image_set.latest.version_id}"
+        raise errors.stale_version(
+            store.settings.stale_version_error,
+            f"latestVersionId {params['latestVersionId']} is not the latest version {image_set.latest.version_id}",
         )
     _writable(image_set)
     updates = params["updateImageSetMetadataUpdates"]
@@ -377,6 +378,12 @@ _STRING_FILTERS: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {
 _RANGE_FILTERS = ("createdAt", "updatedAt", "DICOMStudyDateAndTime")
 
 
+def _tag_type(tag: str) -> type:
+    """The Python type of a ``DICOMTags`` member in the model (integer or string)."""
+    member = model.service_model().shape_for("DICOMTags").members[tag]
+    return int if member.type_name == "integer" else str
+
+
 def _study_date_time(metadata: Mapping[str, Any]) -> str:
     study = metadata.get("Study", {}).get("DICOM", {})
     return f"{study.get('StudyDate') or ''}{study.get('StudyTime') or ''}"
@@ -425,12 +432,14 @@ def _matches(image_set: ImageSet, search_filter: Mapping[str, Any]) -> bool:
 
 
 def _dicom_tags(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """SearchImageSets' ``DICOMTags`` from a metadata document: the model's integers from IS strings (``"1 "``),
+    strings where the model has strings; an element of another type (a list, a null) is left out."""
     patient = metadata.get("Patient", {}).get("DICOM", {})
     study = metadata.get("Study", {}).get("DICOM", {})
     series = series_map(metadata)
     first_series: dict[str, Any] = next(iter(series.values()), {})
     first = first_series.get("DICOM", {})
-    tags = {
+    tags: dict[str, Any] = {
         "DICOMPatientId": patient.get("PatientID"),
         "DICOMPatientName": patient.get("PatientName"),
         "DICOMPatientBirthDate": patient.get("PatientBirthDate"),
@@ -444,11 +453,11 @@ def _dicom_tags(metadata: Mapping[str, Any]) -> dict[str, Any]:
         "DICOMSeriesInstanceUID": next(iter(series), None),
         "DICOMSeriesModality": first.get("Modality"),
         "DICOMSeriesBodyPart": first.get("BodyPartExamined"),
-        "DICOMSeriesNumber": first.get("SeriesNumber"),
+        "DICOMSeriesNumber": dicom_int(first.get("SeriesNumber")),
         "DICOMStudyDate": study.get("StudyDate"),
         "DICOMStudyTime": study.get("StudyTime"),
     }
-    return {k: v for k, v in tags.items() if v is not None}
+    return {k: v for k, v in tags.items() if isinstance(v, _tag_type(k))}
 
 
 def search_image_sets(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
