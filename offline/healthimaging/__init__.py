@@ -105,7 +105,6 @@ Clients created before ``install()`` keep their own handler copy and are NOT rou
 
 from offline.healthimaging.dicom import copiable_attributes, valid_uid
 from offline.healthimaging.emulator import (
-    DEFAULT_THROTTLES,
     CallRecord,
     EmittedEvent,
     EmulatorBug,
@@ -116,6 +115,7 @@ from offline.healthimaging.emulator import (
 from offline.healthimaging.importer import ImportPlan
 from offline.healthimaging.model import validate_response
 from offline.healthimaging.seeding import SeededImageSet, SeedSpec
+from offline.healthimaging.throttling import DEFAULT_THROTTLES
 
 __all__ = [
     "DEFAULT_THROTTLES",

@@ -25,25 +25,11 @@ from offline.healthimaging.importer import ImportPlan, ImportSource, Writer, new
 from offline.healthimaging.operations import OPERATIONS, Context
 from offline.healthimaging.seeding import MetadataDocument, SeededImageSet, describe, load_metadata, seed
 from offline.healthimaging.store import ACTIVE, CopyDuration, Datastore, EventEffect, Settings, Store, WriteEffect
+from offline.healthimaging.throttling import DEFAULT_THROTTLES, TokenBucket
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict[str, Any], list[str]], None]
-
-#: Published throttling limits (devguide "throttling limits"): operation -> (sustained tps, burst).
-DEFAULT_THROTTLES: dict[str, tuple[float, float]] = {
-    "CopyImageSet": (0.25, 1),
-    "UpdateImageSetMetadata": (0.25, 1),
-    "DeleteImageSet": (0.25, 1),
-    "GetImageSet": (25, 50),
-    "SearchImageSets": (25, 50),
-    "ListImageSetVersions": (25, 50),
-    "GetImageSetMetadata": (50, 100),
-    "GetImageFrame": (1000, 2000),
-    "StartDICOMImportJob": (1, 2),
-    "GetDICOMImportJob": (25, 50),
-    "ListDICOMImportJobs": (10, 20),
-}
 
 
 class EmulatorBug(AssertionError):
@@ -65,22 +51,6 @@ class EmittedEvent:
     detail: dict[str, Any]
     resources: list[str]
     at: float
-
-
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; starts full."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate, burst, float(burst), now
-
-    def take(self, now: float) -> bool:
-        if now > self.last:
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-            self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
 
 
 class HealthImagingEmulator:
