@@ -17,6 +17,8 @@ import pytest
 
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
 from hicopy.domain.imports import MANIFEST, plan_jobs, read_import_result
+from hicopy.domain.ports import CopyRequest
+from hicopy.errors import ImageSetConflict, ImageSetNotFound, OrchestratorError, RetryableError
 from offline.healthimaging import HealthImagingEmulator, install, model
 from offline.healthimaging.events import aws_event
 from tests.emulator.conftest import NO_RETRIES, REGION
@@ -118,6 +120,30 @@ def test_stale_version_answer_is_the_one_production_code_expects(emu, mi, ds) ->
     copy = client_error(copy_request, mi, image_set, source_version="2")
     for error in (update, copy):
         assert {k: error[k] for k in real} == real and error["HTTPStatusCode"] == 404
+
+
+def _stale_copy(emu: HealthImagingEmulator, mi: Any, ds: str, answer: str) -> Exception:
+    """What the orchestrator's adapter raises for a CopyImageSet with a stale source version."""
+    emu.settings.stale_version_error = answer
+    source = emu.seed_image_set(ds)
+    with pytest.raises(OrchestratorError) as caught:
+        HealthImaging(mi).copy_image_set(CopyRequest(ds, source.image_set_id, "2", None, None, None))
+    return caught.value
+
+
+def test_the_orchestrator_retries_a_stale_version_answered_with_409(emu, mi, ds) -> None:
+    assert isinstance(_stale_copy(emu, mi, ds, "ConflictException"), ImageSetConflict)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the adapter maps every ResourceNotFoundException to ImageSetNotFound (terminal): the real answer to a "
+    "stale latestVersionId (404 'Requested version(s) of ImageSet(s) is not the latest.') ends a job as not found "
+    "instead of being retried as a version race (issue #14: the orchestrator's handling is a later step)",
+)
+def test_the_orchestrator_retries_a_stale_version_answered_with_404(emu, mi, ds) -> None:
+    error = _stale_copy(emu, mi, ds, "ResourceNotFoundException")
+    assert isinstance(error, RetryableError) and not isinstance(error, ImageSetNotFound)
 
 
 # ---------------------------------------------------------------------------------------------------------- events
