@@ -153,6 +153,23 @@ def test_metadata_mismatch_without_force_fails_and_with_force_copies(emu, mi, ds
     assert set(merged["Study"]["Series"][uid]["Instances"]) == set(primary.instances[uid] + other.instances[uid])
 
 
+def test_value_padding_is_not_a_metadata_mismatch(emu, mi, ds, clock) -> None:
+    """``"1 "`` (the 2025 documents) and ``"1"`` (the 2023 one) are the same IS value: no mismatch, no force."""
+    primary = emu.seed_image_set(ds)
+    unpadded = same_series_other_instances(primary.metadata, count=1)
+    (series,) = unpadded["Study"]["Series"].values()
+    assert series["DICOM"]["SeriesNumber"] == "1 "
+    series["DICOM"]["SeriesNumber"] = "1"
+    copy_request(mi, emu.seed_image_set_from_metadata(ds, unpadded, is_primary=False), destination=primary)
+    clock.advance(2)
+    assert _get(mi, ds, primary.image_set_id)["imageSetWorkflowStatus"] == "COPIED"
+    series["DICOM"]["SeriesNumber"] = "2"  # a different value still is one
+    other = same_series_other_instances(unpadded, count=1)
+    copy_request(mi, emu.seed_image_set_from_metadata(ds, other, False), destination=primary, destination_version="2")
+    clock.advance(2)
+    assert "Series of SourceImageSet" in _get(mi, ds, primary.image_set_id)["message"]
+
+
 def test_series_mismatch_message(emu, mi, ds, clock) -> None:
     first = emu.seed_image_set(ds, patient_id="P", study_uid="1.2.3")
     second = emu.seed_image_set(ds, patient_id="P", study_uid="1.2.3", is_primary=False)
