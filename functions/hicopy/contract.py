@@ -25,6 +25,14 @@ TERMINAL_DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
 IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
 
+# --- AWS HealthImaging's own events (the service's names, not ours) ---------------------------------------------
+# The import planner listens to these. HealthImaging's image-set detail-types (``Image Set Copied``, ``Image Set
+# Copy Failed``, ...) are the emulator's business (offline.healthimaging.events); that HealthImaging's
+# "Image Set Copy Failed" is spelled like our FAILED is a coincidence: they are different events on different buses.
+HEALTHIMAGING_SOURCE = "aws.medical-imaging"
+HEALTHIMAGING_IMPORT_COMPLETED = "Import Job Completed"
+HEALTHIMAGING_IMPORT_FAILED = "Import Job Failed"
+
 # --- post-import policy -----------------------------------------------------------------------------------------
 Policy = Literal["none", "consolidate", "promote"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)

@@ -12,15 +12,17 @@ Public API::
                                 copy_duration=2.0, event_sink=None,   # sink(detail_type, detail, resources)
                                 throttling=True, max_frames_per_copy=1000, max_concurrent_copies=100,
                                 frame_quota_error="ValidationException", event_id_key="imageSetId",
+                                stale_version_error="ResourceNotFoundException", pad_numbers=True,
                                 background=True, seed=None)
     ds = emu.create_datastore("name", datastore_id=None)               # ACTIVE, 32-char [0-9a-z] id
     s: SeededImageSet = emu.seed_image_set(ds, series=1, instances_per_series=1, frames_per_instance=1,
                                            patient_id=None, study_uid=None, is_primary=True, series_uids=None)
-    emu.seed_image_set_from_metadata(ds, metadata, is_primary=True)
+    emu.seed_image_set_from_metadata(ds, document, is_primary=True, image_set_id=None)  # a real metadata document
     emu.inject_fault("CopyImageSet", "ThrottlingException", times=2)  # any error the op's model lists
     emu.fail_next_copy("INVALID_REQUEST:  ...")                      # next accepted copy ends COPY_FAILED
     emu.set_copy_duration(5.0) / emu.copy_durations.append(1.0)       # or a callable(src_id, dst_id) -> seconds
-    emu.lock(ds, image_set_id, seconds, bump_version=False)          # a concurrent writer: writes -> Conflict
+    emu.lock(ds, image_set_id, seconds, bump_version=False)          # a concurrent writer: writes -> Conflict,
+                                                                     # then (bump_version) held versions are stale
     emu.calls / emu.calls_to(op) / emu.events / emu.effect_errors
     emu.image_set(ds, id, version=None) / emu.versions(ds, id) / emu.metadata(ds, id, version=None)
     emu.simulate_import(ds, input_s3_uri=..., output_s3_uri=..., image_sets=[SeedSpec(...) | metadata | seeded],
@@ -46,6 +48,17 @@ completion, lock expiry, delete/update completion, delayed manifests) runs lazil
 Events go to ``event_sink`` synchronously, in order, on the thread that caused them (or the ticker), outside the
 emulator's lock; a sink may call the emulator again. Sink and S3-writer exceptions are logged and kept in
 ``effect_errors``.
+
+Metadata documents have the real layout and value types (``offline.healthimaging.dicom``; real ones are in
+``tests/data/healthimaging``): ``StoredTransferSyntaxUID``, ``ChecksumType``, ``DICOMVRs`` per instance, IS elements
+(``SeriesNumber``, ``InstanceNumber``, ``NumberOfFrames``) as strings padded to an even length (``"1 "``;
+``pad_numbers=False``: unpadded, as in the 2023 document). ``seed_image_set_from_metadata`` takes a document as
+GetImageSetMetadata returns it (object, JSON text or gzip blob) and every operation works on it.
+
+A stale ``latestVersionId`` (CopyImageSet source or destination, UpdateImageSetMetadata) answers
+``ResourceNotFoundException`` (404) "Requested version(s) of ImageSet(s) is not the latest." (what comic/
+grand-challenge.org's production code expects from UpdateImageSetMetadata; unverified for CopyImageSet), or with
+``stale_version_error="ConflictException"`` a 409 (this emulator's earlier guess). LOCKED image sets answer 409.
 
 Emulator choices where the AWS docs are silent:
 - a new image set created by CopyImageSet starts at version ``first_copy_version`` (default 1; the docs show 1 and 2);
@@ -92,7 +105,6 @@ Clients created before ``install()`` keep their own handler copy and are NOT rou
 
 from offline.healthimaging.dicom import copiable_attributes, valid_uid
 from offline.healthimaging.emulator import (
-    DEFAULT_THROTTLES,
     CallRecord,
     EmittedEvent,
     EmulatorBug,
@@ -103,6 +115,7 @@ from offline.healthimaging.emulator import (
 from offline.healthimaging.importer import ImportPlan
 from offline.healthimaging.model import validate_response
 from offline.healthimaging.seeding import SeededImageSet, SeedSpec
+from offline.healthimaging.throttling import DEFAULT_THROTTLES
 
 __all__ = [
     "DEFAULT_THROTTLES",

@@ -2,8 +2,9 @@
 
 At call time (errors raised from the API call):
 - data store / source / destination must exist (``ResourceNotFoundException``);
-- ``latestVersionId`` of the source (and of the destination when given) must be the current latest, and neither may be
-  LOCKED (``ConflictException``);
+- ``latestVersionId`` of the source (and of the destination when given) must be the current latest
+  (``Settings.stale_version_error``: by default ``ResourceNotFoundException`` "Requested version(s) of ImageSet(s) is
+  not the latest.", see ``errors.stale_version``), and neither may be LOCKED (``ConflictException``);
 - ``copiableAttributes`` must be a JSON object (``ValidationException``);
 - the ImageFrames to copy must not exceed the per-copy quota (``Settings.frame_quota_error``, default
   ``ValidationException``; emulator choice, the docs name no error) and the data store must have fewer than
@@ -96,11 +97,12 @@ def image_set_properties(store: Store, image_set: ImageSet, version: Version) ->
     }
 
 
-def _check_version(image_set: ImageSet, given: str, role: str) -> None:
+def _check_version(store: Store, image_set: ImageSet, given: str, role: str) -> None:
     if int(given) != image_set.latest.version_id:
-        raise errors.conflict(
+        raise errors.stale_version(
+            store.settings.stale_version_error,
             f"latestVersionId {given} of the {role} image set {image_set.image_set_id} is not its latest version "
-            f"{image_set.latest.version_id}"
+            f"{image_set.latest.version_id}",
         )
 
 
@@ -144,9 +146,9 @@ def start_copy(
     copiable_text = (source_info.get("DICOMCopies") or {}).get("copiableAttributes")
     parsed = parse_copiable_attributes(copiable_text) if copiable_text is not None else None
 
-    _check_version(source, source_info["latestVersionId"], "source")
+    _check_version(store, source, source_info["latestVersionId"], "source")
     if destination is not None and destination_info is not None:
-        _check_version(destination, destination_info["latestVersionId"], "destination")
+        _check_version(store, destination, destination_info["latestVersionId"], "destination")
     _check_unlocked(source, "source")
     if destination is not None:
         _check_unlocked(destination, "destination")

@@ -2,7 +2,13 @@
 
 Image set metadata has the layout GetImageSetMetadata returns (devguide "understanding image sets"):
 ``{"SchemaVersion", "DatastoreID", "ImageSetID", "Patient": {"DICOM"}, "Study": {"DICOM", "Series":
-{<SeriesInstanceUID>: {"DICOM", "Instances": {<SOPInstanceUID>: {"DICOM", "ImageFrames": [...]}}}}}}``.
+{<SeriesInstanceUID>: {"DICOM", "Instances": {<SOPInstanceUID>: {"DICOM", "DICOMVRs", "StoredTransferSyntaxUID",
+"ChecksumType", "ImageFrames": [...]}}}}}}``.
+
+Values are written as real documents write them (``tests/data/healthimaging/metadata``): integer-string (IS) elements
+such as ``SeriesNumber``, ``InstanceNumber`` and ``NumberOfFrames`` are strings, padded with a space to an even length
+(``"1 "``, ``"11"``) in the 2025 documents and unpadded (``"1"``) in the 2023 one; US elements (``Rows``,
+``BitsAllocated``, ...) are integers. Readers accept either (``dicom_int``); count frames with ``len(ImageFrames)``.
 """
 
 from __future__ import annotations
@@ -15,9 +21,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 UID_PATTERN = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$")
+SERVICE_UID_PATTERN = re.compile(r"^[0-9.]+$")  # HealthImaging's own UID pattern (model: DICOMStudyInstanceUID)
 MAX_UID_LENGTH = 64
+IS_PATTERN = re.compile(r"^[+-]?[0-9]{1,12}$")  # an IS value without its padding (PS3.5 6.2)
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 HTJ2K_LOSSLESS_RPCL = "1.2.840.10008.1.2.4.202"
+CHECKSUM_TYPE = "DECOMPRESSED"  # what the 2025 documents carry as ChecksumType
 
 Metadata = dict[str, Any]
 
@@ -25,6 +34,30 @@ Metadata = dict[str, Any]
 def valid_uid(uid: str) -> bool:
     """DICOM UID rules (PS3.5 9.1): digits and dots, no empty or leading-zero components, at most 64 characters."""
     return len(uid) <= MAX_UID_LENGTH and bool(UID_PATTERN.match(uid))
+
+
+def service_uid(uid: str) -> bool:
+    """Whether HealthImaging holds ``uid`` as a UID: ``[0-9.]+``, at most 64 characters. Looser than ``valid_uid``:
+    real archives hold UIDs with leading-zero components, and a document seeded from them must be accepted."""
+    return len(uid) <= MAX_UID_LENGTH and bool(SERVICE_UID_PATTERN.match(uid))
+
+
+def dicom_number(value: int, *, pad: bool = True) -> str:
+    """An IS (integer string) value as GetImageSetMetadata writes it: ``"1 "`` (padded to an even length), or
+    ``"1"`` with ``pad=False``."""
+    text = str(value)
+    return f"{text} " if pad and len(text) % 2 else text
+
+
+def dicom_int(value: Any) -> int | None:
+    """An integer element of a metadata document: an int, or an IS string such as ``"1 "``; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and IS_PATTERN.match(value.strip(" ")):
+        return int(value.strip(" "))
+    return None
 
 
 def new_uid(rng: random.Random) -> str:
@@ -48,8 +81,12 @@ def build_metadata(
     study_uid: str | None = None,
     series_uids: list[str] | None = None,
     modality: str = "CT",
+    pad_numbers: bool = True,
 ) -> Metadata:
-    """Realistic metadata for one image set (``DatastoreID``/``ImageSetID`` are filled in by the store)."""
+    """Realistic metadata for one image set (``DatastoreID``/``ImageSetID`` are filled in by the store).
+
+    The layout and value types follow the real documents (module docstring); ``pad_numbers`` pads IS values.
+    """
     if series_uids is not None:
         series = len(series_uids)
     if series < 1 or instances_per_series < 1 or frames_per_instance < 1:
@@ -92,7 +129,7 @@ def build_metadata(
                 "DICOM": {
                     "SOPClassUID": CT_IMAGE_STORAGE,
                     "SOPInstanceUID": sop_uid,
-                    "InstanceNumber": number_in_series,
+                    "InstanceNumber": dicom_number(number_in_series, pad=pad_numbers),
                     "Rows": 512,
                     "Columns": 512,
                     "BitsAllocated": 16,
@@ -101,16 +138,18 @@ def build_metadata(
                     "PixelRepresentation": 0,
                     "SamplesPerPixel": 1,
                     "PhotometricInterpretation": "MONOCHROME2",
-                    "NumberOfFrames": frames_per_instance,
+                    "NumberOfFrames": dicom_number(frames_per_instance, pad=pad_numbers),
                     "PixelData": None,
                 },
-                "StoreTransferSyntaxUID": HTJ2K_LOSSLESS_RPCL,
+                "DICOMVRs": {},
+                "StoredTransferSyntaxUID": HTJ2K_LOSSLESS_RPCL,
+                "ChecksumType": CHECKSUM_TYPE,
                 "ImageFrames": [new_frame(rng) for _ in range(frames_per_instance)],
             }
         metadata["Study"]["Series"][series_uid] = {
             "DICOM": {
                 "SeriesInstanceUID": series_uid,
-                "SeriesNumber": index,
+                "SeriesNumber": dicom_number(index, pad=pad_numbers),
                 "Modality": modality,
                 "SeriesDescription": f"AXIAL {index}",
                 "BodyPartExamined": "CHEST",
@@ -168,10 +207,17 @@ def patient_id_of(metadata: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _unpadded(value: Any) -> Any:
+    return value.rstrip(" ") if isinstance(value, str) else value
+
+
 def _disagree(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> bool:
-    """Two DICOM element dicts disagree when an element present (non-null) in both has different values."""
+    """Two DICOM element dicts disagree when an element present (non-null) in both has different values.
+
+    Trailing space padding is not part of a DICOM value (``"1 "`` and ``"1"`` agree).
+    """
     a, b = a or {}, b or {}
-    return any(a[k] is not None and b.get(k) is not None and a[k] != b[k] for k in a)
+    return any(a[k] is not None and b.get(k) is not None and _unpadded(a[k]) != _unpadded(b[k]) for k in a)
 
 
 def level_conflict(source: Mapping[str, Any], destination: Mapping[str, Any], series_uids: Iterable[str]) -> str | None:

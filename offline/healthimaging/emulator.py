@@ -16,32 +16,20 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hicopy.clock import Clock, get_clock
+from hicopy.contract import DATASTORE_ID_PATTERN
 from offline.healthimaging import errors, model
 from offline.healthimaging.dicom import build_metadata
 from offline.healthimaging.events import emit_image_set_event
+from offline.healthimaging.hook import Hook, install_hook, uninstall_hook
 from offline.healthimaging.importer import ImportPlan, ImportSource, Writer, new_job, run_import
 from offline.healthimaging.operations import OPERATIONS, Context
-from offline.healthimaging.seeding import SeededImageSet, describe, seed
+from offline.healthimaging.seeding import MetadataDocument, SeededImageSet, describe, load_metadata, seed
 from offline.healthimaging.store import ACTIVE, CopyDuration, Datastore, EventEffect, Settings, Store, WriteEffect
+from offline.healthimaging.throttling import DEFAULT_THROTTLES, TokenBucket
 
 log = logging.getLogger(__name__)
 
 EventSink = Callable[[str, dict[str, Any], list[str]], None]
-
-#: Published throttling limits (devguide "throttling limits"): operation -> (sustained tps, burst).
-DEFAULT_THROTTLES: dict[str, tuple[float, float]] = {
-    "CopyImageSet": (0.25, 1),
-    "UpdateImageSetMetadata": (0.25, 1),
-    "DeleteImageSet": (0.25, 1),
-    "GetImageSet": (25, 50),
-    "SearchImageSets": (25, 50),
-    "ListImageSetVersions": (25, 50),
-    "GetImageSetMetadata": (50, 100),
-    "GetImageFrame": (1000, 2000),
-    "StartDICOMImportJob": (1, 2),
-    "GetDICOMImportJob": (25, 50),
-    "ListDICOMImportJobs": (10, 20),
-}
 
 
 class EmulatorBug(AssertionError):
@@ -65,22 +53,6 @@ class EmittedEvent:
     at: float
 
 
-class TokenBucket:
-    """``rate`` tokens per second up to ``burst``; starts full."""
-
-    def __init__(self, rate: float, burst: float, now: float) -> None:
-        self.rate, self.burst, self.tokens, self.last = rate, burst, float(burst), now
-
-    def take(self, now: float) -> bool:
-        if now > self.last:
-            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-            self.last = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
-
-
 class HealthImagingEmulator:
     """An in-process AWS HealthImaging for one account and region."""
 
@@ -99,6 +71,8 @@ class HealthImagingEmulator:
         frame_quota_error: str = "ValidationException",
         event_id_key: str = "imageSetId",
         source_copy_events: bool = True,
+        stale_version_error: str = "ResourceNotFoundException",
+        pad_numbers: bool = True,
         first_copy_version: int = 1,
         update_duration: float = 0.0,
         delete_duration: float = 0.0,
@@ -112,6 +86,8 @@ class HealthImagingEmulator:
             raise ValueError("event_id_key must be 'imageSetId' or 'imagesetId'")
         if frame_quota_error not in model.error_codes("CopyImageSet"):
             raise ValueError(f"frame_quota_error must be one of {model.error_codes('CopyImageSet')}")
+        if stale_version_error not in errors.STALE_VERSION_ERRORS:
+            raise ValueError(f"stale_version_error must be one of {errors.STALE_VERSION_ERRORS}")
         self.clock: Clock = clock or get_clock()  # default: the process clock hicopy code uses
         self.account = account
         self.region = region
@@ -132,6 +108,8 @@ class HealthImagingEmulator:
             first_copy_version=first_copy_version,
             event_id_key=event_id_key,
             source_copy_events=source_copy_events,
+            stale_version_error=stale_version_error,
+            pad_numbers=pad_numbers,
         )
         self._lock = threading.RLock()
         self._store = Store(account, region, random.Random(seed), self.settings)
@@ -144,7 +122,7 @@ class HealthImagingEmulator:
         self._drainer: int | None = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._hook: Callable[..., Any] | None = None
+        self._hook: Hook | None = None
 
     # =========================================================================================== test set-up
 
@@ -153,7 +131,7 @@ class HealthImagingEmulator:
 
         With an existing ``datastore_id`` this returns it unchanged (idempotent set-up).
         """
-        if datastore_id is not None and not re.fullmatch(r"[0-9a-z]{32}", datastore_id):
+        if datastore_id is not None and not re.fullmatch(DATASTORE_ID_PATTERN, datastore_id):
             raise ValueError(f"datastore_id must be 32 characters [0-9a-z], got {datastore_id!r}")
         with self._lock:
             now = self.clock.now()
@@ -189,16 +167,35 @@ class HealthImagingEmulator:
                 study_uid=study_uid,
                 series_uids=list(series_uids) if series_uids is not None else None,
                 modality=modality,
+                pad_numbers=self.settings.pad_numbers,
             )
             return describe(seed(self._store, datastore_id, metadata, is_primary=is_primary, now=self.clock.now()))
 
     def seed_image_set_from_metadata(
-        self, datastore_id: str, metadata: Mapping[str, Any], is_primary: bool = True
+        self,
+        datastore_id: str,
+        metadata: MetadataDocument,
+        is_primary: bool = True,
+        *,
+        image_set_id: str | None = None,
     ) -> SeededImageSet:
-        """An image set with exactly this metadata (``DatastoreID``/``ImageSetID`` are set by the emulator)."""
+        """An ACTIVE image set (version 1) with exactly this metadata document, as GetImageSetMetadata returns it
+        (the parsed object, JSON text, or the gzip blob). Emits no events.
+
+        ``DatastoreID`` is the data store's; ``ImageSetID`` is generated unless ``image_set_id`` is given (pass the
+        document's own ``ImageSetID`` to keep it: GetImageSetMetadata then returns the document unchanged).
+        """
+        document = load_metadata(metadata)
         with self._lock:
             return describe(
-                seed(self._store, datastore_id, dict(metadata), is_primary=is_primary, now=self.clock.now())
+                seed(
+                    self._store,
+                    datastore_id,
+                    document,
+                    is_primary=is_primary,
+                    now=self.clock.now(),
+                    image_set_id=image_set_id,
+                )
             )
 
     # =========================================================================================== behaviour knobs
@@ -545,16 +542,12 @@ class HealthImagingEmulator:
     # =========================================================================================== install
 
     def install(self) -> None:
-        from offline.healthimaging.hook import install_hook
-
         with self._lock:
             if self._hook is None:
                 self._stop.clear()
                 self._hook = install_hook(self)
 
     def uninstall(self) -> None:
-        from offline.healthimaging.hook import uninstall_hook
-
         with self._lock:
             hook, self._hook = self._hook, None
         if hook is not None:

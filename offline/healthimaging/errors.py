@@ -34,6 +34,20 @@ def quota(message: str) -> ServiceError:
     return ServiceError("ServiceQuotaExceededException", message)
 
 
+#: What HealthImaging answers to a stale ``latestVersionId``: ``ResourceNotFoundException`` (404) with this message,
+#: as comic/grand-challenge.org's production code expects from UpdateImageSetMetadata (``cases/tasks.py``,
+#: ``revert_image_set_to_initial_version``, 2025-10). The docs name no error for it; a 409 was this emulator's guess.
+STALE_VERSION_MESSAGE = "Requested version(s) of ImageSet(s) is not the latest."
+STALE_VERSION_ERRORS = ("ResourceNotFoundException", "ConflictException")
+
+
+def stale_version(code: str, detail: str) -> ServiceError:
+    """A stale ``latestVersionId``: the real 404 with its fixed message, or (``code="ConflictException"``) a 409."""
+    if code == "ResourceNotFoundException":
+        return not_found(STALE_VERSION_MESSAGE)
+    return conflict(detail)
+
+
 def valid_message(text: str) -> bool:
     """Whether ``text`` fits the model's ``Message`` shape (GetImageSet/ListImageSetVersions ``message``)."""
     return 0 < len(text) <= MAX_MESSAGE and all(_MESSAGE_CHAR.fullmatch(c) for c in text)

@@ -17,12 +17,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from hicopy.contract import HEALTHIMAGING_IMPORT_COMPLETED, HEALTHIMAGING_IMPORT_FAILED, HEALTHIMAGING_SOURCE
 from offline.healthimaging.store import EventEffect, ImageSet, ImportJob, Store, Version
 
-SOURCE = "aws.medical-imaging"
 IMAGING_VERSION = "1.0"
 
-IMAGE_SET_DETAIL_TYPES = {
+# HealthImaging's detail-types (devguide "event notifications"), by workflow status / job status. These are the
+# service's events, not the orchestrator's (``hicopy.contract``), even where a name is spelled alike.
+SERVICE_IMAGE_SET_EVENTS = {
     "CREATED": "Image Set Created",
     "COPYING": "Image Set Copying",
     "COPYING_WITH_READ_ONLY_ACCESS": "Image Set Copying With Read Only Access",
@@ -35,11 +37,11 @@ IMAGE_SET_DETAIL_TYPES = {
     "DELETED": "Image Set Deleted",
 }
 
-IMPORT_DETAIL_TYPES = {
+SERVICE_IMPORT_JOB_EVENTS = {
     "SUBMITTED": "Import Job Submitted",
     "IN_PROGRESS": "Import Job In Progress",
-    "COMPLETED": "Import Job Completed",
-    "FAILED": "Import Job Failed",
+    "COMPLETED": HEALTHIMAGING_IMPORT_COMPLETED,
+    "FAILED": HEALTHIMAGING_IMPORT_FAILED,
 }
 
 
@@ -48,7 +50,7 @@ def image_set_event(
 ) -> EventEffect | None:
     """The event for the (latest) version's current workflow status, or None when that status has no event."""
     version = version or image_set.latest
-    detail_type = IMAGE_SET_DETAIL_TYPES.get(version.status)
+    detail_type = SERVICE_IMAGE_SET_EVENTS.get(version.status)
     if detail_type is None:
         return None
     detail: dict[str, Any] = {
@@ -83,7 +85,7 @@ def import_job_event(store: Store, job: ImportJob) -> EventEffect:
         "inputS3Uri": job.input_s3_uri,
         "outputS3Uri": job.output_s3_uri,
     }
-    return EventEffect(IMPORT_DETAIL_TYPES[job.status], detail, [store.datastore_arn(job.datastore_id)])
+    return EventEffect(SERVICE_IMPORT_JOB_EVENTS[job.status], detail, [store.datastore_arn(job.datastore_id)])
 
 
 def aws_event(
@@ -94,7 +96,7 @@ def aws_event(
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": detail_type,
-        "source": SOURCE,
+        "source": HEALTHIMAGING_SOURCE,
         "account": account,
         "time": datetime.fromtimestamp(time, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "region": region,

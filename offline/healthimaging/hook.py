@@ -13,16 +13,22 @@ import io
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import botocore.handlers
 from botocore.awsrequest import AWSResponse
 
-if TYPE_CHECKING:
-    from offline.healthimaging.emulator import HealthImagingEmulator
-
 EVENT = "before-send.medical-imaging"
 Hook = Callable[..., AWSResponse]
+
+
+class Answerer(Protocol):
+    """What the hook routes requests to (``HealthImagingEmulator.handle``); the hook needs nothing else of it."""
+
+    def handle(
+        self, method: str, url: str, body: bytes | str | None, operation: str | None = None
+    ) -> tuple[int, dict[str, str], bytes]: ...
+
 
 _installed: dict[int, Hook] = {}
 _guard = threading.Lock()
@@ -69,10 +75,10 @@ def _dispatch(request: Any, event_name: str, **_: Any) -> AWSResponse:
     return AWSResponse(request.url, status, headers, _RawBody(body))
 
 
-_current: list[HealthImagingEmulator] = []
+_current: list[Answerer] = []
 
 
-def install_hook(emulator: HealthImagingEmulator) -> Hook:
+def install_hook(emulator: Answerer) -> Hook:
     with _guard:
         if _current:
             raise RuntimeError("another HealthImagingEmulator is installed; uninstall it first")

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from offline.healthimaging import errors
+from offline.healthimaging import errors, search
 from offline.healthimaging.copying import start_copy
 from offline.healthimaging.dicom import Metadata, series_map
 from offline.healthimaging.events import emit_image_set_event, import_job_event
@@ -316,8 +316,9 @@ def update_image_set_metadata(ctx: Context, params: dict[str, Any]) -> dict[str,
     store = ctx.store
     image_set = store.image_set(params["datastoreId"], params["imageSetId"])
     if int(params["latestVersionId"]) != image_set.latest.version_id:
-        raise errors.conflict(
-            f"latestVersionId {params['latestVersionId']} is not the latest version {image_set.latest.version_id}"
+        raise errors.stale_version(
+            store.settings.stale_version_error,
+            f"latestVersionId {params['latestVersionId']} is not the latest version {image_set.latest.version_id}",
         )
     _writable(image_set)
     updates = params["updateImageSetMetadataUpdates"]
@@ -363,123 +364,12 @@ def update_image_set_metadata(ctx: Context, params: dict[str, Any]) -> dict[str,
 # ---------------------------------------------------------------------------------------------------------- search
 
 
-def _study(metadata: Mapping[str, Any], element: str) -> tuple[Any, ...]:
-    return (metadata.get("Study", {}).get("DICOM", {}).get(element),)
-
-
-_STRING_FILTERS: dict[str, Callable[[Mapping[str, Any]], tuple[Any, ...]]] = {
-    "DICOMPatientId": lambda m: (m.get("Patient", {}).get("DICOM", {}).get("PatientID"),),
-    "DICOMAccessionNumber": lambda m: _study(m, "AccessionNumber"),
-    "DICOMStudyId": lambda m: _study(m, "StudyID"),
-    "DICOMStudyInstanceUID": lambda m: _study(m, "StudyInstanceUID"),
-    "DICOMSeriesInstanceUID": lambda m: tuple(series_map(m)),
-}
-_RANGE_FILTERS = ("createdAt", "updatedAt", "DICOMStudyDateAndTime")
-
-
-def _study_date_time(metadata: Mapping[str, Any]) -> str:
-    study = metadata.get("Study", {}).get("DICOM", {})
-    return f"{study.get('StudyDate') or ''}{study.get('StudyTime') or ''}"
-
-
-def _attribute(image_set: ImageSet, name: str) -> Any:
-    latest = image_set.latest
-    if name == "createdAt":
-        return image_set.created_at
-    if name == "updatedAt":
-        return latest.updated_at
-    if name == "DICOMStudyDateAndTime":
-        return _study_date_time(latest.metadata)
-    if name == "isPrimary":
-        return latest.is_primary
-    return _STRING_FILTERS[name](latest.metadata)
-
-
-def _search_value(value: Mapping[str, Any]) -> tuple[str, Any]:
-    ((name, item),) = value.items()
-    if name == "DICOMStudyDateAndTime":
-        return name, f"{item.get('DICOMStudyDate') or ''}{item.get('DICOMStudyTime') or ''}"
-    return name, item
-
-
-def _matches(image_set: ImageSet, search_filter: Mapping[str, Any]) -> bool:
-    operator = search_filter["operator"]
-    values = [_search_value(v) for v in search_filter["values"]]
-    names = {name for name, _ in values}
-    if len(names) != 1:
-        raise errors.validation("All values of a filter must name the same attribute")
-    name = names.pop()
-    if operator == "BETWEEN":
-        if name not in _RANGE_FILTERS or len(values) != 2:
-            raise errors.validation("BETWEEN needs two values of createdAt, updatedAt or DICOMStudyDateAndTime")
-        low, high = sorted(v for _, v in values)
-        actual = _attribute(image_set, name)
-        return bool(low <= actual <= high)
-    if len(values) != 1:
-        raise errors.validation("EQUAL needs exactly one value")
-    wanted = values[0][1]
-    actual = _attribute(image_set, name)
-    if name in _STRING_FILTERS:
-        return wanted in actual
-    return bool(actual == wanted)
-
-
-def _dicom_tags(metadata: Mapping[str, Any]) -> dict[str, Any]:
-    patient = metadata.get("Patient", {}).get("DICOM", {})
-    study = metadata.get("Study", {}).get("DICOM", {})
-    series = series_map(metadata)
-    first_series: dict[str, Any] = next(iter(series.values()), {})
-    first = first_series.get("DICOM", {})
-    tags = {
-        "DICOMPatientId": patient.get("PatientID"),
-        "DICOMPatientName": patient.get("PatientName"),
-        "DICOMPatientBirthDate": patient.get("PatientBirthDate"),
-        "DICOMPatientSex": patient.get("PatientSex"),
-        "DICOMStudyInstanceUID": study.get("StudyInstanceUID"),
-        "DICOMStudyId": study.get("StudyID"),
-        "DICOMStudyDescription": study.get("StudyDescription"),
-        "DICOMNumberOfStudyRelatedSeries": len(series),
-        "DICOMNumberOfStudyRelatedInstances": sum(len(s.get("Instances", {})) for s in series.values()),
-        "DICOMAccessionNumber": study.get("AccessionNumber"),
-        "DICOMSeriesInstanceUID": next(iter(series), None),
-        "DICOMSeriesModality": first.get("Modality"),
-        "DICOMSeriesBodyPart": first.get("BodyPartExamined"),
-        "DICOMSeriesNumber": first.get("SeriesNumber"),
-        "DICOMStudyDate": study.get("StudyDate"),
-        "DICOMStudyTime": study.get("StudyTime"),
-    }
-    return {k: v for k, v in tags.items() if v is not None}
-
-
 def search_image_sets(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     datastore = ctx.store.datastore(params["datastoreId"])
     criteria = params.get("searchCriteria") or {}
-    filters = criteria.get("filters") or []
-    found = [
-        image_set
-        for image_set in datastore.image_sets.values()
-        if not image_set.deleted and all(_matches(image_set, f) for f in filters)
-    ]
-    sort = criteria.get("sort")
-    if sort:
-        field_name = sort["sortField"]
-        found.sort(key=lambda s: (_attribute(s, field_name), s.image_set_id), reverse=sort["sortOrder"] == "DESC")
-    else:
-        # Emulator choice: without a sort, newest update first.
-        found.sort(key=lambda s: (s.latest.updated_at, s.image_set_id), reverse=True)
-    items = [
-        {
-            "imageSetId": s.image_set_id,
-            "version": s.latest.version_id,
-            "createdAt": s.created_at,
-            "updatedAt": s.latest.updated_at,
-            "DICOMTags": _dicom_tags(s.latest.metadata),
-            "isPrimary": s.latest.is_primary,
-        }
-        for s in found
-    ]
+    items = [search.summary(s) for s in search.matching(datastore, criteria)]
     chunk, token = _page(items, params, "SearchImageSets")
-    return {"imageSetsMetadataSummaries": chunk, "sort": sort, "nextToken": token}
+    return {"imageSetsMetadataSummaries": chunk, "sort": criteria.get("sort"), "nextToken": token}
 
 
 # ---------------------------------------------------------------------------------------------------- import jobs

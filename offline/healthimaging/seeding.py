@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import gzip
+import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hicopy.contract import IMAGE_SET_ID_PATTERN
 from offline.healthimaging.dicom import (
     Metadata,
     build_metadata,
@@ -15,8 +19,8 @@ from offline.healthimaging.dicom import (
     instances_by_series,
     patient_id_of,
     series_map,
+    service_uid,
     study_uid_of,
-    valid_uid,
 )
 from offline.healthimaging.store import ACTIVE, ImageSet, Store
 
@@ -45,6 +49,7 @@ class SeedSpec:
             study_uid=self.study_uid,
             series_uids=list(self.series_uids) if self.series_uids is not None else None,
             modality=self.modality,
+            pad_numbers=store.settings.pad_numbers,
         )
 
 
@@ -86,25 +91,53 @@ def describe(image_set: ImageSet) -> SeededImageSet:
     )
 
 
+MetadataDocument = Mapping[str, Any] | str | bytes
+
+
+def load_metadata(document: MetadataDocument) -> Metadata:
+    """A metadata document as GetImageSetMetadata returns it (gzip or plain JSON bytes, a JSON string, or the parsed
+    object) -> a deep copy as a dict."""
+    if isinstance(document, bytes):
+        document = gzip.decompress(document) if document[:2] == b"\x1f\x8b" else document
+        document = document.decode("utf-8")
+    parsed = json.loads(document) if isinstance(document, str) else copy.deepcopy(dict(document))
+    if not isinstance(parsed, dict):
+        raise ValueError("a metadata document is a JSON object")
+    return parsed
+
+
 def check_metadata(metadata: Mapping[str, Any]) -> None:
-    """Raise ValueError unless ``metadata`` has the image set layout with valid UIDs."""
+    """Raise ValueError unless ``metadata`` has the image set layout with UIDs HealthImaging accepts."""
     study_uid = study_uid_of(metadata)
-    if study_uid is None or not valid_uid(study_uid):
+    if study_uid is None or not service_uid(study_uid):
         raise ValueError(f"metadata needs Study.DICOM.StudyInstanceUID (a valid UID), got {study_uid!r}")
     series = series_map(metadata)
     if not series:
         raise ValueError("metadata needs at least one series under Study.Series")
     for series_uid, content in series.items():
-        if not valid_uid(series_uid):
+        if not service_uid(series_uid) or not isinstance(content, dict):
             raise ValueError(f"not a valid Series Instance UID: {series_uid!r}")
         for sop_uid in content.get("Instances", {}):
-            if not valid_uid(sop_uid):
+            if not service_uid(sop_uid):
                 raise ValueError(f"not a valid SOP Instance UID: {sop_uid!r}")
 
 
-def seed(store: Store, datastore_id: str, metadata: Metadata, *, is_primary: bool, now: float) -> ImageSet:
-    """Put an ACTIVE/CREATED image set (version 1) into the data store; no events (test setup)."""
+def seed(
+    store: Store,
+    datastore_id: str,
+    metadata: Metadata,
+    *,
+    is_primary: bool,
+    now: float,
+    image_set_id: str | None = None,
+) -> ImageSet:
+    """Put an ACTIVE/CREATED image set (version 1) into the data store; no events (test setup).
+
+    ``image_set_id``: keep this id (e.g. the document's own ``ImageSetID``) instead of generating one.
+    """
     check_metadata(metadata)
+    if image_set_id is not None and not re.fullmatch(IMAGE_SET_ID_PATTERN, image_set_id):
+        raise ValueError(f"image_set_id must match {IMAGE_SET_ID_PATTERN}, got {image_set_id!r}")
     store.active_datastore(datastore_id)
     if is_primary:
         study_uid = study_uid_of(metadata)
@@ -115,4 +148,12 @@ def seed(store: Store, datastore_id: str, metadata: Metadata, *, is_primary: boo
                     f"series {series_uid} already has the primary image set {existing.image_set_id}; "
                     "seed this one with is_primary=False"
                 )
-    return store.new_image_set(datastore_id, metadata, now=now, is_primary=is_primary, state=ACTIVE, status="CREATED")
+    return store.new_image_set(
+        datastore_id,
+        metadata,
+        now=now,
+        is_primary=is_primary,
+        state=ACTIVE,
+        status="CREATED",
+        image_set_id=image_set_id,
+    )

@@ -38,6 +38,8 @@ class Settings:
     first_copy_version: int = 1
     event_id_key: str = "imageSetId"
     source_copy_events: bool = True
+    stale_version_error: str = "ResourceNotFoundException"  # or "ConflictException" (see errors.stale_version)
+    pad_numbers: bool = True  # IS values of generated metadata padded to even length ("1 "), as real documents
     fail_next_copy: deque[str] = field(default_factory=deque)
 
 
@@ -240,10 +242,13 @@ class Store:
         status: str,
         version_id: int = 1,
         forced: bool = False,
+        image_set_id: str | None = None,
     ) -> ImageSet:
+        """A new image set (id generated unless ``image_set_id``, which must be unused in the data store)."""
         store = self.datastore(datastore_id)
-        image_set_id = self.new_id()
-        while image_set_id in store.image_sets:
+        if image_set_id is not None and image_set_id in store.image_sets:
+            raise ValueError(f"image set {image_set_id} already exists in datastore {datastore_id}")
+        while image_set_id is None or image_set_id in store.image_sets:
             image_set_id = self.new_id()
         content = copy.deepcopy(metadata)
         content["DatastoreID"], content["ImageSetID"] = datastore_id, image_set_id

@@ -16,6 +16,7 @@ from botocore.config import Config
 
 from offline.clock import ManualClock
 from offline.healthimaging import HealthImagingEmulator, install, validate_response
+from tests.emulator.helpers import STALE_ANSWERS
 
 REGION = "us-east-1"
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
@@ -121,3 +122,11 @@ def mi(emu: HealthImagingEmulator) -> Any:
 @pytest.fixture
 def ds(emu: HealthImagingEmulator) -> str:
     return emu.create_datastore("test-store")
+
+
+@pytest.fixture(params=list(STALE_ANSWERS))
+def stale_answer(request: pytest.FixtureRequest, emu: HealthImagingEmulator) -> tuple[str, int, str | None]:
+    """Runs the test once with each ``stale_version_error`` answer; returns (code, status, message or None)."""
+    code: str = request.param
+    emu.settings.stale_version_error = code
+    return (code, *STALE_ANSWERS[code])

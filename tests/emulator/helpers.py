@@ -10,6 +10,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from offline.healthimaging import SeededImageSet
+from offline.healthimaging.errors import STALE_VERSION_MESSAGE
+
+#: The two answers to a stale ``latestVersionId`` (``stale_version_error``): code -> HTTP status, message (None: any).
+STALE_ANSWERS: dict[str, tuple[int, str | None]] = {
+    "ResourceNotFoundException": (404, STALE_VERSION_MESSAGE),
+    "ConflictException": (409, None),
+}
 
 _UIDS = itertools.count(1)
 
@@ -59,3 +66,11 @@ def same_series_other_instances(metadata: dict[str, Any], count: int) -> dict[st
             instance["DICOM"]["SOPInstanceUID"] = uid
             series["Instances"][uid] = instance
     return clone
+
+
+def assert_stale(error: dict[str, Any], answer: tuple[str, int, str | None]) -> None:
+    """``error`` (from ``client_error``) is the stale-version answer ``answer`` = (code, status, message or None)."""
+    code, status, message = answer
+    assert (error["Code"], error["HTTPStatusCode"]) == (code, status)
+    if message is not None:
+        assert error["Message"] == message

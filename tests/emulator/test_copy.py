@@ -12,7 +12,7 @@ import pytest
 from offline.clock import ManualClock, ScaledClock
 from offline.healthimaging import HealthImagingEmulator, copiable_attributes, install
 from tests.emulator.conftest import NO_RETRIES, REGION
-from tests.emulator.helpers import client_error, copy_request, same_series_other_instances
+from tests.emulator.helpers import assert_stale, client_error, copy_request, same_series_other_instances
 
 
 def _get(mi: Any, ds: str, image_set_id: str, version: str | None = None) -> dict[str, Any]:
@@ -153,6 +153,23 @@ def test_metadata_mismatch_without_force_fails_and_with_force_copies(emu, mi, ds
     assert set(merged["Study"]["Series"][uid]["Instances"]) == set(primary.instances[uid] + other.instances[uid])
 
 
+def test_value_padding_is_not_a_metadata_mismatch(emu, mi, ds, clock) -> None:
+    """``"1 "`` (the 2025 documents) and ``"1"`` (the 2023 one) are the same IS value: no mismatch, no force."""
+    primary = emu.seed_image_set(ds)
+    unpadded = same_series_other_instances(primary.metadata, count=1)
+    (series,) = unpadded["Study"]["Series"].values()
+    assert series["DICOM"]["SeriesNumber"] == "1 "
+    series["DICOM"]["SeriesNumber"] = "1"
+    copy_request(mi, emu.seed_image_set_from_metadata(ds, unpadded, is_primary=False), destination=primary)
+    clock.advance(2)
+    assert _get(mi, ds, primary.image_set_id)["imageSetWorkflowStatus"] == "COPIED"
+    series["DICOM"]["SeriesNumber"] = "2"  # a different value still is one
+    other = same_series_other_instances(unpadded, count=1)
+    copy_request(mi, emu.seed_image_set_from_metadata(ds, other, False), destination=primary, destination_version="2")
+    clock.advance(2)
+    assert "Series of SourceImageSet" in _get(mi, ds, primary.image_set_id)["message"]
+
+
 def test_series_mismatch_message(emu, mi, ds, clock) -> None:
     first = emu.seed_image_set(ds, patient_id="P", study_uid="1.2.3")
     second = emu.seed_image_set(ds, patient_id="P", study_uid="1.2.3", is_primary=False)
@@ -210,13 +227,22 @@ def test_non_primary_source_without_promote_gives_non_primary_copy(emu, mi, ds, 
     assert _get(mi, ds, dst_id)["isPrimary"] is False
 
 
-def test_stale_version_is_a_conflict(emu, mi, ds) -> None:
+def test_stale_version_answers_either_way(emu, mi, ds, stale_answer) -> None:
+    """A stale source or destination ``latestVersionId``: 404 "... is not the latest." (default) or 409."""
     source = emu.seed_image_set(ds)
-    error = client_error(copy_request, mi, source, source_version="2")
-    assert (error["Code"], error["HTTPStatusCode"]) == ("ConflictException", 409)
+    assert_stale(client_error(copy_request, mi, source, source_version="2"), stale_answer)
     destination = emu.seed_image_set(ds, is_primary=False)
     error = client_error(copy_request, mi, source, destination=destination, destination_version="5")
-    assert error["Code"] == "ConflictException"
+    assert_stale(error, stale_answer)
+    assert emu.pending() == 0  # nothing was started
+
+
+def test_stale_version_default_follows_the_production_evidence(clock) -> None:
+    assert HealthImagingEmulator(clock=clock, background=False).settings.stale_version_error == (
+        "ResourceNotFoundException"
+    )
+    with pytest.raises(ValueError, match="stale_version_error"):
+        HealthImagingEmulator(clock=clock, background=False, stale_version_error="ValidationException")
 
 
 def test_locked_source_or_destination_is_a_conflict(emu, mi, ds, clock) -> None:
@@ -236,12 +262,12 @@ def test_locked_source_or_destination_is_a_conflict(emu, mi, ds, clock) -> None:
     copy_request(mi, other, destination=destination, force=True)
 
 
-def test_lock_with_version_bump_makes_held_version_stale(emu, mi, ds, clock) -> None:
+def test_lock_with_version_bump_makes_held_version_stale(emu, mi, ds, clock, stale_answer) -> None:
     destination = emu.seed_image_set(ds, is_primary=False)
     other = emu.seed_image_set(ds, is_primary=False)
     emu.lock(ds, destination.image_set_id, seconds=1, bump_version=True)
     clock.advance(1)
-    assert client_error(copy_request, mi, other, destination=destination)["Code"] == "ConflictException"
+    assert_stale(client_error(copy_request, mi, other, destination=destination), stale_answer)
     copy_request(mi, other, destination=destination, destination_version="2", force=True)
 
 
