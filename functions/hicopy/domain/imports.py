@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 from hicopy.clock import Clock
 from hicopy.domain.events import (
@@ -32,7 +32,14 @@ from hicopy.domain.events import (
     dump,
 )
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE
-from hicopy.domain.ports import EventPublisherPort
+from hicopy.domain.ports import (
+    EventPublisherPort,
+    ImportJobsPort,
+    ImportOutputPort,
+    MarkerPort,
+    MessageSenderPort,
+    PlannerImagingPort,
+)
 from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
 
 Policy = Literal["none", "consolidate", "promote"]
@@ -71,24 +78,6 @@ class ImportResult:
     @property
     def non_primary(self) -> list[ImportedImageSet]:
         return [s for s in self.image_sets if s.is_primary is False]
-
-
-class ImportOutputPort(Protocol):
-    def read(self, uri: str) -> bytes | None:
-        """The object at ``s3://bucket/key``, or None if it does not exist."""
-        ...
-
-
-class PlannerImagingPort(Protocol):
-    def is_primary(self, datastore_id: str, image_set_id: str) -> bool | None: ...
-
-    def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
-        """Series Instance UIDs in the image set's metadata."""
-        ...
-
-    def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
-        """The primary image set holding ``series_uid`` (other than ``exclude``), if any."""
-        ...
 
 
 # --- reading the import output ----------------------------------------------------------------------------------
@@ -298,20 +287,6 @@ IMPORT_FAILED = "Import Job Failed"
 _ID32 = re.compile(r"^[0-9a-z]{32}$")
 
 
-class ImportJobsPort(Protocol):
-    def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]: ...
-
-
-class MarkerPort(Protocol):
-    def seen(self, key: str) -> bool: ...
-
-    def mark(self, key: str, now: float, **attributes: str) -> None: ...
-
-
-class JobQueuePort(Protocol):
-    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
 @dataclass(frozen=True)
 class PlannerSettings:
     allowed_datastores: frozenset[str]
@@ -336,7 +311,7 @@ def handle_import_event(
     jobs_api: ImportJobsPort,
     output: ImportOutputPort,
     imaging: PlannerImagingPort,
-    queue: JobQueuePort,
+    queue: MessageSenderPort,
     publisher: EventPublisherPort,
     marker: MarkerPort,
     clock: Clock,

@@ -13,12 +13,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
 from hicopy.domain.job import CopyJob, Trigger, parse_job, safe_name
-from hicopy.domain.ports import EventPublisherPort
+from hicopy.domain.ports import EventPublisherPort, MessageSenderPort
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import JobRejected
 
@@ -120,17 +120,13 @@ def rejected_event(
     return dump(detail)
 
 
-class DeadLetterPort(Protocol):
-    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
 def reject(
     body: str,
     reason: JobRejected,
     *,
     message_id: str,
     trigger_type: str,
-    dead_letters: DeadLetterPort,
+    dead_letters: MessageSenderPort,
     publisher: EventPublisherPort,
     clock: Clock,
 ) -> dict[str, Any]:
