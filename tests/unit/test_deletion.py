@@ -4,6 +4,7 @@ import pytest
 
 from hicopy.domain.deletion import delete_source
 from hicopy.domain.pacing import COPY_ACTION, DELETE_ACTION, pace
+from hicopy.domain.ports import PaceKey
 from hicopy.domain.state import SourceDeletion
 from hicopy.errors import SlotMissed
 from tests.fakes import FakeClock
@@ -26,9 +27,9 @@ def copied_with_pending_deletion():
 def test_the_source_deletion_takes_its_own_slot_and_turn(pacer):
     clock = FakeClock()
     st = pace(copied_with_pending_deletion(), pacer, clock)
-    assert pacer.store.read(DELETE_ACTION) is not None and pacer.store.read(COPY_ACTION) is None
+    assert pacer.store.read(PaceKey(DELETE_ACTION)) is not None and pacer.store.read(PaceKey(COPY_ACTION)) is None
     start = clock.t
-    pacer.store.values[f"{DELETE_ACTION}#call"] = start + 5.0  # another deletion went out late, just now
+    pacer.store.values[PaceKey(DELETE_ACTION, turn=True)] = start + 5.0  # another deletion went out late, just now
     deleter = FakeDeleter(clock)
     out = delete_source(st, deleter, pacer, clock)
     assert deleter.deleted == [(SRC, pytest.approx(start + 5.0))]  # waited for the turn instead of calling early
@@ -38,7 +39,7 @@ def test_the_source_deletion_takes_its_own_slot_and_turn(pacer):
 def test_a_source_deletion_too_far_behind_the_turns_takes_a_new_slot(pacer):
     clock = FakeClock()
     st = pace(copied_with_pending_deletion(), pacer, clock)
-    pacer.store.values[f"{DELETE_ACTION}#call"] = clock.t + 40.0
+    pacer.store.values[PaceKey(DELETE_ACTION, turn=True)] = clock.t + 40.0
     deleter = FakeDeleter(clock)
     with pytest.raises(SlotMissed, match="DeleteImageSet for the slot"):
         delete_source(st, deleter, pacer, clock)

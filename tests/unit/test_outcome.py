@@ -12,7 +12,7 @@ from hicopy.domain.state import SfnError
 from hicopy.domain.submission import submit
 from hicopy.errors import CopyFailed
 from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeMarker, FakePublisher, FakeSubmissions
+from tests.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
 from tests.unit.workflow_support import DS, DST, state
 
 
@@ -47,9 +47,9 @@ def test_publish_outcome_puts_exactly_one_event(imaging):
 
 
 def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
-    pub, marker = FakePublisher(), FakeMarker()
+    pub, marker = FakePublisher(), FakePublishedMarker()
     ok = state()
     assert publish_outcome(ok, pub, FakeClock(), None, marker) == SUCCEEDED
     failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
     assert publish_outcome(failed, pub, FakeClock(), None, marker) is None
-    assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.keys == {"outcome#job-1": {"detailType": SUCCEEDED}}
+    assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.published == {"job-1": SUCCEEDED}

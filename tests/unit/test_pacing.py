@@ -14,6 +14,7 @@ from hicopy.domain.pacing import (
     reserve,
 )
 from hicopy.domain.planning import prepare
+from hicopy.domain.ports import PaceKey
 from hicopy.domain.state import SfnError
 from hicopy.domain.submission import submit
 from hicopy.errors import PacingContention, SlotMissed
@@ -171,7 +172,7 @@ def test_a_caller_too_far_behind_the_turns_takes_a_new_slot(imaging, pacer):
     st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     mine = pace(st, pacer, clock)
     # Late calls of other executions took the account's turns up to 40 s from now (the stored turn TAT).
-    pacer.store.values[f"{COPY_ACTION}#call"] = clock.t + 40.0
+    pacer.store.values[PaceKey(COPY_ACTION, turn=True)] = clock.t + 40.0
     with pytest.raises(SlotMissed, match=r"would wait 40\.0 s for the account's next turn"):
         submit(mine, imaging, subs, pacer, clock)
     assert imaging.copies == [] and subs.records == {}  # not called, intent abandoned: the retry starts afresh

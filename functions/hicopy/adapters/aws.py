@@ -14,7 +14,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hicopy.domain.ports import SubmissionRecord
+from hicopy.domain.ports import PaceKey, SubmissionRecord
 from hicopy.errors import EventPublishFailed, ServiceInternalError, ServiceThrottled
 
 _THROTTLE_CODES = {
@@ -81,26 +81,29 @@ class EventBridgePublisher(_Adapter):
 
 
 class DynamoPaceStore(_Adapter):
-    """``PaceStore`` on the state table: item ``pk = pace#<action>``, attribute ``tat`` (epoch seconds)."""
+    """``PaceStorePort`` on the state table: item ``pk = pace#<action>`` for the slots, ``pace#<action>#call`` for the
+    turns; attribute ``tat`` (epoch seconds)."""
 
     SERVICE = "dynamodb"
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
 
-    def read(self, key: str) -> float | None:
+    @staticmethod
+    def _key(key: PaceKey) -> dict[str, Any]:
+        return {"pk": {"S": f"pace#{key.action}#call" if key.turn else f"pace#{key.action}"}}
+
+    def read(self, key: PaceKey) -> float | None:
         try:
-            item = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": f"pace#{key}"}}, ConsistentRead=True
-            ).get("Item")
+            item = self.client.get_item(TableName=self.table_name, Key=self._key(key), ConsistentRead=True).get("Item")
         except (ClientError, BotoCoreError) as exc:
             raise transient(exc, "pacing read") from exc
         return float(item["tat"]["N"]) if item else None
 
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
         params: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": {"pk": {"S": f"pace#{key}"}},
+            "Key": self._key(key),
             "UpdateExpression": "SET tat = :new",
             "ExpressionAttributeValues": {":new": {"N": _num(new)}},
         }
@@ -281,8 +284,8 @@ class S3Reader(_Adapter):
         return body
 
 
-class OnceMarker(_Adapter):
-    """Marks a key as done in the state table (conditional put); ``seen`` tells whether it already was."""
+class _OnceMarker(_Adapter):
+    """Marks a key as done in the state table (a put); ``_seen`` tells whether it already was."""
 
     TTL_SECONDS = 90 * 24 * 3600
 
@@ -291,16 +294,16 @@ class OnceMarker(_Adapter):
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
 
-    def seen(self, key: str) -> bool:
+    def _seen(self, pk: str) -> bool:
         try:
-            item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True)
+            item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise transient(exc, "state table read") from exc
         return "Item" in item
 
-    def mark(self, key: str, now: float, **attributes: str) -> None:
+    def _mark(self, pk: str, now: float, attributes: dict[str, str]) -> None:
         item = {
-            "pk": {"S": key},
+            "pk": {"S": pk},
             "at": {"N": _num(now)},
             "expiresAt": {"N": str(int(now) + self.TTL_SECONDS)},
             **{k: {"S": v} for k, v in attributes.items()},
@@ -309,3 +312,24 @@ class OnceMarker(_Adapter):
             self.client.put_item(TableName=self.table_name, Item=item)
         except (ClientError, BotoCoreError) as exc:
             raise transient(exc, "state table write") from exc
+
+
+class PublishedMarker(_OnceMarker):
+    """``PublishedMarkerPort`` on the state table: item ``pk = outcome#<jobId>``, attribute ``detailType``."""
+
+    def seen(self, job_id: str) -> bool:
+        return self._seen(f"outcome#{job_id}")
+
+    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+        self._mark(f"outcome#{job_id}", now, {"detailType": detail_type})
+
+
+class ImportMarker(_OnceMarker):
+    """``ImportMarkerPort`` on the state table: item ``pk = import#<datastoreId>#<importJobId>``, attributes
+    ``status`` and ``jobs`` (how many copy jobs were planned)."""
+
+    def seen(self, datastore_id: str, import_job_id: str) -> bool:
+        return self._seen(f"import#{datastore_id}#{import_job_id}")
+
+    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
+        self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})

@@ -35,8 +35,8 @@ from hicopy.domain.intake import TRIGGER_ATTRIBUTE
 from hicopy.domain.ports import (
     EventPublisherPort,
     ImportJobsPort,
+    ImportMarkerPort,
     ImportOutputPort,
-    MarkerPort,
     MessageSenderPort,
     PlannerImagingPort,
 )
@@ -313,7 +313,7 @@ def handle_import_event(
     imaging: PlannerImagingPort,
     queue: MessageSenderPort,
     publisher: EventPublisherPort,
-    marker: MarkerPort,
+    marker: ImportMarkerPort,
     clock: Clock,
 ) -> PlannerOutcome:
     """Plan copy jobs for one ``Import Job Completed``/``Failed`` event; report failed files; never twice."""
@@ -327,8 +327,7 @@ def handle_import_event(
     if datastore_id not in settings.allowed_datastores:
         raise InvalidRequest(f"data store {datastore_id} is not one this orchestrator is configured for")
     outcome = PlannerOutcome(import_job_id)
-    key = f"import#{datastore_id}#{import_job_id}"
-    if marker.seen(key):
+    if marker.seen(datastore_id, import_job_id):
         outcome.duplicate = True
         return outcome
     job = jobs_api.get_import_job(datastore_id, import_job_id)
@@ -347,7 +346,7 @@ def handle_import_event(
     outcome.planned = [p.job["jobId"] for p in planned]
     if result.status == "COMPLETED":
         publisher.publish(IMPORT_PLANNED, planned_detail(result, planned, policy=settings.policy))
-    marker.mark(key, clock.now(), status=result.status, jobs=str(len(planned)))
+    marker.mark(datastore_id, import_job_id, clock.now(), status=result.status, jobs=len(planned))
     return outcome
 
 

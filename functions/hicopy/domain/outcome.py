@@ -20,7 +20,7 @@ from hicopy.domain.events import (
     TriggerOut,
     dump,
 )
-from hicopy.domain.ports import EventPublisherPort, MarkerPort
+from hicopy.domain.ports import EventPublisherPort, PublishedMarkerPort
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import reason_code_for
 
@@ -84,17 +84,16 @@ def publish_outcome(
     publisher: EventPublisherPort,
     clock: Clock,
     execution_arn: str | None,
-    marker: MarkerPort | None = None,
+    marker: PublishedMarkerPort | None = None,
 ) -> str | None:
     """Publish the job's terminal event, unless one was already published (a retried Publish, or the failure path
     after a Publish that crashed once its event was out). Returns the detail-type, or None when it was skipped."""
-    key = f"outcome#{state.job_id}"
-    if marker is not None and marker.seen(key):
+    if marker is not None and marker.seen(state.job_id):
         return None
     detail_type, detail = outcome_event(state, clock, execution_arn)
     publisher.publish(detail_type, detail)
     if marker is not None:
-        marker.mark(key, clock.now(), detailType=detail_type)
+        marker.mark(state.job_id, clock.now(), detail_type=detail_type)
     return detail_type
 
 

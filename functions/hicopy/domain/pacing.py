@@ -29,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 from hicopy.clock import Clock, iso
-from hicopy.domain.ports import PaceStorePort
+from hicopy.domain.ports import PaceKey, PaceStorePort
 from hicopy.domain.state import Pace, WorkflowState
 from hicopy.errors import PacingContention, SlotMissed
 
@@ -73,12 +73,12 @@ class InMemoryPaceStore:
     """A ``PaceStorePort`` for tests and benchmarks."""
 
     def __init__(self) -> None:
-        self.values: dict[str, float] = {}
+        self.values: dict[PaceKey, float] = {}
 
-    def read(self, key: str) -> float | None:
+    def read(self, key: PaceKey) -> float | None:
         return self.values.get(key)
 
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
         if self.values.get(key) != expected:
             return False
         self.values[key] = new
@@ -101,7 +101,7 @@ class Pacer:
 
     def reserve(self, action: str, now: float, *, max_tries: int = 50) -> Reservation:
         """Reserve the next slot for ``action``; retries the compare-and-set when racing other executions."""
-        key = action
+        key = PaceKey(action)
         for _ in range(max_tries):
             current = self.store.read(key)
             grant = reserve(current, now, rate=self.rate, burst=self.burst, margin=self.margin)
@@ -112,7 +112,7 @@ class Pacer:
     def claim(self, action: str, now: float, *, max_tries: int = 50) -> float:
         """Take the turn to call ``action`` now: 0.0 when this caller may call (recorded), otherwise the seconds
         until the account's next turn (nothing recorded: try again then)."""
-        turn_key = f"{action}#call"
+        turn_key = PaceKey(action, turn=True)
         for _ in range(max_tries):
             current = self.store.read(turn_key)
             grant = reserve(current, now, rate=self.rate, burst=self.burst, margin=self.call_margin)

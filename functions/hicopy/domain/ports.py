@@ -1,5 +1,8 @@
 """Every interface the domain needs from the outside world, in one place. Adapters in ``hicopy.adapters`` implement
 them with boto3; tests use in-memory fakes or the HealthImaging emulator behind the real adapter.
+
+The ports speak the domain's vocabulary (job IDs, chunk numbers, actions): how a record is keyed in the state table
+is the adapter's business.
 """
 
 from __future__ import annotations
@@ -109,12 +112,20 @@ class MessageSenderPort(Protocol):
 
 
 # --- the state table --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PaceKey:
+    """One GCRA cell of the account-wide pacing (see ``hicopy.domain.pacing``)."""
+
+    action: str  # the rate-limited API action, e.g. CopyImageSet
+    turn: bool = False  # False: the slots reserved ahead (Pace); True: the turns taken right before calling
+
+
 class PaceStorePort(Protocol):
-    """Stores one theoretical arrival time per key with compare-and-set semantics."""
+    """Stores one theoretical arrival time per ``PaceKey`` with compare-and-set semantics."""
 
-    def read(self, key: str) -> float | None: ...
+    def read(self, key: PaceKey) -> float | None: ...
 
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
         """Store ``new`` if the stored value is still ``expected``; False if another caller won the race."""
         ...
 
@@ -146,9 +157,17 @@ class SubmissionStorePort(Protocol):
         ...
 
 
-class MarkerPort(Protocol):
-    """Marks a key as done (a job's terminal event published, an import planned); ``seen`` tells whether it was."""
+class PublishedMarkerPort(Protocol):
+    """Remembers that a job's terminal event was published, so that no second one is."""
 
-    def seen(self, key: str) -> bool: ...
+    def seen(self, job_id: str) -> bool: ...
 
-    def mark(self, key: str, now: float, **attributes: str) -> None: ...
+    def mark(self, job_id: str, now: float, *, detail_type: str) -> None: ...
+
+
+class ImportMarkerPort(Protocol):
+    """Remembers that an import job was planned, so that a redelivered event plans nothing more."""
+
+    def seen(self, datastore_id: str, import_job_id: str) -> bool: ...
+
+    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None: ...

@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, OnceMarker
+from hicopy.adapters.aws import EventBridgePublisher, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.domain.events import SUCCEEDED
 from hicopy.domain.outcome import publish_outcome
@@ -19,9 +19,9 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[EventBridgePublisher, OnceMarker]:
+def _adapters() -> tuple[EventBridgePublisher, PublishedMarker]:
     env = load(PublishEnv)
-    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), OnceMarker(env.STATE_TABLE_NAME)
+    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), PublishedMarker(env.STATE_TABLE_NAME)
 
 
 def _publish(task: TaskInput) -> WorkflowState:
