@@ -149,7 +149,7 @@ def test_stale_and_missing_versions_and_image_sets(stack: Stack):
     _, stale = run(stack, initial(stack, jobId="j-1", source={"imageSetId": src.image_set_id, "versionId": "9"}))
     assert stale["detail"]["reason"]["code"] == "StaleVersion" and stale["detail"]["chunks"] == 0
     _, missing = run(stack, initial(stack, jobId="j-2", source={"imageSetId": "0" * 32}))
-    assert missing["detail"]["reason"]["code"] == "NotFound"
+    assert missing["detail"]["reason"]["code"] == "ImageSetNotFound"
     assert stack.emulator.calls_to("CopyImageSet") == []
 
 

@@ -43,7 +43,7 @@ def test_publish_outcome_puts_exactly_one_event(imaging):
     pub = FakePublisher()
     st = state().model_copy(update={"error": SfnError(Error="ImageSetNotFound", Cause="gone")})
     publish_outcome(st, pub, FakeClock(), None)
-    assert len(pub.events) == 1 and pub.events[0][1]["reason"]["code"] == "NotFound"
+    assert len(pub.events) == 1 and pub.events[0][1]["reason"]["code"] == "ImageSetNotFound"
 
 
 def test_a_retried_or_failure_path_publish_never_sends_a_second_event():

@@ -35,7 +35,7 @@ class ImageSetRefOut(_Detail):
 
 
 class Reason(_Detail):
-    code: str = Field(description="Stable reason code, e.g. CopyFailed, NotFound, ValidationError, JobRejected")
+    code: str = Field(description="Stable reason code, e.g. CopyFailed, ImageSetNotFound, InvalidRequest, JobRejected")
     message: str = Field(description="Human-readable reason; for CopyFailed, the service's GetImageSet message")
 
 
