@@ -7,7 +7,7 @@ declares its ``handling`` once; the lists ``TRANSIENT_ERRORS``, ``STATE_ERRORS``
 build the clauses, which keeps "retried how, or terminal" decided here and only here. ``code``, the reason code a
 failure event publishes, is the class name unless a class says otherwise.
 
-HealthImaging service errors are mapped by ``from_service_error`` (see ``SERVICE_ERROR_MAP``).
+AWS error codes are translated into these classes at the adapter edge, in one place (``hicopy.adapters.edge``).
 """
 
 from __future__ import annotations
@@ -179,29 +179,6 @@ class ConfigurationError(OrchestratorError):
     """The function's environment is invalid (raised at cold start)."""
 
     handling = Handling.TERMINAL
-
-
-# Service error code (botocore ``Error.Code``) -> our class.
-SERVICE_ERROR_MAP: dict[str, type[OrchestratorError]] = {
-    "ThrottlingException": ServiceThrottled,
-    "TooManyRequestsException": ServiceThrottled,
-    "RequestLimitExceeded": ServiceThrottled,
-    "InternalServerException": ServiceInternalError,
-    "ServiceUnavailable": ServiceInternalError,
-    "ServiceQuotaExceededException": ServiceQuotaExceeded,
-    "ConflictException": ImageSetConflict,
-    "ValidationException": InvalidRequest,
-    "ResourceNotFoundException": ImageSetNotFound,
-    "AccessDeniedException": AccessDenied,
-}
-
-
-def from_service_error(code: str, message: str, *, http_status: int | None = None) -> OrchestratorError:
-    """Map a service error code to our taxonomy. Unknown codes: 5xx -> retryable internal error, else terminal."""
-    cls = SERVICE_ERROR_MAP.get(code)
-    if cls is None:
-        cls = ServiceInternalError if (http_status or 0) >= 500 else InvalidRequest
-    return cls(f"{code}: {message}")
 
 
 # --- derived from the declarations above ----------------------------------------------------------------------

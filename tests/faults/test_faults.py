@@ -422,7 +422,7 @@ def test_consumer_dies_after_start_execution(harness: Harness, seed: int) -> Non
 
 PUBLISH_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="PutEvents accepted the terminal event but Publish lost the answer (ReadTimeout -> EventPublishFailed, "
+    reason="PutEvents accepted the terminal event but Publish lost the answer (ReadTimeout -> ServiceCallInterrupted, "
     "retried): the outcome# marker is written only after a successful PutEvents, so the retry publishes the "
     "terminal event a second time",
 )

@@ -25,25 +25,6 @@ def test_expected_checks_grow_slowly_with_copy_time():
     assert short < medium < long <= 40
 
 
-@pytest.mark.parametrize(
-    ("code", "status", "cls"),
-    [
-        ("ThrottlingException", 429, errors.ServiceThrottled),
-        ("InternalServerException", 500, errors.ServiceInternalError),
-        ("ServiceQuotaExceededException", 402, errors.ServiceQuotaExceeded),
-        ("ConflictException", 409, errors.ImageSetConflict),
-        ("ValidationException", 400, errors.InvalidRequest),
-        ("ResourceNotFoundException", 404, errors.ImageSetNotFound),
-        ("AccessDeniedException", 403, errors.AccessDenied),
-        ("SomethingNew", 503, errors.ServiceInternalError),
-        ("SomethingNew", 400, errors.InvalidRequest),
-    ],
-)
-def test_service_errors_map_to_one_taxonomy(code, status, cls):
-    err = errors.from_service_error(code, "msg", http_status=status)
-    assert type(err) is cls and err.message == f"{code}: msg"
-
-
 def test_every_error_is_in_exactly_one_handling_group():
     groups = {
         errors.Handling.TRANSIENT: errors.TRANSIENT_ERRORS,
