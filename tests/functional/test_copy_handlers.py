@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hicopy.clock import parse_iso
-from hicopy.domain.events import FAILED, SUCCEEDED
+from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, pace, prepare, publish, submit
 from tests.contracts import assert_valid_event

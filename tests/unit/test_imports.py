@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hicopy.domain.events import IMPORT_FAILURES, IMPORT_PLANNED
+from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED
 from hicopy.domain.imports import (
     ImportResult,
     PlannerSettings,

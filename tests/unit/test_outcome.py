@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.domain.awaiting import await_copy
-from hicopy.domain.events import FAILED, SUCCEEDED
 from hicopy.domain.outcome import outcome_event, publish_outcome
 from hicopy.domain.planning import prepare
 from hicopy.domain.state import SfnError

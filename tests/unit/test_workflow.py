@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from hicopy.contract import SUCCEEDED
 from hicopy.domain.awaiting import await_copy
-from hicopy.domain.events import SUCCEEDED
 from hicopy.domain.outcome import outcome_event
 from hicopy.domain.pacing import InMemoryPaceStore, Pacer, pace
 from hicopy.domain.planning import prepare

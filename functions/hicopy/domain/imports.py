@@ -20,12 +20,17 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from hicopy.clock import Clock
-from hicopy.domain.events import (
+from hicopy.contract import (
+    DATASTORE_ID_PATTERN,
+    HEALTHIMAGING_IMPORT_DETAIL_TYPES,
     IMPORT_FAILURES,
     IMPORT_PLANNED,
+    Policy,
+)
+from hicopy.domain.events import (
     FileFailureOut,
     ImportFailuresDetail,
     ImportPlannedDetail,
@@ -42,8 +47,6 @@ from hicopy.domain.ports import (
 )
 from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
 
-Policy = Literal["none", "consolidate", "promote"]
-POLICIES: tuple[Policy, ...] = ("none", "consolidate", "promote")
 MANIFEST = "job-output-manifest.json"
 MAX_REPORTED_FAILURES = 100
 
@@ -282,11 +285,6 @@ def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Poli
 
 
 # --- the planner's one entry point ----------------------------------------------------------------------------------
-IMPORT_COMPLETED = "Import Job Completed"
-IMPORT_FAILED = "Import Job Failed"
-_ID32 = re.compile(r"^[0-9a-z]{32}$")
-
-
 @dataclass(frozen=True)
 class PlannerSettings:
     allowed_datastores: frozenset[str]
@@ -320,7 +318,8 @@ def handle_import_event(
     detail_type = str(event.get("detail-type", ""))
     detail = event.get("detail") or {}
     datastore_id, import_job_id = str(detail.get("datastoreId", "")), str(detail.get("jobId", ""))
-    if detail_type not in (IMPORT_COMPLETED, IMPORT_FAILED) or not _ID32.match(datastore_id) or not import_job_id:
+    is_import_event = detail_type in HEALTHIMAGING_IMPORT_DETAIL_TYPES and re.match(DATASTORE_ID_PATTERN, datastore_id)
+    if not is_import_event or not import_job_id:
         raise InvalidRequest(
             f"not a HealthImaging import job event: {detail_type!r} {datastore_id!r} {import_job_id!r}"
         )

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.aws import EventBridgePublisher, PublishedMarker
 from hicopy.clock import get_clock
-from hicopy.domain.events import SUCCEEDED
+from hicopy.contract import SUCCEEDED
 from hicopy.domain.outcome import publish_outcome
 from hicopy.domain.state import TaskInput, WorkflowState
 from hicopy.handlers._task import run_task
