@@ -48,14 +48,19 @@ class EventBridgePublisher(AwsAdapter):
             raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
 
 
-class DynamoPaceStore(AwsAdapter):
-    """``PaceStorePort`` on the state table: item ``pk = pace#<action>`` for the slots, ``pace#<action>#call`` for the
-    turns; attribute ``tat`` (epoch seconds)."""
+class _StateTable(AwsAdapter):
+    """An adapter on the orchestrator's DynamoDB state table (one string key, ``pk``). The key formats are the
+    adapters' business: the domain passes IDs."""
 
     SERVICE = "dynamodb"
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
+
+
+class DynamoPaceStore(_StateTable):
+    """``PaceStorePort`` on the state table: item ``pk = pace#<action>`` for the slots, ``pace#<action>#call`` for the
+    turns; attribute ``tat`` (epoch seconds)."""
 
     @staticmethod
     def _key(key: PaceKey) -> dict[str, Any]:
@@ -86,15 +91,10 @@ class DynamoPaceStore(AwsAdapter):
         return True
 
 
-class DynamoSubmissionStore(AwsAdapter):
+class DynamoSubmissionStore(_StateTable):
     """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
 
     TTL_SECONDS = 30 * 24 * 3600
-
-    SERVICE = "dynamodb"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name, self._client = table_name, client
 
     @staticmethod
     def _key(job_id: str, chunk: int) -> dict[str, Any]:
@@ -235,15 +235,10 @@ class S3Reader(AwsAdapter):
         return body
 
 
-class _OnceMarker(AwsAdapter):
+class _OnceMarker(_StateTable):
     """Marks a key as done in the state table (a put); ``_seen`` tells whether it already was."""
 
     TTL_SECONDS = 90 * 24 * 3600
-
-    SERVICE = "dynamodb"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name, self._client = table_name, client
 
     def _seen(self, pk: str) -> bool:
         with self.calling("state table read"):
