@@ -147,14 +147,27 @@ class FakeQueue:
         return f"m{len(self.messages)}"
 
 
-class FakeMarker:
-    """A ``PublishedMarkerPort``/import marker in memory: the keys marked, with their attributes."""
+class FakePublishedMarker:
+    """A ``PublishedMarkerPort`` in memory: the detail-type published per job ID."""
 
     def __init__(self) -> None:
-        self.keys: dict[str, dict[str, str]] = {}
+        self.published: dict[str, str] = {}
 
-    def seen(self, key: str) -> bool:
-        return key in self.keys
+    def seen(self, job_id: str) -> bool:
+        return job_id in self.published
 
-    def mark(self, key: str, now: float, **attributes: str) -> None:
-        self.keys[key] = attributes
+    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+        self.published[job_id] = detail_type
+
+
+class FakeImportMarker:
+    """An ``ImportMarkerPort`` in memory: what was recorded per (data store, import job)."""
+
+    def __init__(self) -> None:
+        self.planned: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def seen(self, datastore_id: str, import_job_id: str) -> bool:
+        return (datastore_id, import_job_id) in self.planned
+
+    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
+        self.planned[(datastore_id, import_job_id)] = {"status": status, "jobs": jobs}

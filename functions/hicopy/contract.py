@@ -23,6 +23,10 @@ IMPORT_PLANNED = "Import Job Planned"  # out: what the post-import policy queued
 IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could not store
 TERMINAL_DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
 IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
+# HealthImaging's own events on the default bus that start the post-import policy (in)
+IMPORT_JOB_COMPLETED = "Import Job Completed"
+IMPORT_JOB_FAILED = "Import Job Failed"
+HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
 
 # --- AWS HealthImaging's own events (the service's names, not ours) ---------------------------------------------

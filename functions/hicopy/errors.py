@@ -1,23 +1,44 @@
-"""One error taxonomy for the whole orchestrator.
+"""One error taxonomy for the whole orchestrator, declared once per class.
 
 Every exception a handler raises is one of these classes. The class name is the Step Functions error name
-(a Python Lambda's ``errorType``), so the state machine's ``Retry``/``Catch`` clauses match on them: the lists
-``TRANSIENT_ERRORS``, ``STATE_ERRORS`` and ``TERMINAL_ERRORS`` below are imported by ``infra/`` to build those
-clauses, which keeps "retryable or terminal" decided here and only here.
+(a Python Lambda's ``errorType``), so the state machine's ``Retry``/``Catch`` clauses match on them. Each class
+declares its ``handling`` once; the lists ``TRANSIENT_ERRORS``, ``STATE_ERRORS``, ``REPACE_ERRORS``,
+``STILL_COPYING_ERRORS`` and ``TERMINAL_ERRORS`` are derived from those declarations and imported by ``infra/`` to
+build the clauses, which keeps "retried how, or terminal" decided here and only here. ``code``, the reason code a
+failure event publishes, is the class name unless a class says otherwise.
 
-HealthImaging service errors are mapped by ``from_service_error`` (see ``SERVICE_ERROR_MAP``).
+AWS error codes are translated into these classes at the adapter edge, in one place (``hicopy.adapters.edge``).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from enum import Enum
+from typing import Any, ClassVar
+
+
+class Handling(Enum):
+    """How the state machine handles an error (design §2)."""
+
+    TRANSIENT = "transient"  # Retry with backoff and full jitter, bounded
+    STATE = "state"  # re-read the state (locks, versions), Retry with backoff, bounded
+    REPACE = "repace"  # a paced call missed its turn: back to Pace for a new slot (a bounded number of times)
+    STILL_COPYING = "still copying"  # AwaitCopy's Retry: the status polling
+    TERMINAL = "terminal"  # a failure event with the code and the message
 
 
 class OrchestratorError(Exception):
-    """Base class. ``code`` is the stable reason code published in failure events."""
+    """Base class. ``handling`` says how the state machine treats the error; ``code`` is the stable reason code
+    published in failure events (the class name unless the class sets another)."""
 
-    retryable: ClassVar[bool] = False
+    handling: ClassVar[Handling]
     code: ClassVar[str] = "InternalError"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" not in vars(cls):
+            cls.code = cls.__name__
+        if "handling" not in vars(cls):
+            raise TypeError(f"{cls.__name__} must declare its handling")
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -29,191 +50,160 @@ class OrchestratorError(Exception):
         return cls.__name__
 
 
-class RetryableError(OrchestratorError):
-    retryable = True
+# --- retried, transient ---------------------------------------------------------------------------------------
+class ServiceThrottled(OrchestratorError):
+    """An AWS API answered with a throttling error (HealthImaging's ThrottlingException, DynamoDB's
+    ProvisionedThroughputExceededException, ...)."""
+
+    handling = Handling.TRANSIENT
 
 
-class TerminalError(OrchestratorError):
-    retryable = False
+class ServiceInternalError(OrchestratorError):
+    """An AWS API answered InternalServerException (or any 5xx), or could not be reached at all."""
 
-
-# --- retryable, transient -------------------------------------------------------------------------------------
-class ServiceThrottled(RetryableError):
-    """HealthImaging (or another AWS API) answered ThrottlingException."""
-
-    code = "Throttled"
-
-
-class ServiceInternalError(RetryableError):
-    """HealthImaging answered InternalServerException (or any 5xx)."""
-
-    code = "ServiceInternalError"
+    handling = Handling.TRANSIENT
 
 
 class ServiceCallInterrupted(ServiceInternalError):
     """The call may have reached the service but no answer came back (connection dropped, read timeout)."""
 
-    code = "ServiceCallInterrupted"
+    handling = Handling.TRANSIENT
 
 
-class ServiceQuotaExceeded(RetryableError):
+class ServiceQuotaExceeded(OrchestratorError):
     """ServiceQuotaExceededException, e.g. too many concurrent copies in the data store."""
 
-    code = "ServiceQuotaExceeded"
+    handling = Handling.TRANSIENT
 
 
-class PacingContention(RetryableError):
+class PacingContention(OrchestratorError):
     """Too many executions raced for the same pacing slot; try again shortly."""
 
-    code = "PacingContention"
+    handling = Handling.TRANSIENT
 
 
-class SlotMissed(RetryableError):
+class SlotMissed(OrchestratorError):
     """A paced call could not be made close enough to its slot: the calls of other executions ran late, and waiting
     for the account's next turn would take longer than a task should sleep. The job takes a new slot (Pace)."""
 
-    code = "SlotMissed"
+    handling = Handling.REPACE
 
 
-class ManifestNotReady(RetryableError):
+class ManifestNotReady(OrchestratorError):
     """An import's output manifest is not in S3 yet (it can lag the ``Import Job Completed`` event)."""
 
-    code = "ManifestNotReady"
+    handling = Handling.TRANSIENT
 
 
-class EventPublishFailed(RetryableError):
+class EventPublishFailed(OrchestratorError):
     """PutEvents returned FailedEntryCount > 0."""
 
-    code = "EventPublishFailed"
+    handling = Handling.TRANSIENT
 
 
-# --- retryable, state -----------------------------------------------------------------------------------------
-class ImageSetConflict(RetryableError):
+# --- retried, state -------------------------------------------------------------------------------------------
+class ImageSetConflict(OrchestratorError):
     """ConflictException: an image set is locked by another write, or a version moved under us."""
 
-    code = "Conflict"
+    handling = Handling.STATE
 
 
-class CopyStillInProgress(RetryableError):
-    """The destination version is still LOCKED/COPYING. The AwaitCopy task's Retry turns this into backoff."""
+class CopyStillInProgress(OrchestratorError):
+    """The destination version is still LOCKED/COPYING. The AwaitCopy task's Retry turns this into backoff.
 
-    code = "CopyWaitBudgetExhausted"  # the code published if retries run out while still copying
+    Its ``code`` is not the class name: a failure event carries it only when the polling budget ran out while the copy
+    was still running, so the code names that outcome (the copy may still complete), not the signal that drove the
+    polling.
+    """
+
+    handling = Handling.STILL_COPYING
+    code = "CopyWaitBudgetExhausted"
 
 
 # --- terminal -------------------------------------------------------------------------------------------------
-class InvalidRequest(TerminalError):
-    """ValidationException from the service."""
+class InvalidRequest(OrchestratorError):
+    """ValidationException (or another 4xx) from an AWS API, or a task run with a state it cannot work on."""
 
-    code = "ValidationError"
+    handling = Handling.TERMINAL
 
 
-class ImageSetNotFound(TerminalError):
+class ImageSetNotFound(OrchestratorError):
     """ResourceNotFoundException, or the image set does not belong to the data store."""
 
-    code = "NotFound"
+    handling = Handling.TERMINAL
 
 
-class AccessDenied(TerminalError):
-    """AccessDeniedException."""
+class AccessDenied(OrchestratorError):
+    """An AWS API refused the call (AccessDeniedException, AccessDenied, ...): the role lacks a permission."""
 
-    code = "AccessDenied"
+    handling = Handling.TERMINAL
 
 
-class CopyFailed(TerminalError):
+class CopyFailed(OrchestratorError):
     """The copy was accepted but the destination version ended COPY_FAILED. ``message`` is the service's."""
 
-    code = "CopyFailed"
+    handling = Handling.TERMINAL
 
 
-class StaleVersion(TerminalError):
+class StaleVersion(OrchestratorError):
     """The job pinned a versionId that is not the image set's latest version."""
 
-    code = "StaleVersion"
+    handling = Handling.TERMINAL
 
 
-class SelectionInvalid(TerminalError):
+class SelectionInvalid(OrchestratorError):
     """The job's instances/series selection does not match the source metadata, or cannot be chunked."""
 
-    code = "InvalidSelection"
+    handling = Handling.TERMINAL
 
 
-class SubmitOutcomeUnknown(TerminalError):
+class SubmitOutcomeUnknown(OrchestratorError):
     """A previous Submit attempt may have started the copy but did not record its outcome."""
 
-    code = "SubmitOutcomeUnknown"
+    handling = Handling.TERMINAL
 
 
-class ImportOutputInvalid(TerminalError):
+class ImportOutputInvalid(OrchestratorError):
     """An import's manifest or ndjson output is not in the documented shape."""
 
-    code = "ImportOutputInvalid"
+    handling = Handling.TERMINAL
 
 
-class JobRejected(TerminalError):
+class JobRejected(OrchestratorError):
     """The job message itself is invalid (not JSON, wrong fields, bad IDs). Never retried; goes to the DLQ."""
 
-    code = "JobRejected"
+    handling = Handling.TERMINAL
 
 
-class ConfigurationError(TerminalError):
+class ConfigurationError(OrchestratorError):
     """The function's environment is invalid (raised at cold start)."""
 
-    code = "ConfigurationError"
+    handling = Handling.TERMINAL
 
 
-# Service error code (botocore ``Error.Code``) -> our class.
-SERVICE_ERROR_MAP: dict[str, type[OrchestratorError]] = {
-    "ThrottlingException": ServiceThrottled,
-    "TooManyRequestsException": ServiceThrottled,
-    "RequestLimitExceeded": ServiceThrottled,
-    "InternalServerException": ServiceInternalError,
-    "ServiceUnavailable": ServiceInternalError,
-    "ServiceQuotaExceededException": ServiceQuotaExceeded,
-    "ConflictException": ImageSetConflict,
-    "ValidationException": InvalidRequest,
-    "ResourceNotFoundException": ImageSetNotFound,
-    "AccessDeniedException": AccessDenied,
-}
+# --- derived from the declarations above ----------------------------------------------------------------------
+def _error_classes(base: type[OrchestratorError] = OrchestratorError) -> list[type[OrchestratorError]]:
+    """Every subclass of ``base``, depth first, in the order they are defined above."""
+    found: list[type[OrchestratorError]] = []
+    for cls in base.__subclasses__():
+        found += [cls, *_error_classes(cls)]
+    return found
 
 
-def from_service_error(code: str, message: str, *, http_status: int | None = None) -> OrchestratorError:
-    """Map a service error code to our taxonomy. Unknown codes: 5xx -> retryable internal error, else terminal."""
-    cls = SERVICE_ERROR_MAP.get(code)
-    if cls is None:
-        cls = ServiceInternalError if (http_status or 0) >= 500 else InvalidRequest
-    return cls(f"{code}: {message}")
+ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {cls.error_name(): cls for cls in _error_classes()}
 
 
-def _names(*classes: type[OrchestratorError]) -> list[str]:
-    return [c.error_name() for c in classes]
+def _names(handling: Handling) -> list[str]:
+    return [name for name, cls in ALL_ERROR_CLASSES.items() if cls.handling is handling]
 
 
-# Step Functions error names, grouped by handling (design §2).
-TRANSIENT_ERRORS: list[str] = _names(
-    ServiceThrottled,
-    ServiceInternalError,
-    ServiceCallInterrupted,
-    ServiceQuotaExceeded,
-    PacingContention,
-    ManifestNotReady,
-    EventPublishFailed,
-)
-STATE_ERRORS: list[str] = _names(ImageSetConflict)
-# A paced task that missed its turn goes back to Pace for a new slot (a bounded number of times).
-REPACE_ERRORS: list[str] = _names(SlotMissed)
-STILL_COPYING_ERRORS: list[str] = _names(CopyStillInProgress)
-TERMINAL_ERRORS: list[str] = _names(
-    InvalidRequest,
-    ImageSetNotFound,
-    AccessDenied,
-    CopyFailed,
-    StaleVersion,
-    SelectionInvalid,
-    SubmitOutcomeUnknown,
-    ImportOutputInvalid,
-    JobRejected,
-    ConfigurationError,
-)
+# Step Functions error names, grouped by handling.
+TRANSIENT_ERRORS: list[str] = _names(Handling.TRANSIENT)
+STATE_ERRORS: list[str] = _names(Handling.STATE)
+REPACE_ERRORS: list[str] = _names(Handling.REPACE)
+STILL_COPYING_ERRORS: list[str] = _names(Handling.STILL_COPYING)
+TERMINAL_ERRORS: list[str] = _names(Handling.TERMINAL)
+
 # Errors the Lambda service itself raises; Step Functions names them like this.
 LAMBDA_SERVICE_ERRORS: list[str] = [
     "Lambda.ServiceException",
@@ -227,32 +217,6 @@ LAMBDA_SERVICE_ERRORS: list[str] = [
 # AwaitCopy read, Pace reserves another slot, and Submit reconciles an interrupted attempt with the service instead
 # of calling again. Never on Publish (its marker is written after PutEvents).
 LAMBDA_CRASH_ERRORS: list[str] = ["Lambda.Unknown", "Sandbox.Timedout"]
-
-ALL_ERROR_CLASSES: dict[str, type[OrchestratorError]] = {
-    cls.error_name(): cls
-    for cls in (
-        ServiceThrottled,
-        ServiceInternalError,
-        ServiceCallInterrupted,
-        ServiceQuotaExceeded,
-        PacingContention,
-        SlotMissed,
-        ManifestNotReady,
-        EventPublishFailed,
-        ImageSetConflict,
-        CopyStillInProgress,
-        InvalidRequest,
-        ImageSetNotFound,
-        AccessDenied,
-        CopyFailed,
-        StaleVersion,
-        SelectionInvalid,
-        SubmitOutcomeUnknown,
-        ImportOutputInvalid,
-        JobRejected,
-        ConfigurationError,
-    )
-}
 
 
 def reason_code_for(error_name: str) -> str:

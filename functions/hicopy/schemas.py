@@ -12,12 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from hicopy.contract import FAILED, IMPORT_FAILURES, IMPORT_PLANNED, REJECTED, SUCCEEDED
 from hicopy.domain.events import (
-    FAILED,
-    IMPORT_FAILURES,
-    IMPORT_PLANNED,
-    REJECTED,
-    SUCCEEDED,
     CopyOutcomeDetail,
     ImportFailuresDetail,
     ImportPlannedDetail,

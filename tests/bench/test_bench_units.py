@@ -154,7 +154,7 @@ def _run() -> RunRecord:
                   state_entered=9, retries=3, slots=[9.5], submit_reads=[9.8]),
         JobRecord("b", 30, "SUCCEEDED", completed_at=60, copy_started_at=14.5, copy_done_at=44.5, status_checks=2,
                   state_entered=9, retries=1, slots=[13.58], submit_reads=[13.7, 16]),
-        JobRecord("c", 30, "FAILED", reason_code="Throttled", completed_at=30, slots=[17.66]),
+        JobRecord("c", 30, "FAILED", reason_code="ServiceThrottled", completed_at=30, slots=[17.66]),
     ]  # fmt: skip
     calls = [
         CopyCall(10, "a", 200, None),
@@ -172,7 +172,7 @@ def _run() -> RunRecord:
 def test_metrics_of_a_run() -> None:
     m = compute(_run())
     assert (m.succeeded, m.failed, m.unfinished) == (2, 1, 0)
-    assert m.failure_reasons == {"Throttled": 1}
+    assert m.failure_reasons == {"ServiceThrottled": 1}
     assert m.span_seconds == 70  # first call at 10 -> last completion at 80
     assert m.copies_per_hour == pytest.approx(2 / 70 * 3600)
     assert m.quota_fraction == pytest.approx(2 / 70 * 3600 / 900)
@@ -202,7 +202,7 @@ def test_report_files(tmp_path: Path) -> None:
     }
     md = markdown(config, [m], [run])
     # sustained rate: not measured from only two accepted calls
-    assert "| 3 | shipped | - | 103 | 11% | 2.00 | 2 | 1 (Throttled 1) |" in md
+    assert "| 3 | shipped | - | 103 | 11% | 2.00 | 2 | 1 (ServiceThrottled 1) |" in md
     assert "`python -m offline.bench --quick`" in md
     data = results_json(config, [m], [run])
     assert json.loads(json.dumps(data, default=str))["runs"][0]["jobs"][0]["job_id"] == "a"

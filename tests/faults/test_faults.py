@@ -161,12 +161,12 @@ def test_concurrent_writer_on_the_destination(harness: Harness, seed: int) -> No
         sc.steps.before("Pace", before_pace)
         send_batch(sc.rt, sc.jobs, sc.rng)
         outcome = finish(sc)
-        # A conflict may end a job only as Failed/Conflict (its retries exhausted, or found at Prepare: see
+        # A conflict may end a job only as Failed/ImageSetConflict (its retries exhausted, or found at Prepare: see
         # test_destination_locked_at_prepare_is_retried); never as anything else.
         other = {
             j: e[0]["detail"]["reason"]
             for j, e in outcome.terminal.items()
-            if e[0]["detail-type"] == FAILED and e[0]["detail"]["reason"]["code"] != "Conflict"
+            if e[0]["detail-type"] == FAILED and e[0]["detail"]["reason"]["code"] != "ImageSetConflict"
         }
         assert not other, other
 
@@ -422,7 +422,7 @@ def test_consumer_dies_after_start_execution(harness: Harness, seed: int) -> Non
 
 PUBLISH_XFAIL = pytest.mark.xfail(
     strict=True,
-    reason="PutEvents accepted the terminal event but Publish lost the answer (ReadTimeout -> EventPublishFailed, "
+    reason="PutEvents accepted the terminal event but Publish lost the answer (ReadTimeout -> ServiceCallInterrupted, "
     "retried): the outcome# marker is written only after a successful PutEvents, so the retry publishes the "
     "terminal event a second time",
 )

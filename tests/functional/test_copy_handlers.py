@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hicopy.clock import parse_iso
-from hicopy.domain.events import FAILED, SUCCEEDED
+from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, pace, prepare, publish, submit
 from tests.contracts import assert_valid_event
@@ -149,7 +149,7 @@ def test_stale_and_missing_versions_and_image_sets(stack: Stack):
     _, stale = run(stack, initial(stack, jobId="j-1", source={"imageSetId": src.image_set_id, "versionId": "9"}))
     assert stale["detail"]["reason"]["code"] == "StaleVersion" and stale["detail"]["chunks"] == 0
     _, missing = run(stack, initial(stack, jobId="j-2", source={"imageSetId": "0" * 32}))
-    assert missing["detail"]["reason"]["code"] == "NotFound"
+    assert missing["detail"]["reason"]["code"] == "ImageSetNotFound"
     assert stack.emulator.calls_to("CopyImageSet") == []
 
 

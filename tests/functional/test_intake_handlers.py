@@ -7,7 +7,7 @@ from typing import Any
 
 import boto3
 
-from hicopy.domain.events import IMPORT_FAILURES, IMPORT_PLANNED, REJECTED
+from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED, REJECTED
 from hicopy.handlers import consumer, planner
 from offline.healthimaging.seeding import SeedSpec
 from tests.contracts import assert_valid_event

@@ -28,7 +28,8 @@ from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 from hicopy.adapters.aws import BODY_ENCODING_ATTRIBUTE
-from hicopy.domain.events import ORIGINAL_BODY_LIMIT, REJECTED
+from hicopy.contract import REJECTED
+from hicopy.domain.events import ORIGINAL_BODY_LIMIT
 from hicopy.domain.imports import MANIFEST, ImportResult, read_import_result
 from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE, accept
 from hicopy.domain.job import parse_job

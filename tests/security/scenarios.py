@@ -279,9 +279,9 @@ def copy_scenarios(run: ScenarioRun) -> None:
         ),
     )
     assert failed["detail"]["reason"]["code"] == "CopyFailed", failed
-    # A missing image set: Prepare fails (NotFound).
+    # A missing image set: Prepare fails (ImageSetNotFound).
     missing = drive(run, initial(env, "cp-missing", source={"imageSetId": "0" * 32}))
-    assert missing["detail"]["reason"]["code"] == "NotFound", missing
+    assert missing["detail"]["reason"]["code"] == "ImageSetNotFound", missing
     # Throttled CopyImageSet: Submit abandons its record (DeleteItem), the retry copies once.
     emu.inject_fault("CopyImageSet", "ThrottlingException", times=1)
     throttled = drive(

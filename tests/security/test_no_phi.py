@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hicopy.domain.events import REJECTED
+from hicopy.contract import REJECTED
 from hicopy.domain.intake import accept
 from hicopy.errors import JobRejected
 from tests.fakes import FakeClock

@@ -25,40 +25,40 @@ def test_expected_checks_grow_slowly_with_copy_time():
     assert short < medium < long <= 40
 
 
-@pytest.mark.parametrize(
-    ("code", "status", "cls"),
-    [
-        ("ThrottlingException", 429, errors.ServiceThrottled),
-        ("InternalServerException", 500, errors.ServiceInternalError),
-        ("ServiceQuotaExceededException", 402, errors.ServiceQuotaExceeded),
-        ("ConflictException", 409, errors.ImageSetConflict),
-        ("ValidationException", 400, errors.InvalidRequest),
-        ("ResourceNotFoundException", 404, errors.ImageSetNotFound),
-        ("AccessDeniedException", 403, errors.AccessDenied),
-        ("SomethingNew", 503, errors.ServiceInternalError),
-        ("SomethingNew", 400, errors.InvalidRequest),
-    ],
-)
-def test_service_errors_map_to_one_taxonomy(code, status, cls):
-    err = errors.from_service_error(code, "msg", http_status=status)
-    assert type(err) is cls and err.message == f"{code}: msg"
-
-
 def test_every_error_is_in_exactly_one_handling_group():
-    groups = [
-        errors.TRANSIENT_ERRORS,
-        errors.STATE_ERRORS,
-        errors.STILL_COPYING_ERRORS,
-        errors.REPACE_ERRORS,
-        errors.TERMINAL_ERRORS,
-    ]
-    names = [n for g in groups for n in g]
+    groups = {
+        errors.Handling.TRANSIENT: errors.TRANSIENT_ERRORS,
+        errors.Handling.STATE: errors.STATE_ERRORS,
+        errors.Handling.STILL_COPYING: errors.STILL_COPYING_ERRORS,
+        errors.Handling.REPACE: errors.REPACE_ERRORS,
+        errors.Handling.TERMINAL: errors.TERMINAL_ERRORS,
+    }
+    names = [n for g in groups.values() for n in g]
     assert sorted(names) == sorted(errors.ALL_ERROR_CLASSES) and len(names) == len(set(names))
-    for name in errors.TERMINAL_ERRORS:
-        assert not errors.ALL_ERROR_CLASSES[name].retryable
-    retryable = errors.TRANSIENT_ERRORS + errors.STATE_ERRORS + errors.STILL_COPYING_ERRORS + errors.REPACE_ERRORS
-    for name in retryable:
-        assert errors.ALL_ERROR_CLASSES[name].retryable
+    for handling, group in groups.items():
+        assert group == [n for n, cls in errors.ALL_ERROR_CLASSES.items() if cls.handling is handling]
+
+
+def test_the_table_holds_every_error_class_defined_in_the_module():
+    defined = {
+        name
+        for name, value in vars(errors).items()
+        if isinstance(value, type)
+        and issubclass(value, errors.OrchestratorError)
+        and value is not errors.OrchestratorError
+    }
+    assert defined == set(errors.ALL_ERROR_CLASSES)
+
+
+def test_a_reason_code_is_the_class_name_except_for_the_exhausted_wait():
+    for name, cls in errors.ALL_ERROR_CLASSES.items():
+        assert cls.code == (name if cls is not errors.CopyStillInProgress else "CopyWaitBudgetExhausted")
+        assert errors.reason_code_for(name) == cls.code
+
+
+def test_an_error_class_must_declare_its_handling():
+    with pytest.raises(TypeError, match="must declare its handling"):
+        type("Undeclared", (errors.OrchestratorError,), {})
 
 
 def test_reason_codes():

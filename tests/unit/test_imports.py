@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hicopy.domain.events import IMPORT_FAILURES, IMPORT_PLANNED
+from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED
 from hicopy.domain.imports import (
     ImportResult,
     PlannerSettings,
@@ -15,7 +15,7 @@ from hicopy.domain.imports import (
 from hicopy.domain.job import parse_job
 from hicopy.errors import InvalidRequest, ManifestNotReady
 from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeMarker, FakePublisher, FakeQueue
+from tests.fakes import FakeClock, FakeImportMarker, FakePublisher, FakeQueue
 
 DS, JOB = "d" * 32, "e" * 32
 OUT = f"s3://bucket/out/{DS}-DicomImport-{JOB}/"
@@ -182,7 +182,7 @@ class Jobs:
 
 
 def run(ev, files, *, policy="consolidate", status="COMPLETED", marker=None, clock=None, wait=120.0):
-    queue, pub, marker = FakeQueue(), FakePublisher(), marker or FakeMarker()
+    queue, pub, marker = FakeQueue(), FakePublisher(), marker or FakeImportMarker()
     imaging = Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1})
     settings = PlannerSettings(allowed_datastores=frozenset({DS}), policy=policy, manifest_wait_seconds=wait)
     outcome = handle_import_event(
@@ -242,7 +242,7 @@ def test_late_manifest_is_awaited_with_growing_waits():
         imaging=Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1}),
         queue=queue,
         publisher=pub,
-        marker=FakeMarker(),
+        marker=FakeImportMarker(),
         clock=clock,
     )
     assert clock.slept == [2.0, 4.0, 8.0] and outcome.planned

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hicopy.domain.events import REJECTED
+from hicopy.contract import REJECTED
 from hicopy.domain.intake import accept, reject, rejected_event, trigger_type_of
 from hicopy.errors import JobRejected
 from tests.contracts import assert_valid_event

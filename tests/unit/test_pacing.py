@@ -3,8 +3,23 @@ import threading
 
 import pytest
 
-from hicopy.domain.pacing import CALL_MARGIN, DEFAULT_MARGIN, InMemoryPaceStore, Pacer, reserve
-from hicopy.errors import PacingContention
+from hicopy.domain.pacing import (
+    CALL_MARGIN,
+    COPY_ACTION,
+    DEFAULT_MARGIN,
+    MAX_MISSED_SLOTS,
+    InMemoryPaceStore,
+    Pacer,
+    pace,
+    reserve,
+)
+from hicopy.domain.planning import prepare
+from hicopy.domain.ports import PaceKey
+from hicopy.domain.state import SfnError
+from hicopy.domain.submission import submit
+from hicopy.errors import PacingContention, SlotMissed
+from tests.fakes import FakeClock, FakeSubmissions
+from tests.unit.workflow_support import DS, state
 
 INTERVAL = 4.0 * (1 + DEFAULT_MARGIN)
 
@@ -120,3 +135,60 @@ def test_calls_may_come_closer_than_slots_so_a_late_schedule_catches_up():
     with pytest.raises(ValueError):
         Pacer(InMemoryPaceStore(), rate=0.25, margin=0.01, call_margin=0.02)
     assert CALL_MARGIN < DEFAULT_MARGIN
+
+
+# --- the workflow's side: the Pace task and the turn Submit takes -----------------------------------------------
+def test_pace_spaces_submissions_and_submit_sleeps_the_remainder(imaging, pacer):
+    clock = imaging.clock = FakeClock()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    a = pace(st, pacer, clock)
+    b = pace(st, pacer, clock)
+    c = pace(st, pacer, clock)
+    assert [a.pace.slot, b.pace.slot, c.pace.slot] == pytest.approx([clock.t, clock.t + 4.12, clock.t + 8.24])  # +3 %
+    # The Wait state ends DISPATCH_LEAD (2 s) early, at most 1 s more: Submit does its reads, then sleeps the rest.
+    assert (a.pace.waitSeconds, b.pace.waitSeconds, c.pace.waitSeconds) == (0, 2, 6)
+    submit(a, imaging, FakeSubmissions(), pacer, clock)
+    clock.t += b.pace.waitSeconds
+    submit(b, imaging, FakeSubmissions(), pacer, clock)
+    assert clock.slept == [pytest.approx(2.12)] and len(imaging.copies) == 2
+    assert imaging.copy_times == [a.pace.slot, pytest.approx(b.pace.slot)]
+
+
+def test_a_late_caller_delays_the_next_one_instead_of_throttling_it(imaging, pacer):
+    """The turn: calls never come closer than the quota allows (+2 %), whatever the slots said."""
+    clock = imaging.clock = FakeClock()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    a, b = pace(st, pacer, clock), pace(st, pacer, clock)
+    clock.t = a.pace.slot + 3.0  # a's Lambda started 3 s late (a cold start), b is on time after it
+    submit(a, imaging, FakeSubmissions(), pacer, clock)
+    clock.t = b.pace.slot
+    submit(b, imaging, FakeSubmissions(), pacer, clock)
+    first, second = imaging.copy_times
+    assert second - first == pytest.approx(4.08) and second > b.pace.slot
+
+
+def test_a_caller_too_far_behind_the_turns_takes_a_new_slot(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    mine = pace(st, pacer, clock)
+    # Late calls of other executions took the account's turns up to 40 s from now (the stored turn TAT).
+    pacer.store.values[PaceKey(COPY_ACTION, turn=True)] = clock.t + 40.0
+    with pytest.raises(SlotMissed, match=r"would wait 40\.0 s for the account's next turn"):
+        submit(mine, imaging, subs, pacer, clock)
+    assert imaging.copies == [] and subs.records == {}  # not called, intent abandoned: the retry starts afresh
+    # The Catch puts the error in $.missedSlot; Pace counts the miss and reserves a new slot.
+    missed = mine.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="...")})
+    again = pace(missed, pacer, clock)
+    assert again.pace.missed == 1 and again.missedSlot is None and again.pace.slot > mine.pace.slot
+    assert pace(again, pacer, clock).pace.missed == 0  # a normal Pace (next chunk) starts counting afresh
+
+
+def test_a_chunk_that_keeps_missing_its_turn_fails(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    st = pace(st, pacer, clock)
+    for n in range(1, MAX_MISSED_SLOTS + 1):
+        st = pace(st.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="")}), pacer, clock)
+        assert st.pace.missed == n
+    with pytest.raises(SlotMissed, match="missed its turn 9 times in a row"):
+        pace(st.model_copy(update={"missedSlot": SfnError(Error="SlotMissed", Cause="")}), pacer, clock)

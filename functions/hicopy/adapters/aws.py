@@ -1,58 +1,28 @@
-"""Small boto3 adapters: EventBridge publisher, DynamoDB stores, Step Functions starter, SQS sender.
+"""Small boto3 adapters: EventBridge publisher, DynamoDB stores, Step Functions starter, SQS sender, S3 reader.
 
-Each takes an optional client (tests inject one) and creates its boto3 client lazily, never at import time.
+Each takes an optional client (tests inject one) and creates its boto3 client lazily, never at import time; each
+makes its calls inside ``calling``, the one translation of AWS errors (``hicopy.adapters.edge``).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from decimal import Decimal
 from typing import Any
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
-from hicopy.domain.ports import SubmissionRecord
-from hicopy.errors import EventPublishFailed, ServiceInternalError, ServiceThrottled
+from hicopy.adapters.edge import AwsAdapter
+from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.errors import EventPublishFailed
 
-_THROTTLE_CODES = {
-    "ThrottlingException",
-    "Throttling",
-    "TooManyRequestsException",
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-}
+# DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
+CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
-def _client(service: str) -> Any:
-    return boto3.client(service, config=Config(retries={"mode": "standard", "total_max_attempts": 3}))
-
-
-class _Adapter:
-    """Holds one boto3 client, created on first use (never at import time) unless one is injected."""
-
-    SERVICE = ""
-
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = _client(self.SERVICE)
-        return self._client
-
-
-def transient(exc: ClientError | BotoCoreError, what: str) -> Exception:
-    """An AWS call failed in a way worth retrying later."""
-    if isinstance(exc, ClientError) and exc.response.get("Error", {}).get("Code") in _THROTTLE_CODES:
-        return ServiceThrottled(f"{what}: {exc}")
-    return ServiceInternalError(f"{what}: {exc}")
-
-
-class EventBridgePublisher(_Adapter):
+class EventBridgePublisher(AwsAdapter):
     """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked."""
 
     SERVICE = "events"
@@ -67,10 +37,8 @@ class EventBridgePublisher(_Adapter):
             "DetailType": detail_type,
             "Detail": json.dumps(detail, separators=(",", ":")),
         }
-        try:
+        with self.calling(f"PutEvents {detail_type}"):
             result = self.client.put_events(Entries=[entry])
-        except (ClientError, BotoCoreError) as exc:
-            raise EventPublishFailed(f"PutEvents {detail_type}: {exc}") from exc
         if result.get("FailedEntryCount", 0):
             failures = [
                 f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}"
@@ -80,27 +48,33 @@ class EventBridgePublisher(_Adapter):
             raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
 
 
-class DynamoPaceStore(_Adapter):
-    """``PaceStore`` on the state table: item ``pk = pace#<action>``, attribute ``tat`` (epoch seconds)."""
+class _StateTable(AwsAdapter):
+    """An adapter on the orchestrator's DynamoDB state table (one string key, ``pk``). The key formats are the
+    adapters' business: the domain passes IDs."""
 
     SERVICE = "dynamodb"
 
     def __init__(self, table_name: str, client: Any | None = None) -> None:
         self.table_name, self._client = table_name, client
 
-    def read(self, key: str) -> float | None:
-        try:
-            item = self.client.get_item(
-                TableName=self.table_name, Key={"pk": {"S": f"pace#{key}"}}, ConsistentRead=True
-            ).get("Item")
-        except (ClientError, BotoCoreError) as exc:
-            raise transient(exc, "pacing read") from exc
+
+class DynamoPaceStore(_StateTable):
+    """``PaceStorePort`` on the state table: item ``pk = pace#<action>`` for the slots, ``pace#<action>#call`` for the
+    turns; attribute ``tat`` (epoch seconds)."""
+
+    @staticmethod
+    def _key(key: PaceKey) -> dict[str, Any]:
+        return {"pk": {"S": f"pace#{key.action}#call" if key.turn else f"pace#{key.action}"}}
+
+    def read(self, key: PaceKey) -> float | None:
+        with self.calling("pacing read"):
+            item = self.client.get_item(TableName=self.table_name, Key=self._key(key), ConsistentRead=True).get("Item")
         return float(item["tat"]["N"]) if item else None
 
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
         params: dict[str, Any] = {
             "TableName": self.table_name,
-            "Key": {"pk": {"S": f"pace#{key}"}},
+            "Key": self._key(key),
             "UpdateExpression": "SET tat = :new",
             "ExpressionAttributeValues": {":new": {"N": _num(new)}},
         }
@@ -110,25 +84,17 @@ class DynamoPaceStore(_Adapter):
             params["ConditionExpression"] = "tat = :old"
             params["ExpressionAttributeValues"][":old"] = {"N": _num(expected)}
         try:
-            self.client.update_item(**params)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise transient(exc, "pacing write") from exc
-        except BotoCoreError as exc:
-            raise transient(exc, "pacing write") from exc
+            with self.calling("pacing write", expected=[CONDITION_FAILED]):
+                self.client.update_item(**params)
+        except ClientError:  # the condition failed: another caller won the race
+            return False
         return True
 
 
-class DynamoSubmissionStore(_Adapter):
+class DynamoSubmissionStore(_StateTable):
     """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
 
     TTL_SECONDS = 30 * 24 * 3600
-
-    SERVICE = "dynamodb"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name, self._client = table_name, client
 
     @staticmethod
     def _key(job_id: str, chunk: int) -> dict[str, Any]:
@@ -146,16 +112,17 @@ class DynamoSubmissionStore(_Adapter):
         if record.destination_version_before is not None:
             item["destinationVersionBefore"] = {"S": record.destination_version_before}
         try:
-            self.client.put_item(TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)")
+            with self.calling("submission record write", expected=[CONDITION_FAILED]):
+                self.client.put_item(
+                    TableName=self.table_name, Item=item, ConditionExpression="attribute_not_exists(pk)"
+                )
             return None
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise transient(exc, "submission record") from exc
-        except BotoCoreError as exc:
-            raise transient(exc, "submission record") from exc
-        found = self.client.get_item(
-            TableName=self.table_name, Key=self._key(record.job_id, record.chunk), ConsistentRead=True
-        ).get("Item")
+        except ClientError:  # a record exists: read it
+            pass
+        with self.calling("submission record read"):
+            found = self.client.get_item(
+                TableName=self.table_name, Key=self._key(record.job_id, record.chunk), ConsistentRead=True
+            ).get("Item")
         if not found:  # abandoned in between: try once more
             return self.begin(record)
         return SubmissionRecord(
@@ -180,7 +147,7 @@ class DynamoSubmissionStore(_Adapter):
         if record.destination_version_before is not None:
             expr += ", destinationVersionBefore = :b"
             values[":b"] = {"S": record.destination_version_before}
-        try:
+        with self.calling("submission record update"):
             self.client.update_item(
                 TableName=self.table_name,
                 Key=self._key(record.job_id, record.chunk),
@@ -188,11 +155,10 @@ class DynamoSubmissionStore(_Adapter):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
-        except (ClientError, BotoCoreError) as exc:
-            raise transient(exc, "submission record") from exc
 
     def abandon(self, job_id: str, chunk: int) -> None:
-        try:
+        # Only a SUBMITTING record: one already SUBMITTED (or gone) is left as it is.
+        with contextlib.suppress(ClientError), self.calling("submission record delete", expected=[CONDITION_FAILED]):
             self.client.delete_item(
                 TableName=self.table_name,
                 Key=self._key(job_id, chunk),
@@ -200,12 +166,9 @@ class DynamoSubmissionStore(_Adapter):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":s": {"S": "SUBMITTING"}},
             )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise transient(exc, "submission record") from exc
 
 
-class ExecutionStarter(_Adapter):
+class ExecutionStarter(AwsAdapter):
     """Starts one state-machine execution per job; the execution name is the job ID (duplicates are detected)."""
 
     SERVICE = "stepfunctions"
@@ -216,23 +179,19 @@ class ExecutionStarter(_Adapter):
     def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
         """(execution ARN, started). ``started`` is False when an execution of that name already exists."""
         try:
-            r = self.client.start_execution(
-                stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, separators=(",", ":"))
-            )
-            return str(r["executionArn"]), True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
-                arn = self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}"
-                return arn, False
-            raise transient(exc, "StartExecution") from exc
-        except BotoCoreError as exc:
-            raise transient(exc, "StartExecution") from exc
+            with self.calling("StartExecution", expected=["ExecutionAlreadyExists"]):
+                r = self.client.start_execution(
+                    stateMachineArn=self.state_machine_arn, name=name, input=json.dumps(payload, separators=(",", ":"))
+                )
+        except ClientError:  # an execution of that name exists: the job was started before
+            return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}", False
+        return str(r["executionArn"]), True
 
 
 BODY_ENCODING_ATTRIBUTE = "hicopyBodyEncoding"
 
 
-class QueueSender(_Adapter):
+class QueueSender(AwsAdapter):
     """Sends one message. A body that is not valid Unicode text (a lone surrogate: ``str`` allows it, UTF-8 and SQS
     do not) is sent base64-encoded, with the attribute ``hicopyBodyEncoding = base64``, so that nothing is lost;
     every other body is sent unchanged."""
@@ -251,17 +210,15 @@ class QueueSender(_Adapter):
         params: dict[str, Any] = {"QueueUrl": self.queue_url, "MessageBody": body}
         if attributes:
             params["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()}
-        try:
+        with self.calling("SQS SendMessage"):
             return str(self.client.send_message(**params)["MessageId"])
-        except (ClientError, BotoCoreError) as exc:
-            raise transient(exc, "SQS SendMessage") from exc
 
 
 def _num(value: float) -> str:
     return str(Decimal(repr(value)))
 
 
-class S3Reader(_Adapter):
+class S3Reader(AwsAdapter):
     """``ImportOutputPort``: reads import output objects by ``s3://`` URI; a missing object is None."""
 
     SERVICE = "s3"
@@ -271,41 +228,50 @@ class S3Reader(_Adapter):
             raise ValueError(f"not an s3:// URI: {uri}")
         bucket, _, key = uri[5:].partition("/")
         try:
-            body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise transient(exc, f"S3 GetObject {uri}") from exc
-        except BotoCoreError as exc:
-            raise transient(exc, f"S3 GetObject {uri}") from exc
+            with self.calling(f"S3 GetObject {uri}", expected=["NoSuchKey", "404", "NotFound"]):
+                body: bytes = self.client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except ClientError:  # no such object
+            return None
         return body
 
 
-class OnceMarker(_Adapter):
-    """Marks a key as done in the state table (conditional put); ``seen`` tells whether it already was."""
+class _OnceMarker(_StateTable):
+    """Marks a key as done in the state table (a put); ``_seen`` tells whether it already was."""
 
     TTL_SECONDS = 90 * 24 * 3600
 
-    SERVICE = "dynamodb"
-
-    def __init__(self, table_name: str, client: Any | None = None) -> None:
-        self.table_name, self._client = table_name, client
-
-    def seen(self, key: str) -> bool:
-        try:
-            item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": key}}, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise transient(exc, "state table read") from exc
+    def _seen(self, pk: str) -> bool:
+        with self.calling("state table read"):
+            item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
         return "Item" in item
 
-    def mark(self, key: str, now: float, **attributes: str) -> None:
+    def _mark(self, pk: str, now: float, attributes: dict[str, str]) -> None:
         item = {
-            "pk": {"S": key},
+            "pk": {"S": pk},
             "at": {"N": _num(now)},
             "expiresAt": {"N": str(int(now) + self.TTL_SECONDS)},
             **{k: {"S": v} for k, v in attributes.items()},
         }
-        try:
+        with self.calling("state table write"):
             self.client.put_item(TableName=self.table_name, Item=item)
-        except (ClientError, BotoCoreError) as exc:
-            raise transient(exc, "state table write") from exc
+
+
+class PublishedMarker(_OnceMarker):
+    """``PublishedMarkerPort`` on the state table: item ``pk = outcome#<jobId>``, attribute ``detailType``."""
+
+    def seen(self, job_id: str) -> bool:
+        return self._seen(f"outcome#{job_id}")
+
+    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+        self._mark(f"outcome#{job_id}", now, {"detailType": detail_type})
+
+
+class ImportMarker(_OnceMarker):
+    """``ImportMarkerPort`` on the state table: item ``pk = import#<datastoreId>#<importJobId>``, attributes
+    ``status`` and ``jobs`` (how many copy jobs were planned)."""
+
+    def seen(self, datastore_id: str, import_job_id: str) -> bool:
+        return self._seen(f"import#{datastore_id}#{import_job_id}")
+
+    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
+        self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})

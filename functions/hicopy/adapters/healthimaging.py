@@ -9,43 +9,21 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
 
+from hicopy.adapters.edge import AwsAdapter
 from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, ImageSetSummary
-from hicopy.errors import ServiceCallInterrupted, ServiceInternalError, from_service_error
-
-# Retries are the state machine's job (backoff with jitter, bounded, visible in the execution history);
-# botocore's own retries would hide throttling and multiply CopyImageSet calls.
-_CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
 
-def translate(exc: ClientError) -> Exception:
-    err = exc.response.get("Error", {})
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return from_service_error(str(err.get("Code", "Unknown")), str(err.get("Message", "")), http_status=status)
-
-
-class HealthImaging:
-    def __init__(self, client: Any | None = None) -> None:
-        self._client = client
-
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("medical-imaging", config=_CONFIG)
-        return self._client
+class HealthImaging(AwsAdapter):
+    SERVICE = "medical-imaging"
+    # Retries are the state machine's job (backoff with jitter, bounded, visible in the execution history);
+    # botocore's own retries would hide throttling and multiply CopyImageSet calls.
+    CONFIG = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30)
 
     def _call(self, operation: str, **params: Any) -> dict[str, Any]:
-        try:
+        with self.calling(operation):
             response: dict[str, Any] = getattr(self.client, operation)(**params)
-        except ClientError as exc:
-            raise translate(exc) from exc
-        except (ConnectTimeoutError, EndpointConnectionError) as exc:  # never reached the service: transient
-            raise ServiceInternalError(f"{operation}: {exc}") from exc
-        except BotoCoreError as exc:  # read timeouts, dropped connections: the call may have been served
-            raise ServiceCallInterrupted(f"{operation}: {exc}") from exc
         return response
 
     def get_image_set(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> ImageSetInfo:
@@ -67,8 +45,9 @@ class HealthImaging:
         params: dict[str, Any] = {"datastoreId": datastore_id, "imageSetId": image_set_id}
         if version_id is not None:
             params["versionId"] = version_id
-        r = self._call("get_image_set_metadata", **params)
-        blob = r["imageSetMetadataBlob"].read()
+        with self.calling("get_image_set_metadata"):  # the blob streams in: reading it can time out too
+            r = self.client.get_image_set_metadata(**params)
+            blob = r["imageSetMetadataBlob"].read()
         if r.get("contentEncoding") == "gzip" or blob[:2] == b"\x1f\x8b":
             blob = gzip.GzipFile(fileobj=io.BytesIO(blob)).read()
         document: dict[str, Any] = json.loads(blob)

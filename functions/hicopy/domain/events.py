@@ -1,8 +1,9 @@
 """Completion events (design §3.2): exactly one per accepted job, on the custom bus.
 
-``detail-type`` is one of ``Image Set Copy Succeeded``, ``Image Set Copy Failed`` or ``Copy Job Rejected``.
-The models below are the contract; ``schemas/*.json`` are generated from them (``make schemas``) and every event
-the code emits is validated against those files in the tests.
+Their detail-types are in ``hicopy.contract`` (``SUCCEEDED``, ``FAILED``, ``REJECTED``; the import planner's
+``IMPORT_PLANNED`` and ``IMPORT_FAILURES``). The models below are the contract of their ``detail``;
+``schemas/*.json`` are generated from them (``make schemas``) and every event the code emits is validated against
+those files in the tests.
 """
 
 from __future__ import annotations
@@ -12,15 +13,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+from hicopy.contract import Policy
 
-SUCCEEDED = "Image Set Copy Succeeded"
-FAILED = "Image Set Copy Failed"
-REJECTED = "Copy Job Rejected"
-IMPORT_PLANNED = "Import Job Planned"
-IMPORT_FAILURES = "Import Job Failures"
-DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
-IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
+SCHEMA_VERSION: Literal["1.0"] = "1.0"
 
 ORIGINAL_BODY_LIMIT = 8_192  # characters of a rejected message echoed in the event; the DLQ keeps all of it
 
@@ -35,7 +30,7 @@ class ImageSetRefOut(_Detail):
 
 
 class Reason(_Detail):
-    code: str = Field(description="Stable reason code, e.g. CopyFailed, NotFound, ValidationError, JobRejected")
+    code: str = Field(description="Stable reason code, e.g. CopyFailed, ImageSetNotFound, InvalidRequest, JobRejected")
     message: str = Field(description="Human-readable reason; for CopyFailed, the service's GetImageSet message")
 
 
@@ -131,7 +126,7 @@ class ImportPlannedDetail(_Detail):
     schemaVersion: Literal["1.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
-    policy: Literal["none", "consolidate", "promote"]
+    policy: Policy
     imageSets: int
     primaryImageSets: int
     nonPrimaryImageSets: int

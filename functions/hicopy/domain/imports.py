@@ -20,23 +20,33 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any
 
 from hicopy.clock import Clock
-from hicopy.domain.events import (
+from hicopy.contract import (
+    DATASTORE_ID_PATTERN,
+    HEALTHIMAGING_IMPORT_DETAIL_TYPES,
     IMPORT_FAILURES,
     IMPORT_PLANNED,
+    Policy,
+)
+from hicopy.domain.events import (
     FileFailureOut,
     ImportFailuresDetail,
     ImportPlannedDetail,
     dump,
 )
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE
-from hicopy.domain.ports import EventPublisherPort
+from hicopy.domain.ports import (
+    EventPublisherPort,
+    ImportJobsPort,
+    ImportMarkerPort,
+    ImportOutputPort,
+    MessageSenderPort,
+    PlannerImagingPort,
+)
 from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
 
-Policy = Literal["none", "consolidate", "promote"]
-POLICIES: tuple[Policy, ...] = ("none", "consolidate", "promote")
 MANIFEST = "job-output-manifest.json"
 MAX_REPORTED_FAILURES = 100
 
@@ -71,24 +81,6 @@ class ImportResult:
     @property
     def non_primary(self) -> list[ImportedImageSet]:
         return [s for s in self.image_sets if s.is_primary is False]
-
-
-class ImportOutputPort(Protocol):
-    def read(self, uri: str) -> bytes | None:
-        """The object at ``s3://bucket/key``, or None if it does not exist."""
-        ...
-
-
-class PlannerImagingPort(Protocol):
-    def is_primary(self, datastore_id: str, image_set_id: str) -> bool | None: ...
-
-    def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
-        """Series Instance UIDs in the image set's metadata."""
-        ...
-
-    def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
-        """The primary image set holding ``series_uid`` (other than ``exclude``), if any."""
-        ...
 
 
 # --- reading the import output ----------------------------------------------------------------------------------
@@ -293,25 +285,6 @@ def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Poli
 
 
 # --- the planner's one entry point ----------------------------------------------------------------------------------
-IMPORT_COMPLETED = "Import Job Completed"
-IMPORT_FAILED = "Import Job Failed"
-_ID32 = re.compile(r"^[0-9a-z]{32}$")
-
-
-class ImportJobsPort(Protocol):
-    def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]: ...
-
-
-class MarkerPort(Protocol):
-    def seen(self, key: str) -> bool: ...
-
-    def mark(self, key: str, now: float, **attributes: str) -> None: ...
-
-
-class JobQueuePort(Protocol):
-    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
 @dataclass(frozen=True)
 class PlannerSettings:
     allowed_datastores: frozenset[str]
@@ -336,24 +309,24 @@ def handle_import_event(
     jobs_api: ImportJobsPort,
     output: ImportOutputPort,
     imaging: PlannerImagingPort,
-    queue: JobQueuePort,
+    queue: MessageSenderPort,
     publisher: EventPublisherPort,
-    marker: MarkerPort,
+    marker: ImportMarkerPort,
     clock: Clock,
 ) -> PlannerOutcome:
     """Plan copy jobs for one ``Import Job Completed``/``Failed`` event; report failed files; never twice."""
     detail_type = str(event.get("detail-type", ""))
     detail = event.get("detail") or {}
     datastore_id, import_job_id = str(detail.get("datastoreId", "")), str(detail.get("jobId", ""))
-    if detail_type not in (IMPORT_COMPLETED, IMPORT_FAILED) or not _ID32.match(datastore_id) or not import_job_id:
+    is_import_event = detail_type in HEALTHIMAGING_IMPORT_DETAIL_TYPES and re.match(DATASTORE_ID_PATTERN, datastore_id)
+    if not is_import_event or not import_job_id:
         raise InvalidRequest(
             f"not a HealthImaging import job event: {detail_type!r} {datastore_id!r} {import_job_id!r}"
         )
     if datastore_id not in settings.allowed_datastores:
         raise InvalidRequest(f"data store {datastore_id} is not one this orchestrator is configured for")
     outcome = PlannerOutcome(import_job_id)
-    key = f"import#{datastore_id}#{import_job_id}"
-    if marker.seen(key):
+    if marker.seen(datastore_id, import_job_id):
         outcome.duplicate = True
         return outcome
     job = jobs_api.get_import_job(datastore_id, import_job_id)
@@ -372,7 +345,7 @@ def handle_import_event(
     outcome.planned = [p.job["jobId"] for p in planned]
     if result.status == "COMPLETED":
         publisher.publish(IMPORT_PLANNED, planned_detail(result, planned, policy=settings.policy))
-    marker.mark(key, clock.now(), status=result.status, jobs=str(len(planned)))
+    marker.mark(datastore_id, import_job_id, clock.now(), status=result.status, jobs=len(planned))
     return outcome
 
 

@@ -12,17 +12,18 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard
+from typing import Any, TypeGuard
 
 from hicopy.clock import Clock, iso
-from hicopy.domain.events import REJECTED, Reason, RejectedDetail, TriggerOut, dump, excerpt
-from hicopy.domain.job import CopyJob, Trigger, parse_job, safe_name
-from hicopy.domain.ports import EventPublisherPort
+from hicopy.contract import COPY_REQUESTED, DATASTORE_ID_PATTERN, REJECTED
+from hicopy.domain.events import Reason, RejectedDetail, TriggerOut, dump, excerpt
+from hicopy.domain.job import CORRELATION_ID_PATTERN, JOB_ID_PATTERN, CopyJob, Trigger, parse_job, safe_name
+from hicopy.domain.ports import EventPublisherPort, MessageSenderPort
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import JobRejected
 
-COPY_REQUESTED = "Copy Requested"
 TRIGGER_ATTRIBUTE = "hicopyTrigger"
 # A job's body, bounded so that the execution input built from it (job + trigger + timestamps) stays below
 # Step Functions' 256 KiB input limit.
@@ -120,17 +121,13 @@ def rejected_event(
     return dump(detail)
 
 
-class DeadLetterPort(Protocol):
-    def send(self, body: str, attributes: dict[str, str] | None = None) -> str: ...
-
-
 def reject(
     body: str,
     reason: JobRejected,
     *,
     message_id: str,
     trigger_type: str,
-    dead_letters: DeadLetterPort,
+    dead_letters: MessageSenderPort,
     publisher: EventPublisherPort,
     clock: Clock,
 ) -> dict[str, Any]:
@@ -173,12 +170,10 @@ def _hints(body: str) -> dict[str, str]:
         return {}
     out: dict[str, str] = {}
     for key, pattern in (
-        ("jobId", r"[A-Za-z0-9_-]{1,80}"),
-        ("datastoreId", r"[0-9a-z]{32}"),
-        ("correlationId", r"[\x21-\x7e]{1,128}"),
+        ("jobId", JOB_ID_PATTERN),
+        ("datastoreId", DATASTORE_ID_PATTERN),
+        ("correlationId", CORRELATION_ID_PATTERN),
     ):
-        import re
-
         value = data.get(key)
         if isinstance(value, str) and re.fullmatch(pattern, value):
             out[key] = value

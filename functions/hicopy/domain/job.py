@@ -6,15 +6,19 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
+from hicopy.contract import DATASTORE_ID_PATTERN, IMAGE_SET_ID_PATTERN
 from hicopy.errors import JobRejected
 
-ImagingId = Annotated[str, StringConstraints(pattern=r"^[0-9a-z]{32}$")]
+DatastoreId = Annotated[str, StringConstraints(pattern=DATASTORE_ID_PATTERN)]
+ImageSetId = Annotated[str, StringConstraints(pattern=IMAGE_SET_ID_PATTERN)]
 # ASCII digits only: in Python (and so in pydantic and jsonschema) \d also matches other scripts' digits ("١٢").
 VersionId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
 # DICOM UID: dot-separated numeric components, no leading zeros (except "0" itself), at most 64 characters.
 DicomUid = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$", max_length=64)]
-JobId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,80}$")]
-CorrelationId = Annotated[str, StringConstraints(pattern=r"^[\x21-\x7e]{1,128}$")]
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
+CORRELATION_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces
+JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]
+CorrelationId = Annotated[str, StringConstraints(pattern=CORRELATION_ID_PATTERN)]
 
 MAX_SELECTION = 100_000  # instances or series named by one job
 
@@ -24,12 +28,12 @@ class StrictModel(BaseModel):
 
 
 class SourceRef(StrictModel):
-    imageSetId: ImagingId
+    imageSetId: ImageSetId
     versionId: VersionId | None = None
 
 
 class DestinationRef(StrictModel):
-    imageSetId: ImagingId | None = None
+    imageSetId: ImageSetId | None = None
     versionId: VersionId | None = None
 
     @model_validator(mode="after")
@@ -43,7 +47,7 @@ class CopyJob(StrictModel):
     """A copy job as users send it (SQS body, or the ``detail`` of a ``Copy Requested`` event)."""
 
     jobId: JobId | None = None
-    datastoreId: ImagingId
+    datastoreId: DatastoreId
     source: SourceRef
     destination: DestinationRef | None = None
     instances: Annotated[list[DicomUid], Field(min_length=1, max_length=MAX_SELECTION)] | None = None

@@ -18,17 +18,34 @@ Pacing has two steps, both on that one algorithm:
 
 ``call_margin < margin``: calls may come slightly closer together than slots, so that when a late call pushes its
 successors back, the schedule catches up by ``interval * (margin - call_margin)`` per slot instead of staying late.
+
+The workflow's side of it is here too: ``pace`` (the Pace task) reserves the slot and tells the state machine how long
+to wait, and ``take_turn`` (Submit and DeleteSource, right before calling) sleeps to the slot and waits for the turn.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Protocol
 
-from hicopy.errors import PacingContention
+from hicopy.clock import Clock, iso
+from hicopy.domain.ports import PaceKey, PaceStorePort
+from hicopy.domain.state import Pace, WorkflowState
+from hicopy.errors import PacingContention, SlotMissed
 
 DEFAULT_MARGIN = 0.03  # slots: 3 % slower than the quota
 CALL_MARGIN = 0.02  # calls: never closer than the quota's interval + 2 % (request latency differs between callers)
+
+COPY_ACTION = "CopyImageSet"
+DELETE_ACTION = "DeleteImageSet"
+# The Wait state ends about DISPATCH_LEAD s before the slot, so that the Wait's end, the state transition, the Lambda
+# start and Submit's reads happen before the slot; Submit then sleeps the rest (at most MAX_IN_LAMBDA_PACING_SLEEP).
+DISPATCH_LEAD = 2.0
+MAX_IN_LAMBDA_PACING_SLEEP = DISPATCH_LEAD + 1.0
+# Longest a paced task waits in the Lambda for the account's next turn (a late caller ahead of it) before it gives
+# up its slot and takes a new one (``SlotMissed``); and how many slots in a row a chunk may miss before it fails.
+MAX_TURN_WAIT = 30.0
+MAX_MISSED_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -52,26 +69,16 @@ def reserve(
     return Reservation(slot=slot, tat=max(tat, slot) + interval)
 
 
-class PaceStore(Protocol):
-    """Stores one TAT per key with compare-and-set semantics."""
-
-    def read(self, key: str) -> float | None: ...
-
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
-        """Store ``new`` if the stored value is still ``expected``; False if another caller won the race."""
-        ...
-
-
 class InMemoryPaceStore:
-    """A ``PaceStore`` for tests and benchmarks."""
+    """A ``PaceStorePort`` for tests and benchmarks."""
 
     def __init__(self) -> None:
-        self.values: dict[str, float] = {}
+        self.values: dict[PaceKey, float] = {}
 
-    def read(self, key: str) -> float | None:
+    def read(self, key: PaceKey) -> float | None:
         return self.values.get(key)
 
-    def compare_and_set(self, key: str, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
         if self.values.get(key) != expected:
             return False
         self.values[key] = new
@@ -81,7 +88,7 @@ class InMemoryPaceStore:
 class Pacer:
     def __init__(
         self,
-        store: PaceStore,
+        store: PaceStorePort,
         *,
         rate: float,
         burst: int = 1,
@@ -92,19 +99,20 @@ class Pacer:
             raise ValueError("call_margin must be between 0 and margin (calls may not be slower than slots)")
         self.store, self.rate, self.burst, self.margin, self.call_margin = store, rate, burst, margin, call_margin
 
-    def reserve(self, key: str, now: float, *, max_tries: int = 50) -> Reservation:
-        """Reserve the next slot for ``key``; retries the compare-and-set when racing other executions."""
+    def reserve(self, action: str, now: float, *, max_tries: int = 50) -> Reservation:
+        """Reserve the next slot for ``action``; retries the compare-and-set when racing other executions."""
+        key = PaceKey(action)
         for _ in range(max_tries):
             current = self.store.read(key)
             grant = reserve(current, now, rate=self.rate, burst=self.burst, margin=self.margin)
             if self.store.compare_and_set(key, current, grant.tat):
                 return grant
-        raise PacingContention(f"could not reserve a pacing slot for {key} after {max_tries} tries")
+        raise PacingContention(f"could not reserve a pacing slot for {action} after {max_tries} tries")
 
-    def claim(self, key: str, now: float, *, max_tries: int = 50) -> float:
-        """Take the turn to call ``key`` now: 0.0 when this caller may call (recorded), otherwise the seconds until
-        the account's next turn (nothing recorded: try again then)."""
-        turn_key = f"{key}#call"
+    def claim(self, action: str, now: float, *, max_tries: int = 50) -> float:
+        """Take the turn to call ``action`` now: 0.0 when this caller may call (recorded), otherwise the seconds
+        until the account's next turn (nothing recorded: try again then)."""
+        turn_key = PaceKey(action, turn=True)
         for _ in range(max_tries):
             current = self.store.read(turn_key)
             grant = reserve(current, now, rate=self.rate, burst=self.burst, margin=self.call_margin)
@@ -112,4 +120,50 @@ class Pacer:
                 return grant.slot - now
             if self.store.compare_and_set(turn_key, current, grant.tat):
                 return 0.0
-        raise PacingContention(f"could not take a turn to call {key} after {max_tries} tries")
+        raise PacingContention(f"could not take a turn to call {action} after {max_tries} tries")
+
+
+# --- the workflow's side: the Pace task, and the turn its callers take -------------------------------------------
+def pace(state: WorkflowState, pacer: Pacer, clock: Clock) -> WorkflowState:
+    """Reserve an account-wide slot for the next rate-limited call (CopyImageSet, or DeleteImageSet when the source
+    is to be deleted); the state machine waits the whole seconds, the calling task sleeps the rest."""
+    missed = (state.pace.missed if state.pace else 0) + 1 if state.missedSlot is not None else 0
+    if missed > MAX_MISSED_SLOTS:
+        raise SlotMissed(
+            f"{paced_action(state)} missed its turn {missed} times in a row: the account's rate-limited calls run "
+            f"more than {MAX_TURN_WAIT:g} s behind their schedule"
+        )
+    now = clock.now()
+    grant = pacer.reserve(paced_action(state), now)
+    wait = grant.wait(now)
+    whole = math.floor(wait - DISPATCH_LEAD) if wait > MAX_IN_LAMBDA_PACING_SLEEP else 0
+    return state.model_copy(
+        update={"pace": Pace(slot=grant.slot, waitSeconds=whole, missed=missed), "missedSlot": None}
+    )
+
+
+def paced_action(state: WorkflowState) -> str:
+    """The rate-limited call the job makes next: the source's deletion once it is pending, else the next copy."""
+    pending_delete = state.sourceDeletion is not None and state.sourceDeletion.status == "PENDING"
+    return DELETE_ACTION if pending_delete else COPY_ACTION
+
+
+def take_turn(state: WorkflowState, pacer: Pacer, clock: Clock) -> None:
+    """Sleep to the reserved slot, then wait for the account's turn (``Pacer.claim``), immediately before the call.
+
+    A caller ahead that ran late delays this one by up to ``MAX_TURN_WAIT`` instead of making it throttled; beyond
+    that, ``SlotMissed`` sends the task back to Pace for a new slot. Unpaced states (no slot) call at once.
+    """
+    if state.pace is None:
+        return
+    if (early := state.pace.slot - clock.now()) > 0:
+        clock.sleep(min(early, MAX_IN_LAMBDA_PACING_SLEEP))
+    action, waited = paced_action(state), 0.0
+    while (wait := pacer.claim(action, clock.now())) > 0:
+        if waited + wait > MAX_TURN_WAIT:
+            raise SlotMissed(
+                f"{action} for the slot at {iso(state.pace.slot)} would wait {waited + wait:.1f} s for the account's "
+                f"next turn (more than {MAX_TURN_WAIT:g} s): the calls ahead ran late; taking a new slot"
+            )
+        clock.sleep(wait)
+        waited += wait

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
-from hicopy.domain import workflow
+from hicopy.domain.awaiting import await_copy
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 
@@ -23,4 +23,4 @@ def _imaging() -> HealthImaging:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount))
+    return run_task(event, lambda t: await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount))

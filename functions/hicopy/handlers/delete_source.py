@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
-from hicopy.domain import workflow
+from hicopy.domain.deletion import delete_source
 from hicopy.handlers._task import account_pacer, run_task
 from hicopy.observability import logger, tracer
 
@@ -23,4 +23,4 @@ def _imaging() -> HealthImaging:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.delete_source(t.state, _imaging(), account_pacer(), get_clock()))
+    return run_task(event, lambda t: delete_source(t.state, _imaging(), account_pacer(), get_clock()))

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.clock import get_clock
-from hicopy.domain import workflow
+from hicopy.domain.pacing import pace
 from hicopy.handlers._task import account_pacer, run_task
 from hicopy.observability import logger, tracer
 
@@ -15,4 +15,4 @@ from hicopy.observability import logger, tracer
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.pace(t.state, account_pacer(), get_clock()))
+    return run_task(event, lambda t: pace(t.state, account_pacer(), get_clock()))

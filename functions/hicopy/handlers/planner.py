@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, OnceMarker, QueueSender, S3Reader
+from hicopy.adapters.aws import EventBridgePublisher, ImportMarker, QueueSender, S3Reader
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
 from hicopy.clock import get_clock
 from hicopy.domain.imports import PlannerSettings, handle_import_event
@@ -34,7 +34,7 @@ def _wiring() -> tuple[PlannerSettings, dict[str, Any]]:
         "imaging": PlannerImaging(imaging),
         "queue": QueueSender(env.JOB_QUEUE_URL),
         "publisher": EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
-        "marker": OnceMarker(env.STATE_TABLE_NAME),
+        "marker": ImportMarker(env.STATE_TABLE_NAME),
     }
     return settings, ports
 

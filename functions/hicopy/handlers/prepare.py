@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.healthimaging import HealthImaging
-from hicopy.domain import workflow
+from hicopy.domain.planning import prepare
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import PrepareEnv, load
@@ -25,7 +25,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     env = load(PrepareEnv)
     return run_task(
         event,
-        lambda t: workflow.prepare(
+        lambda t: prepare(
             t.state, _imaging(), allowed_datastores=env.datastore_ids, frame_limit=env.MAX_FRAMES_PER_COPY
         ),
     )

@@ -8,10 +8,10 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, OnceMarker
+from hicopy.adapters.aws import EventBridgePublisher, PublishedMarker
 from hicopy.clock import get_clock
-from hicopy.domain import workflow
-from hicopy.domain.events import SUCCEEDED
+from hicopy.contract import SUCCEEDED
+from hicopy.domain.outcome import publish_outcome
 from hicopy.domain.state import TaskInput, WorkflowState
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, metrics, tracer
@@ -19,14 +19,14 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[EventBridgePublisher, OnceMarker]:
+def _adapters() -> tuple[EventBridgePublisher, PublishedMarker]:
     env = load(PublishEnv)
-    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), OnceMarker(env.STATE_TABLE_NAME)
+    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), PublishedMarker(env.STATE_TABLE_NAME)
 
 
 def _publish(task: TaskInput) -> WorkflowState:
     publisher, marker = _adapters()
-    detail_type = workflow.publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker)
+    detail_type = publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker)
     if detail_type is None:
         logger.warning("terminal event already published for this job; not publishing another")
         return task.state

@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
-from hicopy.domain import workflow
+from hicopy.domain.submission import submit
 from hicopy.handlers._task import account_pacer, run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import PaceEnv, load
@@ -29,4 +29,4 @@ def _submissions() -> DynamoSubmissionStore:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: workflow.submit(t.state, _imaging(), _submissions(), account_pacer(), get_clock()))
+    return run_task(event, lambda t: submit(t.state, _imaging(), _submissions(), account_pacer(), get_clock()))

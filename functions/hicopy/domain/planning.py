@@ -1,0 +1,68 @@
+"""Planning a copy (the Prepare task): check the image sets, resolve their versions, split the selection into chunks.
+
+Submit plans again from the same source version right before each call (``chunk_plan``), so that a source that
+changed since Prepare is caught instead of copied; ``selection`` builds the chunks themselves.
+"""
+
+from __future__ import annotations
+
+from hicopy.domain.ports import ImageSetInfo, ImagingPort
+from hicopy.domain.selection import CopyPlan, index_metadata, plan_chunks
+from hicopy.domain.state import ImageSetVersion, Plan, WorkflowState
+from hicopy.errors import ImageSetConflict, ImageSetNotFound, InvalidRequest, StaleVersion
+
+
+def prepare(
+    state: WorkflowState, imaging: ImagingPort, *, allowed_datastores: frozenset[str], frame_limit: int
+) -> WorkflowState:
+    """Resolve versions, check the image sets, and split the selection into chunks."""
+    job = state.job
+    if job.datastoreId not in allowed_datastores:
+        raise InvalidRequest(f"data store {job.datastoreId} is not one this orchestrator is configured for")
+    source = _usable(imaging.get_image_set(job.datastoreId, job.source.imageSetId), "source", job.source.versionId)
+    destination: ImageSetVersion | None = None
+    if job.destination_image_set_id:
+        dest = _usable(
+            imaging.get_image_set(job.datastoreId, job.destination_image_set_id),
+            "destination",
+            job.destination_version_id,
+        )
+        destination = ImageSetVersion(imageSetId=dest.image_set_id, versionId=dest.version_id)
+    copy_plan = chunk_plan(imaging, state, source.version_id, frame_limit)
+    plan = Plan(
+        source=ImageSetVersion(imageSetId=source.image_set_id, versionId=source.version_id),
+        destination=destination,
+        chunkCount=copy_plan.chunk_count,
+        totalFrames=copy_plan.total_frames,
+        totalInstances=copy_plan.total_instances,
+        wholeCopy=copy_plan.chunks[0].whole,
+        frameLimit=frame_limit,
+    )
+    return state.model_copy(update={"plan": plan, "destination": destination, "chunkIndex": 0, "done": False})
+
+
+def _usable(info: ImageSetInfo, role: str, pinned_version: str | None) -> ImageSetInfo:
+    if info.state == "DELETED":
+        raise ImageSetNotFound(f"{role} image set {info.image_set_id} is deleted")
+    if pinned_version is not None and pinned_version != info.version_id:
+        raise StaleVersion(
+            f"{role} versionId {pinned_version} is not the latest version ({info.version_id}) of image set "
+            f"{info.image_set_id}; CopyImageSet only accepts the latest version"
+        )
+    if info.locked:
+        raise ImageSetConflict(f"{role} image set {info.image_set_id} is locked ({info.workflow_status})")
+    return info
+
+
+def chunk_plan(imaging: ImagingPort, state: WorkflowState, source_version_id: str, frame_limit: int) -> CopyPlan:
+    """The job's selection, split into chunks, from the metadata of the given version of its source."""
+    job = state.job
+    metadata = imaging.get_metadata(job.datastoreId, job.source.imageSetId, source_version_id)
+    return plan_chunks(index_metadata(metadata), instances=job.instances, series=job.series, frame_limit=frame_limit)
+
+
+def planned(state: WorkflowState) -> Plan:
+    """The plan Prepare made; the later tasks never run without one."""
+    if state.plan is None:
+        raise InvalidRequest("the job has not been prepared")
+    return state.plan

@@ -1,0 +1,55 @@
+"""AwaitCopy's failures and Publish: the one terminal event, with the reason a failed task left."""
+
+import json
+
+import pytest
+
+from hicopy.contract import FAILED, SUCCEEDED
+from hicopy.domain.awaiting import await_copy
+from hicopy.domain.outcome import outcome_event, publish_outcome
+from hicopy.domain.planning import prepare
+from hicopy.domain.state import SfnError
+from hicopy.domain.submission import submit
+from hicopy.errors import CopyFailed
+from tests.contracts import assert_valid_event
+from tests.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
+from tests.unit.workflow_support import DS, DST, state
+
+
+def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    st = submit(st, imaging, FakeSubmissions(), pacer, clock)
+    msg = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
+    imaging.finish(DST, "COPY_FAILED", msg)
+    with pytest.raises(CopyFailed) as exc:
+        await_copy(st, imaging, clock, retry_count=2)
+    cause = json.dumps({"errorMessage": str(exc.value), "errorType": "CopyFailed"})
+    failed = st.model_copy(update={"error": SfnError(Error="CopyFailed", Cause=cause)})
+    detail_type, detail = outcome_event(failed, clock, "arn:exec")
+    assert detail_type == FAILED and detail["reason"] == {"code": "CopyFailed", "message": msg}
+    assert detail["statusChecks"] == 3 and detail["failedChunk"] == 0 and detail["chunksCompleted"] == 0
+    assert_valid_event(detail_type, detail)
+
+
+def test_failure_before_planning_still_produces_a_valid_event():
+    st = state().model_copy(update={"error": SfnError(Error="States.Timeout", Cause="timed out")})
+    detail_type, detail = outcome_event(st, FakeClock(), None)
+    assert detail_type == FAILED and detail["reason"]["code"] == "Timeout" and detail["chunks"] == 0
+    assert_valid_event(detail_type, detail)
+
+
+def test_publish_outcome_puts_exactly_one_event(imaging):
+    pub = FakePublisher()
+    st = state().model_copy(update={"error": SfnError(Error="ImageSetNotFound", Cause="gone")})
+    publish_outcome(st, pub, FakeClock(), None)
+    assert len(pub.events) == 1 and pub.events[0][1]["reason"]["code"] == "ImageSetNotFound"
+
+
+def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
+    pub, marker = FakePublisher(), FakePublishedMarker()
+    ok = state()
+    assert publish_outcome(ok, pub, FakeClock(), None, marker) == SUCCEEDED
+    failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
+    assert publish_outcome(failed, pub, FakeClock(), None, marker) is None
+    assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.published == {"job-1": SUCCEEDED}
