@@ -9,8 +9,8 @@ from unittest import mock
 from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import ImageSetConflict
 from hicopy.handlers import await_copy, pace, prepare, submit
-from tests.security.harness import aws_environment, task
 from tests.security.scenarios import PHI, _sibling, initial, phi_metadata
+from tests.support.environment import aws_environment, task
 
 
 def test_submit_that_died_copying_into_an_existing_destination_copies_once() -> None:

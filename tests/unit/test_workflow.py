@@ -17,8 +17,8 @@ from hicopy.errors import (
     StaleVersion,
     SubmitOutcomeUnknown,
 )
-from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeImaging, FakeMarker, FakePublisher, FakeSubmissions, metadata
+from tests.support.contracts import assert_valid_event
+from tests.support.fakes import FakeClock, FakeImaging, FakeMarker, FakePublisher, FakeSubmissions, metadata
 
 DS, SRC, DST = "a" * 32, "b" * 32, "c" * 32
 S1 = "1.2.840.9"
