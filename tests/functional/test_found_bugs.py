@@ -1,5 +1,6 @@
-"""Regression tests for bugs found while building the security suites that belong to neither of its checks
-(each was first committed as a strict xfail with a minimal reproduction, and now guards the fix)."""
+"""Regression tests for handler bugs found while building the security suites, which belong to neither of their
+checks (each was first committed as a strict xfail with a minimal reproduction, and now guards the fix). They drive
+the handlers like the rest of this suite, on the security suite's image sets."""
 
 from __future__ import annotations
 
