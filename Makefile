@@ -8,7 +8,6 @@ export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
-export PYTHONPATH := functions:.
 PYTEST_WORKERS ?= 2
 
 .PHONY: help venv lock lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
@@ -21,9 +20,11 @@ help:
 	@echo "make synth    synthesize the CDK app (needs hicopy:datastoreIds in cdk.json or CONTEXT=...)"
 	@echo "make deploy / make destroy   deploy to / remove from the current AWS account"
 
-$(STAMP): requirements.txt functions/requirements.txt constraints.txt
+# The pinned requirements, then the project itself (pyproject.toml), editable and without resolving anything again.
+$(STAMP): pyproject.toml requirements.txt functions/requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $(STAMP)
 
 lock:  ## re-pin constraints.txt from a fresh resolution of requirements.txt

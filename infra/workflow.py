@@ -24,7 +24,6 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import ensure_functions_importable
 from infra.config import PollingConfig
 from infra.lambda_factory import encrypted_log_group
 
@@ -76,7 +75,6 @@ class ErrorLists:
 
 
 def error_lists() -> ErrorLists:
-    ensure_functions_importable()
     from hicopy.errors import (
         LAMBDA_CRASH_ERRORS,
         LAMBDA_SERVICE_ERRORS,
@@ -97,7 +95,6 @@ def error_lists() -> ErrorLists:
 
 
 def await_copy_max_attempts(polling: PollingConfig) -> int:
-    ensure_functions_importable()
     from hicopy.domain.backoff import max_attempts_for
 
     return max_attempts_for(

@@ -6,7 +6,7 @@ import itertools
 from typing import Any
 
 from offline.runtime import LocalRuntime
-from tests.contracts import assert_valid_event
+from tests.support.contracts import assert_valid_event
 
 SUCCEEDED = "Image Set Copy Succeeded"
 FAILED = "Image Set Copy Failed"

@@ -32,8 +32,10 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from hicopy.contract import REJECTED, SUCCEEDED
+from hicopy.contract import TERMINAL_DETAIL_TYPES as TERMINAL
 from offline.runtime import LocalRuntime
-from tests.contracts import assert_valid_event
+from tests.support.contracts import assert_valid_event
 
 SOAK = os.environ.get("HICOPY_SOAK") == "1"
 SEEDS = 8 if SOAK else 2  # scenarios per fault kind
@@ -43,11 +45,6 @@ COPY_DURATION = 8.0  # virtual seconds a copy stays LOCKED
 MAX_FRAMES = 6  # maxFramesPerCopy of the scenarios' stack: chunked jobs are small
 IDLE_TIMEOUT = 120.0 if SOAK else 60.0
 CONFIG = {"maxFramesPerCopy": MAX_FRAMES}
-
-SUCCEEDED = "Image Set Copy Succeeded"
-FAILED = "Image Set Copy Failed"
-REJECTED = "Copy Job Rejected"
-TERMINAL = (SUCCEEDED, FAILED, REJECTED)
 
 # Retry budgets of the state machine (infra/workflow.py): a burst of at most this many faults per task state entry is
 # always absorbed.

@@ -18,11 +18,9 @@ from typing import Any
 
 import pytest
 
+from hicopy.contract import FAILED, REJECTED, SUCCEEDED
 from tests.faults.harness import (
-    FAILED,
-    REJECTED,
     SEEDS,
-    SUCCEEDED,
     TRANSIENT_RETRIES,
     BotoRule,
     Crash,

@@ -13,8 +13,9 @@ from hicopy.clock import parse_iso
 from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, pace, prepare, publish, submit
-from tests.contracts import assert_valid_event
-from tests.functional.conftest import Stack, caught, task
+from tests.functional.conftest import Stack, task
+from tests.support.contracts import assert_valid_event
+from tests.support.handlers import caught, clear_handler_caches
 
 
 def initial(stack: Stack, **job: Any) -> dict[str, Any]:
@@ -185,9 +186,7 @@ def test_submit_retried_after_success_does_not_copy_again(stack: Stack):
 
 def test_chunked_copy_reports_chunks(stack: Stack, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MAX_FRAMES_PER_COPY", "4")
-    from tests.functional.conftest import _clear_handler_caches
-
-    _clear_handler_caches()
+    clear_handler_caches()
     src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=5)
     _, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
     assert event["detail-type"] == SUCCEEDED and event["detail"]["chunks"] == 3
@@ -216,9 +215,7 @@ def emitted_metrics(stdout: str) -> dict[str, tuple[str, float]]:
 @pytest.mark.parametrize("frames_per_copy", [1000, 4])
 def test_a_succeeded_job_reports_its_copy_duration(stack: Stack, monkeypatch, capsys, frames_per_copy):
     monkeypatch.setenv("MAX_FRAMES_PER_COPY", str(frames_per_copy))
-    from tests.functional.conftest import _clear_handler_caches
-
-    _clear_handler_caches()
+    clear_handler_caches()
     src = stack.emulator.seed_image_set(stack.datastore_id, series=2, instances_per_series=5)
     capsys.readouterr()
     state, event = run(stack, initial(stack, source={"imageSetId": src.image_set_id}))
@@ -235,9 +232,7 @@ def test_a_succeeded_job_reports_its_copy_duration(stack: Stack, monkeypatch, ca
 
 def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: Stack, monkeypatch, capsys):
     monkeypatch.setenv("MAX_FRAMES_PER_COPY", "2")
-    from tests.functional.conftest import _clear_handler_caches
-
-    _clear_handler_caches()
+    clear_handler_caches()
     src = stack.emulator.seed_image_set(stack.datastore_id, instances_per_series=5)
     state = task(prepare, initial(stack, source={"imageSetId": src.image_set_id}))
     assert state["plan"]["chunkCount"] == 3

@@ -10,41 +10,13 @@ import boto3
 from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED, REJECTED
 from hicopy.handlers import consumer, planner
 from offline.healthimaging.seeding import SeedSpec
-from tests.contracts import assert_valid_event
-from tests.functional.conftest import CTX, Stack
+from tests.functional.conftest import Stack
+from tests.support.contracts import assert_valid_event
+from tests.support.handlers import CTX, clear_handler_caches, sqs_record
 
 
-def sqs_event(*bodies: str, attributes: list[dict[str, str]] | None = None) -> dict[str, Any]:
-    records = []
-    for n, body in enumerate(bodies):
-        attrs = (attributes or [{}] * len(bodies))[n]
-        records.append(
-            {
-                "messageId": f"0000000{n}-aaaa-bbbb-cccc-dddddddddddd",
-                "receiptHandle": f"rh{n}",
-                "body": body,
-                "attributes": {
-                    "ApproximateReceiveCount": "1",
-                    "SentTimestamp": "1",
-                    "SenderId": "x",
-                    "ApproximateFirstReceiveTimestamp": "1",
-                },
-                "messageAttributes": {k: {"stringValue": v, "dataType": "String"} for k, v in attrs.items()},
-                "md5OfBody": "x",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:jobs",
-                "awsRegion": "us-east-1",
-            }
-        )
-    return {"Records": records}
-
-
-def executions(stack: Stack) -> list[dict[str, Any]]:
-    sfn = boto3.client("stepfunctions")
-    return [
-        sfn.describe_execution(executionArn=e["executionArn"])
-        for e in sfn.list_executions(stateMachineArn=stack.state_machine_arn)["executions"]
-    ]
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {"Records": [sqs_record(body, f"0000000{n}-aaaa-bbbb-cccc-dddddddddddd") for n, body in enumerate(bodies)]}
 
 
 def test_batch_with_good_bad_and_duplicate_jobs(stack: Stack):
@@ -57,7 +29,7 @@ def test_batch_with_good_bad_and_duplicate_jobs(stack: Stack):
     }
     result = consumer.handler(sqs_event(json.dumps(job), "{broken", json.dumps(job), json.dumps(event_job)), CTX)
     assert result == {"batchItemFailures": []}  # rejected and duplicate messages are settled, never retried
-    started = executions(stack)
+    started = stack.executions()
     assert sorted(e["name"] for e in started) == ["evt-1", "good-1"]
     state = json.loads(next(e for e in started if e["name"] == "evt-1")["input"])
     assert state["trigger"] == {"type": "event", "eventId": "evt-1", "source": "pacs"}
@@ -70,9 +42,7 @@ def test_batch_with_good_bad_and_duplicate_jobs(stack: Stack):
 
 def test_transient_start_failure_is_a_partial_batch_failure(stack: Stack, monkeypatch):
     monkeypatch.setenv("STATE_MACHINE_ARN", stack.state_machine_arn.replace(":copy", ":missing"))
-    from tests.functional.conftest import _clear_handler_caches
-
-    _clear_handler_caches()
+    clear_handler_caches()
     good = {"jobId": "j", "datastoreId": stack.datastore_id, "source": {"imageSetId": "a" * 32}}
     result = consumer.handler(sqs_event(json.dumps(good), "[]"), CTX)
     assert [f["itemIdentifier"] for f in result["batchItemFailures"]] == ["00000000-aaaa-bbbb-cccc-dddddddddddd"]

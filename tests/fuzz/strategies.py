@@ -20,6 +20,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE
+from tests.support.calls import sqs_text_problem
 
 SOAK = os.environ.get("HICOPY_SOAK") == "1"
 
@@ -354,13 +355,10 @@ def dumps(value: Any, ascii_only: bool = False) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=ascii_only)
 
 
-_SQS_REFUSED_OR_SURROGATE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
 def deliverable(value: Any, ascii_only: bool) -> str:
     """The body a sender can put on SQS: escaped whenever the raw JSON has characters SQS refuses."""
     text = dumps(value, ascii_only)
-    return dumps(value, True) if _SQS_REFUSED_OR_SURROGATE.search(text) else text
+    return dumps(value, True) if sqs_text_problem(text) is not None else text
 
 
 def string_attribute(value: str) -> dict[str, Any]:

@@ -35,8 +35,6 @@ from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE, accept
 from hicopy.domain.job import parse_job
 from hicopy.errors import ImportOutputInvalid, JobRejected, OrchestratorError
 from hicopy.handlers import consumer
-from tests.contracts import assert_valid_event, assert_valid_job
-from tests.fakes import FakeClock
 from tests.fuzz.strategies import (
     Message,
     batches,
@@ -50,7 +48,10 @@ from tests.fuzz.strategies import (
     string_attribute,
     valid_jobs,
 )
-from tests.security.harness import AwsEnv, aws_environment, invoke, sqs_record
+from tests.support.contracts import assert_valid_event, assert_valid_job
+from tests.support.environment import DATASTORE_ID, AwsEnv, aws_environment, invoke
+from tests.support.fakes import FakeClock
+from tests.support.handlers import sqs_record
 
 FUZZ = settings(
     deadline=None,
@@ -68,7 +69,7 @@ def sized(default: int, soak: int, *, shrink: bool = True) -> settings:
     return settings(FUZZ, max_examples=examples(default, soak), phases=phases)
 
 
-DS = "c0ffee00c0ffee00c0ffee00c0ffee00"
+DS = DATASTORE_ID  # the environment's data store
 
 
 # --- the consumer, end to end against moto ------------------------------------------------------------------------

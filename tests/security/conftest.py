@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
-from tests.security.harness import DATASTORE_ID, IMPORT_BUCKET
 from tests.security.scenarios import ScenarioRun, scenario_run
+from tests.support.aws import IMPORT_BUCKET
+from tests.support.environment import DATASTORE_ID
 
 # The superset stack (post-import delete-after adds DeleteSource), scoped to the emulator's data store.
 HICOPY_CONFIG: dict[str, Any] = {

@@ -36,16 +36,9 @@ from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, consumer, delete_source, pace, planner, prepare, publish, submit
 from offline.healthimaging.dicom import build_metadata
-from tests.security.harness import (
-    AwsEnv,
-    Call,
-    CallRecorder,
-    aws_environment,
-    caught,
-    invoke,
-    sqs_record,
-    string_attributes,
-)
+from tests.support.calls import Call, CallRecorder
+from tests.support.environment import AwsEnv, aws_environment, invoke
+from tests.support.handlers import caught, sqs_record, string_attributes, task_event
 
 # Distinctive values that must never leave the image sets (other than in a rejected job's own originalBody).
 PHI: dict[str, str] = {
@@ -173,7 +166,7 @@ class ScenarioRun:
         return result
 
     def task(self, module: Any, state: dict[str, Any], retry: int = 0) -> dict[str, Any]:
-        result: dict[str, Any] = self.call(module, {"state": state, "executionArn": "arn:exec:1", "retryCount": retry})
+        result: dict[str, Any] = self.call(module, task_event(state, retry))
         return result
 
     def collect(self) -> None:

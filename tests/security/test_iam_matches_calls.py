@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from tests.infra.helpers import render
-from tests.security.harness import Call
 from tests.security.scenarios import ScenarioRun
+from tests.support.calls import Call
 
 IAM_PREFIX = {
     "medical-imaging": "medical-imaging",

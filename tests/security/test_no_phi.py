@@ -20,8 +20,8 @@ import pytest
 from hicopy.contract import REJECTED
 from hicopy.domain.intake import accept
 from hicopy.errors import JobRejected
-from tests.fakes import FakeClock
 from tests.security.scenarios import ALL_PHI_VALUES, PHI, ScenarioRun
+from tests.support.fakes import FakeClock
 
 OUR_LOGGERS = ("hicopy", "aws_lambda_powertools")  # the Lambda code's logger and the Powertools utilities
 

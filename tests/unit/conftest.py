@@ -1,7 +1,7 @@
 import pytest
 
 from hicopy.domain.pacing import InMemoryPaceStore, Pacer
-from tests.fakes import FakeImaging, metadata
+from tests.support.fakes import FakeImaging, metadata
 from tests.unit.workflow_support import DST, S1, SRC
 
 

@@ -7,7 +7,7 @@ from hicopy.domain.pacing import COPY_ACTION, DELETE_ACTION, pace
 from hicopy.domain.ports import PaceKey
 from hicopy.domain.state import SourceDeletion
 from hicopy.errors import SlotMissed
-from tests.fakes import FakeClock
+from tests.support.fakes import FakeClock
 from tests.unit.workflow_support import SRC, state
 
 

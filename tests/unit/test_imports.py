@@ -14,8 +14,8 @@ from hicopy.domain.imports import (
 )
 from hicopy.domain.job import parse_job
 from hicopy.errors import InvalidRequest, ManifestNotReady
-from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeImportMarker, FakePublisher, FakeQueue
+from tests.support.contracts import assert_valid_event
+from tests.support.fakes import FakeClock, FakeImportMarker, FakePublisher, FakeQueue
 
 DS, JOB = "d" * 32, "e" * 32
 OUT = f"s3://bucket/out/{DS}-DicomImport-{JOB}/"

@@ -5,8 +5,8 @@ import pytest
 from hicopy.contract import REJECTED
 from hicopy.domain.intake import accept, reject, rejected_event, trigger_type_of
 from hicopy.errors import JobRejected
-from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakePublisher, FakeQueue
+from tests.support.contracts import assert_valid_event
+from tests.support.fakes import FakeClock, FakePublisher, FakeQueue
 
 DS, SRC = "a" * 32, "b" * 32
 JOB = {"datastoreId": DS, "source": {"imageSetId": SRC}}

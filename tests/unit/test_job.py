@@ -2,7 +2,7 @@ import pytest
 
 from hicopy.domain.job import parse_job
 from hicopy.errors import JobRejected
-from tests.contracts import validator
+from tests.support.contracts import validator
 
 DS = "a" * 32
 SRC = "b" * 32

@@ -11,8 +11,8 @@ from hicopy.domain.planning import prepare
 from hicopy.domain.state import SfnError
 from hicopy.domain.submission import submit
 from hicopy.errors import CopyFailed
-from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
+from tests.support.contracts import assert_valid_event
+from tests.support.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
 from tests.unit.workflow_support import DS, DST, state
 
 

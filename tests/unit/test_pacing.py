@@ -18,7 +18,7 @@ from hicopy.domain.ports import PaceKey
 from hicopy.domain.state import SfnError
 from hicopy.domain.submission import submit
 from hicopy.errors import PacingContention, SlotMissed
-from tests.fakes import FakeClock, FakeSubmissions
+from tests.support.fakes import FakeClock, FakeSubmissions
 from tests.unit.workflow_support import DS, state
 
 INTERVAL = 4.0 * (1 + DEFAULT_MARGIN)

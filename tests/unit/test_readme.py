@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hicopy.domain.backoff import expected_status_checks
-from tests.contracts import assert_valid_event, assert_valid_job
+from tests.support.contracts import assert_valid_event, assert_valid_job
 
 README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 

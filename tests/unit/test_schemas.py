@@ -1,7 +1,7 @@
 import json
 
 from hicopy.schemas import all_schemas, render
-from tests.contracts import SCHEMAS, assert_valid_job
+from tests.support.contracts import SCHEMAS, assert_valid_job
 
 
 def test_committed_schemas_match_the_models():

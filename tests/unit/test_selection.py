@@ -4,7 +4,7 @@ import pytest
 
 from hicopy.domain.selection import index_metadata, plan_chunks
 from hicopy.errors import SelectionInvalid
-from tests.fakes import metadata
+from tests.support.fakes import metadata
 
 S1, S2 = "1.2.840.1.1", "1.2.840.1.2"
 

@@ -6,7 +6,7 @@ from hicopy.domain.pacing import pace
 from hicopy.domain.planning import prepare
 from hicopy.domain.submission import submit
 from hicopy.errors import ImageSetConflict, ServiceThrottled, SubmitOutcomeUnknown
-from tests.fakes import FakeClock, FakeSubmissions
+from tests.support.fakes import FakeClock, FakeSubmissions
 from tests.unit.workflow_support import DS, DST, SRC, state
 
 

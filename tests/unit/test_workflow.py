@@ -11,8 +11,8 @@ from hicopy.domain.pacing import InMemoryPaceStore, Pacer, pace
 from hicopy.domain.planning import prepare
 from hicopy.domain.submission import submit
 from hicopy.errors import CopyStillInProgress
-from tests.contracts import assert_valid_event
-from tests.fakes import FakeClock, FakeSubmissions
+from tests.support.contracts import assert_valid_event
+from tests.support.fakes import FakeClock, FakeSubmissions
 from tests.unit.workflow_support import DS, DST, S1, state
 
 

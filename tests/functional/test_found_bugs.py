@@ -1,5 +1,6 @@
-"""Regression tests for bugs found while building the security suites that belong to neither of its checks
-(each was first committed as a strict xfail with a minimal reproduction, and now guards the fix)."""
+"""Regression tests for handler bugs found while building the security suites, which belong to neither of their
+checks (each was first committed as a strict xfail with a minimal reproduction, and now guards the fix). They drive
+the handlers like the rest of this suite, on the security suite's image sets."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from unittest import mock
 from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import ImageSetConflict
 from hicopy.handlers import await_copy, pace, prepare, submit
-from tests.security.harness import aws_environment, task
 from tests.security.scenarios import PHI, _sibling, initial, phi_metadata
+from tests.support.environment import aws_environment, task
 
 
 def test_submit_that_died_copying_into_an_existing_destination_copies_once() -> None:

@@ -11,7 +11,7 @@ import jsonschema
 
 from hicopy.schemas import slug
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 
 
 @cache
