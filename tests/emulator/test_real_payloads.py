@@ -18,7 +18,7 @@ import pytest
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
 from hicopy.domain.imports import MANIFEST, plan_jobs, read_import_result
 from hicopy.domain.ports import CopyRequest
-from hicopy.errors import ImageSetConflict, ImageSetNotFound, OrchestratorError, RetryableError
+from hicopy.errors import Handling, ImageSetConflict, ImageSetNotFound, OrchestratorError
 from offline.healthimaging import HealthImagingEmulator, install, model
 from offline.healthimaging.events import aws_event
 from tests.emulator.conftest import NO_RETRIES, REGION
@@ -143,7 +143,7 @@ def test_the_orchestrator_retries_a_stale_version_answered_with_409(emu, mi, ds)
 )
 def test_the_orchestrator_retries_a_stale_version_answered_with_404(emu, mi, ds) -> None:
     error = _stale_copy(emu, mi, ds, "ResourceNotFoundException")
-    assert isinstance(error, RetryableError) and not isinstance(error, ImageSetNotFound)
+    assert error.handling is not Handling.TERMINAL and not isinstance(error, ImageSetNotFound)
 
 
 # ---------------------------------------------------------------------------------------------------------- events
