@@ -138,9 +138,9 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         jobs = load_jobs(path, values)
         for fault in args.fault or []:
             op, code, *times = fault.split(":")
-            rt.inject_fault(op, code, int(times[0]) if times else 1)
+            rt.emulator.inject_fault(op, code, int(times[0]) if times else 1)
         if args.fail_copy:
-            rt.fail_next_copy(args.fail_copy)
+            rt.emulator.fail_next_copy(args.fail_copy)
         print(f"sending {len(jobs)} job(s) via {args.via}")
         for job in jobs:
             if args.via == "event":

@@ -118,14 +118,14 @@ def merge_copy(tour: Tour) -> None:
     outcome, _detail = tour.outcome("demo-merge")
     tour.check(outcome == "SUCCEEDED", f"merge: {outcome} (expected SUCCEEDED)")
     if outcome == "SUCCEEDED":
-        versions = [v["versionId"] for v in rt.image_set_versions(dest.image_set_id)]
+        versions = [v["versionId"] for v in rt.emulator.versions(rt.datastore_id, dest.image_set_id)]
         tour.check(versions == ["1", "2"], f"destination versions {versions} (expected ['1', '2'])")
 
 
 def failing_copy(tour: Tour) -> None:
     rt = tour.rt
     src = rt.seed_image_set(series=1, instances_per_series=2)
-    rt.fail_next_copy(FAIL_MESSAGE)
+    rt.emulator.fail_next_copy(FAIL_MESSAGE)
     tour.labels["demo-service-fails"] = "service fails copy"
     print("    the emulator ends the next copy COPY_FAILED with the service's message")
     rt.send_job(
@@ -242,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"x{1 / args.time_scale:.0f}, local overheads included):"
         )
         table(summary_rows(rt, tour.label))
-        calls = rt.emulator_calls()
+        calls = rt.emulator.calls
         copies = [c for c in calls if c.operation == "CopyImageSet"]
         print(
             f"\n  {len(rt.executions())} executions, {len(rt.invocations)} Lambda invocations, "

@@ -17,7 +17,6 @@ from offline.runtime.runtime import (
     LocalRuntime,
     Progress,
     RetrySleep,
-    local_runtime,
 )
 from offline.runtime.synth import synthesize
 
@@ -36,6 +35,5 @@ __all__ = [
     "LocalRuntime",
     "Progress",
     "RetrySleep",
-    "local_runtime",
     "synthesize",
 ]

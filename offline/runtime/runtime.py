@@ -37,10 +37,10 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from infra import ensure_functions_importable
 from offline.clock import ScaledClock
@@ -50,6 +50,9 @@ from offline.runtime.eventbridge import AsyncInvoker, EventRouter, PublishedEven
 from offline.runtime.lambdas import FunctionSpec, Invocation, LambdaRunner, LoggingSnapshot
 from offline.runtime.patches import MotoPatches
 from offline.runtime.sqs_poller import BatchResult, SqsPoller
+
+if TYPE_CHECKING:  # imported at start-up: the emulator imports hicopy, which start() makes importable
+    from offline.healthimaging import HealthImagingEmulator, SeededImageSet
 
 LOG = logging.getLogger(__name__)
 
@@ -219,8 +222,7 @@ class LocalRuntime:
         self._mock: Any = None
         self._patches: MotoPatches | None = None
         self._logging: LoggingSnapshot | None = None
-        self._emulator: Any = None
-        self._emulator_cm: contextlib.AbstractContextManager[Any] | None = None
+        self._emulator: HealthImagingEmulator | None = None
         self._saved_env: dict[str, str | None] = {}
         self._session: Any = None
         self._clients: dict[str, Any] = {}
@@ -300,7 +302,7 @@ class LocalRuntime:
         self._deploy()
         self.timings["deploy"] = time.monotonic() - t1
         if self._emulator is not None:
-            self.create_datastore("local", datastore_id=self.datastore_id)
+            self._emulator.create_datastore("local", datastore_id=self.datastore_id)
             for bucket in (IMPORT_INPUT_BUCKET, IMPORT_OUTPUT_BUCKET):
                 self.client("s3").create_bucket(Bucket=bucket)
         self.timings["start"] = time.monotonic() - t0
@@ -313,11 +315,7 @@ class LocalRuntime:
         finally:
             if self._emulator is not None:
                 with contextlib.suppress(Exception):
-                    self._emulator.close()
-            if self._emulator_cm is not None:
-                with contextlib.suppress(Exception):
-                    self._emulator_cm.__exit__(None, None, None)
-                self._emulator_cm = None
+                    self._emulator.uninstall()  # and stops its ticker
             if self.runner is not None:
                 with self.runner.lock:
                     self.runner.close()
@@ -364,7 +362,7 @@ class LocalRuntime:
         return CloudAssembly.load(directory, self._stack_name)
 
     def _start_emulator(self) -> None:
-        from offline.healthimaging import HealthImagingEmulator, install
+        from offline.healthimaging import HealthImagingEmulator
 
         self._emulator = HealthImagingEmulator(
             clock=self.clock,
@@ -374,8 +372,7 @@ class LocalRuntime:
             event_sink=self._service_event,
             **self.emulator_options,
         )
-        self._emulator_cm = install(self._emulator)
-        self._emulator_cm.__enter__()
+        self._emulator.install()
 
     def _deploy(self) -> None:
         assert self.assembly is not None and self.runner is not None
@@ -625,57 +622,29 @@ class LocalRuntime:
     # ============================================================================================ emulator
 
     @property
-    def emulator(self) -> Any:
+    def emulator(self) -> HealthImagingEmulator:
+        """The HealthImaging emulator every ``medical-imaging`` client of this process talks to."""
         if self._emulator is None:
             raise RuntimeError("this runtime has no HealthImaging emulator (with_emulator=False)")
         return self._emulator
 
-    def create_datastore(self, name: str = "local", *, datastore_id: str | None = None) -> str:
-        """Create an ACTIVE data store in the emulator; returns its id. The stack is configured for
-        ``LocalRuntime.datastore_id`` only, so other ids are rejected by the handlers (as in AWS)."""
-        emu = self.emulator
-        if datastore_id is None:
-            return str(emu.create_datastore(name))
-        return create_datastore_with_id(emu, name, datastore_id)
-
-    def seed_image_set(self, *, datastore_id: str | None = None, **kwargs: Any) -> Any:
-        """Seed an image set (``series=``, ``instances_per_series=``, ``frames_per_instance=``, ...) in the emulator."""
-        return self.emulator.seed_image_set(datastore_id or self.datastore_id, **kwargs)
-
-    def inject_fault(self, operation: str, code: str, times: int = 1, **kwargs: Any) -> None:
-        """Make the next ``times`` calls of ``operation`` (e.g. ``CopyImageSet``) fail with ``code``."""
-        self.emulator.inject_fault(operation, code, times, **kwargs)
-
-    def fail_next_copy(self, message: str) -> None:
-        """The next copy ends ``COPY_FAILED`` with this ``message``."""
-        self.emulator.fail_next_copy(message)
-
-    def emulator_calls(self, operation: str | None = None) -> list[Any]:
-        """The emulator's ``CallRecord``s (``operation, params, status_code, error_code, at``), oldest first."""
-        calls = list(self.emulator.calls)
-        return calls if operation is None else [c for c in calls if c.operation == operation]
-
-    def image_set_versions(self, image_set_id: str, datastore_id: str | None = None) -> list[Any]:
-        return list(self.emulator.versions(datastore_id or self.datastore_id, image_set_id))
-
-    def image_set(self, image_set_id: str, datastore_id: str | None = None) -> Any:
-        return self.emulator.image_set(datastore_id or self.datastore_id, image_set_id)
+    def seed_image_set(self, **options: Any) -> SeededImageSet:
+        """Seed an image set in the stack's data store (``datastore_id``); ``options`` as for
+        ``HealthImagingEmulator.seed_image_set`` (``series=``, ``instances_per_series=``, ...)."""
+        return self.emulator.seed_image_set(self.datastore_id, **options)
 
     def simulate_import(
-        self,
-        *,
-        datastore_id: str | None = None,
-        input_s3_uri: str | None = None,
-        output_s3_uri: str | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Run an emulated DICOM import: image sets, a manifest in (moto) S3 and ``Import Job Completed``."""
-        kwargs.setdefault("image_sets", [])
+        self, *, input_s3_uri: str | None = None, output_s3_uri: str | None = None, **options: Any
+    ) -> str:
+        """Run an emulated DICOM import into the stack's data store, from and to the runtime's import buckets
+        (the output bucket is the one the stack may read): image sets, a manifest in (moto) S3 and ``Import Job
+        Completed``. ``options`` as for ``HealthImagingEmulator.simulate_import``. Returns the import job id."""
+        options.setdefault("image_sets", [])
         return self.emulator.simulate_import(
-            datastore_id or self.datastore_id,
+            self.datastore_id,
             input_s3_uri=input_s3_uri or f"s3://{IMPORT_INPUT_BUCKET}/dicom/",
             output_s3_uri=output_s3_uri or f"s3://{IMPORT_OUTPUT_BUCKET}/output/",
-            **kwargs,
+            **options,
         )
 
     # ============================================================================================ triggers
@@ -740,10 +709,7 @@ class LocalRuntime:
         if self.async_invoker is not None:
             moved += self.async_invoker.run_due()
         if self._emulator is not None:
-            tick = getattr(self._emulator, "tick", None)
-            if callable(tick):
-                result = tick()
-                moved += result if isinstance(result, int) else 0
+            moved += self._emulator.tick()
         return moved
 
     def busy_reasons(self) -> list[str]:
@@ -759,7 +725,7 @@ class LocalRuntime:
             if backlog:
                 reasons.append(f"{backlog} message(s) in the job queue(s)")
         if self._emulator is not None:
-            pending = _emulator_pending(self._emulator)
+            pending = self._emulator.pending()
             if pending:
                 reasons.append(f"{pending} emulator action(s) scheduled")
         return reasons
@@ -1017,42 +983,3 @@ def _zip_dir(path: Path) -> bytes:
         _ZIP_CACHE.clear()
         _ZIP_CACHE[key] = buf.getvalue()
     return _ZIP_CACHE[key]
-
-
-def create_datastore_with_id(emu: Any, name: str, datastore_id: str) -> str:
-    """An ACTIVE emulator data store with a fixed id (the stack is synthesized for that id).
-
-    ``HealthImagingEmulator.create_datastore`` generates the id; until it takes one, this thin wrapper adds the
-    data store the same way ``create_datastore`` does, through the emulator's store.
-    """
-    try:
-        return str(emu.create_datastore(name, datastore_id=datastore_id))
-    except TypeError:
-        pass
-    from offline.healthimaging.store import ACTIVE, Datastore
-
-    with emu._lock:
-        store = emu._store
-        if datastore_id not in store.datastores:
-            now = emu.clock.now()
-            store.datastores[datastore_id] = Datastore(datastore_id, name, ACTIVE, now, now)
-    return datastore_id
-
-
-def _emulator_pending(emu: Any) -> int:
-    """Timed work the emulator still has to do (copy completions, lock expiries, delayed manifests)."""
-    pending = getattr(emu, "pending", None)
-    if callable(pending):
-        value = pending()
-        return int(value) if isinstance(value, (int, bool)) else 0
-    store = getattr(emu, "_store", None)
-    next_due = getattr(store, "next_due", None)
-    return 1 if callable(next_due) and next_due() is not None else 0
-
-
-@contextlib.contextmanager
-def local_runtime(**kwargs: Any) -> Iterator[LocalRuntime]:
-    """``with local_runtime(time_scale=0.01) as rt: ...`` (same as ``with LocalRuntime(...)``)."""
-    rt = LocalRuntime(**kwargs)
-    with rt:
-        yield rt
