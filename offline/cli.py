@@ -32,16 +32,19 @@ import json
 import random
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offline.runtime import LocalRuntime, Progress
 
 SEED = 20240601  # the emulator's random seed: stable ids for the seeded demo data
 PATIENT_ID = "PAT-LOCAL-0001"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
-def seed_data(rt: Any, *, series: int, instances: int, frames: int) -> dict[str, str]:
+def seed_data(rt: LocalRuntime, *, series: int, instances: int, frames: int) -> dict[str, str]:
     """Seed a source image set, and a destination image set with the same Patient/Study elements holding two other
     instances of the source's first series (so copying series-1 instances into it merges without ``force``; other
     series need ``force``). Returns the placeholder values."""
@@ -91,7 +94,7 @@ def load_jobs(path: Path, values: dict[str, str]) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
 
-def _runtime(args: argparse.Namespace, progress: Any = None) -> Any:
+def _runtime(args: argparse.Namespace, progress: Callable[[Progress], None] | None = None) -> LocalRuntime:
     from offline.runtime import LocalRuntime
 
     overrides: dict[str, Any] = {}

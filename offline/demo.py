@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from offline.runtime import LocalRuntime
 from offline.runtime.console import ProgressPrinter, compact, summary_rows, table
 
 FAIL_MESSAGE = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
@@ -26,7 +27,7 @@ FAIL_MESSAGE = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageS
 
 @dataclass
 class Tour:
-    rt: Any
+    rt: LocalRuntime
     labels: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -211,8 +212,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from offline.runtime import LocalRuntime
-
     t0 = time.monotonic()
     print("HealthImaging copy orchestrator: offline demo (no AWS account, no Docker)")
     print(
@@ -225,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with rt:
         tour = Tour(rt, labels)
         print(
-            f"  ready in {rt.timings['start']:.1f}s: stack {rt.assembly.stack_name if rt.assembly else '?'}, "
+            f"  ready in {rt.timings['start']:.1f}s: stack {rt.assembly.stack_name}, "
             f"data store {rt.datastore_id}, time x{1 / args.time_scale:.0f}"
         )
         for title, explain, run in CHAPTERS:

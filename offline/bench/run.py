@@ -119,9 +119,8 @@ def _quiet_moto() -> Iterator[None]:
 
 
 def _pacing_config(rt: LocalRuntime) -> tuple[float, int]:
-    pace = rt.runner.functions if rt.runner is not None else {}
     lam = rt.client("lambda")
-    for spec in pace.values():
+    for spec in rt.runner.functions.values():
         if spec.construct_id == "Pace":
             env = lam.get_function_configuration(FunctionName=spec.function_name)["Environment"]["Variables"]
             return float(env.get("COPY_RATE_PER_SECOND", 0.25)), int(env.get("COPY_BURST", 1))
@@ -146,7 +145,6 @@ def _register(rt: LocalRuntime, policy: Policy, longest_copy: float) -> tuple[st
 
 def _consumer_inputs(rt: LocalRuntime, jobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(execution name, input JSON) per (job ID, source image set ID): what the job-queue consumer would start."""
-    assert rt.runner is not None
     with rt.runner.lock:  # the runner swaps ``hicopy`` in sys.modules while a handler runs
         from hicopy.domain.intake import accept
 

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from offline.runtime.inspection import ExecutionInfo
 from offline.runtime.lambdas import Invocation
-from offline.runtime.runtime import ExecutionInfo, LocalRuntime, Progress
+from offline.runtime.progress import Progress
+from offline.runtime.runtime import LocalRuntime
 
 TERMINAL_TYPES = ("Image Set Copy Succeeded", "Image Set Copy Failed", "Copy Job Rejected")
 OUTCOME_OF = {

@@ -81,8 +81,9 @@ class AsyncInvoker:
 
     A failed async invocation is retried ``MaximumRetryAttempts`` times (function event-invoke config, default 2)
     after 1 and 2 minutes (virtual time), then sent to the on-failure destination or the function's dead-letter
-    queue (SQS or SNS) if one is configured. moto keeps neither a function's ``DeadLetterConfig`` nor acts on it,
-    so ``dead_letter_targets`` (function ARN -> target ARN) comes from the template.
+    queue (SQS or SNS) if one is configured, through ``clients`` (service name -> boto3 client). moto keeps
+    neither a function's ``DeadLetterConfig`` nor acts on it, so ``dead_letter_targets`` (function ARN -> target
+    ARN) comes from the template.
     """
 
     RETRY_DELAYS = (60.0, 120.0)
@@ -93,14 +94,14 @@ class AsyncInvoker:
         account: str,
         region: str,
         real_seconds: Callable[[float], float],
-        send_failure: Callable[[str, Any, dict[str, str]], None],
+        clients: Callable[[str], Any],
         dead_letter_targets: dict[str, str] | None = None,
     ) -> None:
         self.dead_letter_targets = dead_letter_targets if dead_letter_targets is not None else {}
         self.account = account
         self.region = region
         self.real_seconds = real_seconds
-        self.send_failure = send_failure
+        self.clients = clients
         self._queue: list[_AsyncItem] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
@@ -187,13 +188,24 @@ class AsyncInvoker:
                 "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
                 "responsePayload": parsed,
             }
-            self.send_failure(destination, record_body, {})
+            self._send_failure(destination, record_body, {})
         elif item.function_arn in self.dead_letter_targets:  # a dead-letter queue gets the event itself
-            self.send_failure(
+            self._send_failure(
                 self.dead_letter_targets[item.function_arn],
                 item.payload,
                 {"RequestID": request_id, "ErrorCode": "200", "ErrorMessage": message[:256]},
             )
+
+    def _send_failure(self, target: str, body: Any, attributes: dict[str, str]) -> None:
+        """Deliver a failed invocation to an SQS queue or SNS topic (dead-letter queue or on-failure destination)."""
+        message = body if isinstance(body, str) else json.dumps(body)
+        message_attributes = {k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()}
+        if ":sqs:" in target:
+            sqs = self.clients("sqs")
+            url = sqs.get_queue_url(QueueName=target.rsplit(":", 1)[-1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=message, MessageAttributes=message_attributes)
+        elif ":sns:" in target:
+            self.clients("sns").publish(TopicArn=target, Message=message, MessageAttributes=message_attributes)
 
     @staticmethod
     def _invoke_config(backend: Any, function_arn: str) -> dict[str, Any]:

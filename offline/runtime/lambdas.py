@@ -42,7 +42,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # hicopy is the function code; the runtime makes it importable when it starts
+    from hicopy.clock import Clock
 
 
 @dataclass
@@ -117,7 +120,7 @@ class _Activation:
 class _CooperativeClock:
     """The runtime clock as the handlers see it: ``sleep`` releases the runner's lock meanwhile."""
 
-    def __init__(self, clock: Any, runner: LambdaRunner) -> None:
+    def __init__(self, clock: Clock, runner: LambdaRunner) -> None:
         self._clock, self._runner = clock, runner
 
     def now(self) -> float:
@@ -266,7 +269,7 @@ class LambdaRunner:
         *,
         region: str,
         account: str,
-        clock: Any = None,
+        clock: Clock | None = None,
         env_overrides: Mapping[str, Mapping[str, str]] | None = None,
         forced_env: Mapping[str, str] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
@@ -383,7 +386,7 @@ class LambdaRunner:
                 self.on_invocation(inv)
         return payload, errored, inv.logs
 
-    def sleep_released(self, seconds: float, clock: Any) -> None:
+    def sleep_released(self, seconds: float, clock: Clock) -> None:
         """Sleep on ``clock`` for a handler, letting other handlers run meanwhile (see the module docstring).
 
         Only a top-level handler call gives the lock up; a nested one (a handler invoking another function) sleeps
