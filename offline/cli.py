@@ -123,7 +123,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    from offline.runtime.console import OUTCOME_OF, ProgressPrinter, summary_rows, table
+    from hicopy.contract import COPY_REQUESTED, OUTCOME_STATUS, SUCCEEDED
+    from offline.runtime.console import ProgressPrinter, summary_rows, table
 
     path = Path(args.job_file)
     if not path.is_file():
@@ -147,7 +148,7 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         print(f"sending {len(jobs)} job(s) via {args.via}")
         for job in jobs:
             if args.via == "event":
-                rt.put_event("Copy Requested", job if isinstance(job, (dict, str)) else json.dumps(job))
+                rt.put_event(COPY_REQUESTED, job if isinstance(job, (dict, str)) else json.dumps(job))
             else:
                 rt.send_job(job if isinstance(job, (dict, str)) else json.dumps(job))
         rt.run_until_idle(timeout=args.timeout)
@@ -157,10 +158,10 @@ def cmd_run_job(args: argparse.Namespace) -> int:
             print(json.dumps(event, indent=2))
         print("\nsummary:")
         table(summary_rows(rt))
-        outcomes = [OUTCOME_OF[e["detail-type"]] for e in events if e["detail-type"] in OUTCOME_OF]
+        outcomes = [e["detail-type"] for e in events if e["detail-type"] in OUTCOME_STATUS]
     if len(outcomes) != len(jobs):
         print(f"\n{len(jobs)} job(s) sent, {len(outcomes)} terminal event(s) (duplicate job ids give one)")
-    return 0 if outcomes and all(o == "SUCCEEDED" for o in outcomes) else 1
+    return 0 if outcomes and all(o == SUCCEEDED for o in outcomes) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hicopy.contract import COPY_REQUESTED, IMPORT_PLANNED, OUTCOME_STATUS
 from offline.runtime import LocalRuntime
 from offline.runtime.console import ProgressPrinter, compact, summary_rows, table
 
@@ -37,8 +38,8 @@ class Tour:
     def outcome(self, job_id: str) -> tuple[str | None, dict[str, Any]]:
         for event in self.rt.completion_events():
             detail = event["detail"]
-            if detail.get("jobId") == job_id and event["detail-type"] in OUTCOMES:
-                return OUTCOMES[event["detail-type"]], detail
+            if detail.get("jobId") == job_id and event["detail-type"] in OUTCOME_STATUS:
+                return OUTCOME_STATUS[event["detail-type"]], detail
         return None, {}
 
     def check(self, ok: bool, what: str) -> None:
@@ -46,13 +47,6 @@ class Tour:
         print(f"    {mark} {what}")
         if not ok:
             self.problems.append(what)
-
-
-OUTCOMES = {
-    "Image Set Copy Succeeded": "SUCCEEDED",
-    "Image Set Copy Failed": "FAILED",
-    "Copy Job Rejected": "REJECTED",
-}
 
 
 def _sops(metadata: dict[str, Any]) -> set[str]:
@@ -82,7 +76,7 @@ def subset_copy(tour: Tour) -> None:
     tour.labels["demo-subset-copy"] = "subset copy"
     print("    'Copy Requested' event on the custom bus, selecting 2 of the 6 instances")
     rt.put_event(
-        "Copy Requested",
+        COPY_REQUESTED,
         {
             "jobId": "demo-subset-copy",
             "datastoreId": rt.datastore_id,
@@ -163,7 +157,7 @@ def post_import(tour: Tour) -> None:
     rt = tour.rt
     primary = rt.seed_image_set(series=1, instances_per_series=2)
     print("    an import of 3 files: one new series (-> primary) and one that conflicts with an existing primary")
-    print("    (-> a non-primary image set); the 'consolidate' policy folds it into the primary")
+    print(f"    (-> a non-primary image set); the '{rt.config['postImportPolicy']}' policy folds it into the primary")
     import_job = rt.simulate_import(
         image_sets=[
             SeedSpec(series=1, instances_per_series=2),
@@ -178,7 +172,7 @@ def post_import(tour: Tour) -> None:
     )
     tour.labels[import_job] = "import"
     rt.run_until_idle(timeout=60)
-    planned = [e for e in rt.completion_events("Import Job Planned") if e["detail"].get("importJobId") == import_job]
+    planned = [e for e in rt.completion_events(IMPORT_PLANNED) if e["detail"].get("importJobId") == import_job]
     jobs = planned[0]["detail"]["jobsPlanned"] if planned else []
     for n, job_id in enumerate(jobs, 1):
         tour.labels[job_id] = f"post-import #{n}"

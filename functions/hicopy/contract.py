@@ -24,6 +24,7 @@ IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could no
 TERMINAL_DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
 IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
+HEALTHIMAGING_SOURCE = "aws.medical-imaging"  # the source of HealthImaging's own events (in: Import Job Completed)
 
 # --- post-import policy -----------------------------------------------------------------------------------------
 Policy = Literal["none", "consolidate", "promote"]

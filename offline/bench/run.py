@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hicopy.contract import FAILED, OUTCOME_STATUS, SUCCEEDED
 from offline.bench.policies import Policy
 from offline.bench.speedups import BenchSpeedups
 from offline.bench.workload import DurationDistribution, Job
@@ -33,8 +34,6 @@ from offline.runtime import LocalRuntime
 
 LOG = logging.getLogger(__name__)
 WARMUP_COPY_SECONDS = 10.0
-SUCCEEDED = "Image Set Copy Succeeded"
-FAILED = "Image Set Copy Failed"
 
 
 @dataclass
@@ -277,7 +276,7 @@ def run_policy(
         for job_id, event in _terminal_events(rt, job_ids).items():
             rec = records[job_id]
             detail = event["detail"]
-            rec.status = "SUCCEEDED" if event["detail-type"] == SUCCEEDED else "FAILED"
+            rec.status = OUTCOME_STATUS[event["detail-type"]]
             rec.completed_at = _iso_to_epoch(detail["completedAt"]) - v0
             reason = detail.get("reason") or {}
             rec.reason_code, rec.reason_message = reason.get("code"), reason.get("message")

@@ -58,6 +58,7 @@ from offline.runtime.progress import Progress, ProgressReporter
 from offline.runtime.sqs_poller import BatchResult, SqsPoller
 
 if TYPE_CHECKING:  # imported at start-up: the emulator imports hicopy, which start() makes importable
+    from hicopy.contract import Policy
     from offline.healthimaging import HealthImagingEmulator, SeededImageSet
 
 LOG = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ LOG = logging.getLogger(__name__)
 DEFAULT_DATASTORE_ID = "localdatastore000000000000000001"
 IMPORT_INPUT_BUCKET = "hicopy-local-import-input"
 IMPORT_OUTPUT_BUCKET = "hicopy-local-import-output"
-SERVICE_EVENT_SOURCE = "aws.medical-imaging"
+POST_IMPORT_POLICY: Policy = "consolidate"
 
 # The synth context of the local runtime (merged under ``config_overrides``): one fixed data store, the import
 # output bucket and the consolidate policy (with force: an import's non-primary image sets conflict with their
@@ -73,7 +74,7 @@ SERVICE_EVENT_SOURCE = "aws.medical-imaging"
 LOCAL_CONFIG: dict[str, Any] = {
     "datastoreIds": [DEFAULT_DATASTORE_ID],
     "importOutputBuckets": [IMPORT_OUTPUT_BUCKET],
-    "postImportPolicy": "consolidate",
+    "postImportPolicy": POST_IMPORT_POLICY,
     "consolidateForce": True,
 }
 
@@ -269,11 +270,12 @@ class LocalRuntime:
     def _start_emulator(self) -> HealthImagingEmulator:
         """The emulator on this runtime's clock, installed for every ``medical-imaging`` client; its events go to
         the default bus with the service's own source."""
+        from hicopy.contract import HEALTHIMAGING_SOURCE
         from offline.healthimaging import HealthImagingEmulator
 
         def put_on_default_bus(detail_type: str, detail: Mapping[str, Any], resources: list[str]) -> None:
             entry = {
-                "Source": SERVICE_EVENT_SOURCE,
+                "Source": HEALTHIMAGING_SOURCE,
                 "DetailType": detail_type,
                 "Detail": json.dumps(detail),
                 "Resources": list(resources or []),

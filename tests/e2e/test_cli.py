@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from hicopy.contract import IMAGE_SET_ID_PATTERN
 from offline import cli
 
 
@@ -58,4 +60,4 @@ def test_the_runtime_starts_without_pythonpath() -> None:
         [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(done.stdout.strip()) == 32
+    assert re.fullmatch(IMAGE_SET_ID_PATTERN, done.stdout.strip())

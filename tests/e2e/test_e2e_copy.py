@@ -8,8 +8,9 @@ import logging
 import sys
 from datetime import datetime
 
+from hicopy.contract import COPY_REQUESTED, FAILED, REJECTED, SUCCEEDED
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import FAILED, REJECTED, SUCCEEDED, only_event, sop_uids, terminal_events
+from tests.e2e.helpers import only_event, sop_uids, terminal_events
 
 
 def _ts(text: str) -> datetime:
@@ -48,7 +49,7 @@ def test_copy_requested_event_copies_a_subset(rt: LocalRuntime) -> None:
     src = rt.seed_image_set(series=2, instances_per_series=3)
     wanted = [src.instances[src.series_uids[0]][0], src.instances[src.series_uids[1]][2]]
     job = {"datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}, "instances": wanted}
-    event_id = rt.put_event("Copy Requested", {**job, "correlationId": "order-7"})
+    event_id = rt.put_event(COPY_REQUESTED, {**job, "correlationId": "order-7"})
     rt.run_until_idle(timeout=30)
 
     event = only_event(rt)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import SUCCEEDED, only_event, retry_sleeps
+from tests.e2e.helpers import only_event, retry_sleeps
 
 # The default polling configuration (cdk.json): first interval 5 s, backoff rate 2, max delay 120 s, full jitter.
 FIRST_INTERVAL, RATE, MAX_DELAY = 5.0, 2.0, 120.0
