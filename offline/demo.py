@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with rt:
         tour = Tour(rt, labels)
         print(
-            f"  ready in {rt.timings['start']:.1f}s: stack {rt.assembly.stack_name}, "
+            f"  ready in {rt.timings['start']:.1f}s: stack {rt.deployment.assembly.stack_name}, "
             f"data store {rt.datastore_id}, time x{1 / args.time_scale:.0f}"
         )
         for title, explain, run in CHAPTERS:

@@ -128,10 +128,10 @@ def _pacing_config(rt: LocalRuntime) -> tuple[float, int]:
 
 def _register(rt: LocalRuntime, policy: Policy, longest_copy: float) -> tuple[str, dict[str, Any]]:
     sfn = rt.client("stepfunctions")
-    deployed = sfn.describe_state_machine(stateMachineArn=rt.state_machine_arn)
+    deployed = sfn.describe_state_machine(stateMachineArn=rt.deployment.state_machine_arn)
     definition: dict[str, Any] = json.loads(deployed["definition"])
     if policy.transform is None:
-        return rt.state_machine_arn, definition
+        return rt.deployment.state_machine_arn, definition
     transformed = policy.transform(definition, longest_copy)
     arn: str = sfn.create_state_machine(
         name=f"{deployed['name']}-{policy.name}",

@@ -1,4 +1,4 @@
-"""Driving the local pipeline: putting work in (a job on the queue, an event on a bus) and running it to the end.
+"""Driving the local pipeline to the end: the event loop behind ``LocalRuntime.run_until_idle``.
 
 Step Functions executions run on moto's own worker threads, and the HealthImaging emulator completes copies on its
 ticker thread. What nothing runs by itself is driven by ``Driver.pump``: the SQS event source mappings (the poller)
@@ -8,13 +8,11 @@ moves any more.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from offline.runtime.deploy import Deployment
 from offline.runtime.eventbridge import AsyncInvoker
 from offline.runtime.inspection import ExecutionTracker
 from offline.runtime.progress import ProgressReporter
@@ -22,8 +20,6 @@ from offline.runtime.sqs_poller import SqsPoller
 
 if TYPE_CHECKING:
     from offline.healthimaging import HealthImagingEmulator
-
-Clients = Callable[[str], Any]  # service name -> boto3 client on the runtime
 
 
 class IdleTimeout(TimeoutError):
@@ -38,73 +34,16 @@ class IdleReport:
     invocations: int
 
 
+@dataclass(kw_only=True)
 class Driver:
-    """The triggers (``send_job``, ``put_event``) and the event loop (``pump``, ``run_until_idle``)."""
+    """The event loop: what moves the pipeline on, and how to tell that nothing does any more."""
 
-    def __init__(
-        self,
-        *,
-        clients: Clients,
-        deployment: Deployment,
-        poller: SqsPoller,
-        async_invoker: AsyncInvoker,
-        emulator: HealthImagingEmulator | None,
-        executions: ExecutionTracker,
-        invocation_count: Callable[[], int],
-        progress: ProgressReporter,
-    ) -> None:
-        self.clients = clients
-        self.deployment = deployment
-        self.poller = poller
-        self.async_invoker = async_invoker
-        self.emulator = emulator
-        self.executions = executions
-        self.invocation_count = invocation_count
-        self.progress = progress
-
-    # ------------------------------------------------------------------------------------------------ triggers
-
-    def send_job(self, job: Mapping[str, Any] | str, attributes: Mapping[str, str] | None = None) -> str:
-        """Send a copy job to the job queue (a dict is JSON-encoded; a string is sent as is). Returns the message id."""
-        body = job if isinstance(job, str) else json.dumps(job)
-        kwargs: dict[str, Any] = {"QueueUrl": self.deployment.job_queue_url, "MessageBody": body}
-        if attributes:
-            kwargs["MessageAttributes"] = {
-                k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()
-            }
-        message_id: str = self.clients("sqs").send_message(**kwargs)["MessageId"]
-        self.progress.emit(
-            "sqs.send", f"job sent to the job queue ({message_id[:8]})", message_id=message_id, body=body
-        )
-        return message_id
-
-    def put_event(
-        self,
-        detail_type: str,
-        detail: Mapping[str, Any] | str,
-        *,
-        source: str | None = None,
-        bus: str = "custom",
-        resources: list[str] | None = None,
-    ) -> str:
-        """Put an event on the custom bus (``bus="custom"``), the default bus (``"default"``) or a named bus. The
-        ``source`` defaults to the one the stack's rule for ``detail_type`` names. Returns the event id."""
-        bus_name = self.deployment.event_bus_name if bus == "custom" else bus
-        entry: dict[str, Any] = {
-            "Source": source if source is not None else self.deployment.source_for(detail_type),
-            "DetailType": detail_type,
-            "Detail": detail if isinstance(detail, str) else json.dumps(detail),
-            "EventBusName": bus_name,
-            "Resources": list(resources or []),
-        }
-        result = self.clients("events").put_events(Entries=[entry])
-        if result.get("FailedEntryCount"):
-            raise RuntimeError(f"PutEvents failed: {result['Entries']}")
-        event_id: str = result["Entries"][0]["EventId"]
-        self.progress.emit("event.put", f"{detail_type} put on {bus_name}", event_id=event_id)
-        return event_id
-
-    # ------------------------------------------------------------------------------------------------ the loop
+    poller: SqsPoller
+    async_invoker: AsyncInvoker
+    emulator: HealthImagingEmulator | None
+    executions: ExecutionTracker
+    invocation_count: Callable[[], int]
+    progress: ProgressReporter
 
     def pump(self) -> int:
         """One round of the event loop: SQS mappings, due async invocations, emulator time. Returns work done."""

@@ -13,6 +13,8 @@ targets a body without the ``account`` key and ignores ``Input``/``InputPath``. 
 - CloudWatch Logs, archives, other buses, API destinations: moto's own code;
 - a delivery that fails goes to the target's ``DeadLetterConfig`` queue with EventBridge's message attributes
   (``ERROR_CODE``, ``ERROR_MESSAGE``, ``RULE_ARN``, ``TARGET_ARN``), as AWS does.
+
+``default_bus_sink`` puts the HealthImaging emulator's events on the default bus, as the service does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -116,10 +118,6 @@ class AsyncInvoker:
     def pending(self) -> int:
         with self._lock:
             return len(self._queue) + self._running
-
-    def next_due(self) -> float | None:
-        with self._lock:
-            return self._queue[0].due if self._queue else None
 
     def run_due(self) -> int:
         """Run every invocation that is due; returns how many ran."""
@@ -214,6 +212,23 @@ class AsyncInvoker:
             return config
         except Exception:
             return {}
+
+
+def default_bus_sink(clients: Callable[[str], Any], source: str) -> Callable[[str, Mapping[str, Any], list[str]], None]:
+    """An emulator's ``event_sink``: each event goes to the default bus with ``source`` (the service's own)."""
+
+    def put(detail_type: str, detail: Mapping[str, Any], resources: list[str]) -> None:
+        entry = {
+            "Source": source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail),
+            "Resources": list(resources),
+        }
+        result = clients("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            LOG.warning("could not put %s on the default bus: %s", detail_type, result["Entries"])
+
+    return put
 
 
 def _loads(text: str) -> Any:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
+from offline.runtime.deploy import Clients
 from offline.runtime.eventbridge import PublishedEvent
 from offline.runtime.progress import ProgressReporter
-
-Clients = Callable[[str], Any]  # service name -> boto3 client on the runtime
 
 
 @dataclass

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import os
 import threading
 import time
@@ -47,10 +46,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from infra import ensure_functions_importable
 from offline.clock import ScaledClock
 from offline.runtime import inspection
-from offline.runtime.assembly import CloudAssembly
 from offline.runtime.deploy import ACCOUNT, REGION, Deployment, attach_event_source_mappings, deploy, load_assembly
 from offline.runtime.drive import Driver, IdleReport
-from offline.runtime.eventbridge import AsyncInvoker, EventRouter
+from offline.runtime.eventbridge import AsyncInvoker, EventRouter, default_bus_sink
 from offline.runtime.inspection import Attempt, ExecutionInfo, ExecutionTracker
 from offline.runtime.lambdas import Invocation, LambdaRunner, LoggingSnapshot
 from offline.runtime.patches import MotoPatches, RetrySleep
@@ -61,7 +59,6 @@ if TYPE_CHECKING:  # imported at start-up: the emulator imports hicopy, which st
     from hicopy.contract import Policy
     from offline.healthimaging import HealthImagingEmulator, SeededImageSet
 
-LOG = logging.getLogger(__name__)
 
 DEFAULT_DATASTORE_ID = "localdatastore000000000000000001"
 IMPORT_INPUT_BUCKET = "hicopy-local-import-input"
@@ -155,6 +152,7 @@ class LocalRuntime:
         self.timings: dict[str, float] = {}
         self.retry_sleeps: list[RetrySleep] = []
         self._started = False
+        self._progress = ProgressReporter(progress)
         # The parts, made by start() (see ``_start`` for how they are wired).
         self._mock: Any = None  # moto's mock_aws
         self._saved_env: dict[str, str | None] = {}
@@ -194,7 +192,9 @@ class LocalRuntime:
 
     def _start(self) -> None:
         t0 = time.monotonic()
-        ensure_functions_importable()  # the emulator and the clock share hicopy's code, whatever PYTHONPATH says
+        # The emulator and the runtime share hicopy's code (the clock, the contract) with the handlers, whatever
+        # PYTHONPATH says. (The handlers themselves import their own copy from the asset: see offline.runtime.lambdas.)
+        ensure_functions_importable()
         assembly = load_assembly(self.config, self._cdk_out, self._stack_name)
         self.timings["synth"] = time.monotonic() - t0
         t1 = time.monotonic()
@@ -206,7 +206,8 @@ class LocalRuntime:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": True}})
         self._mock.start()
         self._started = True
-        progress = ProgressReporter(self.progress)
+        progress = self._progress
+        progress.t0 = t0  # progress times count from the start
         async_invoker = AsyncInvoker(
             account=ACCOUNT, region=REGION, real_seconds=self.clock.real_seconds, clients=self.client
         )
@@ -252,8 +253,6 @@ class LocalRuntime:
             progress=progress,
         )
         self._driver = Driver(
-            clients=self.client,
-            deployment=deployment,
             poller=poller,
             async_invoker=async_invoker,
             emulator=self._emulator,
@@ -273,23 +272,12 @@ class LocalRuntime:
         from hicopy.contract import HEALTHIMAGING_SOURCE
         from offline.healthimaging import HealthImagingEmulator
 
-        def put_on_default_bus(detail_type: str, detail: Mapping[str, Any], resources: list[str]) -> None:
-            entry = {
-                "Source": HEALTHIMAGING_SOURCE,
-                "DetailType": detail_type,
-                "Detail": json.dumps(detail),
-                "Resources": list(resources or []),
-            }
-            result = self.client("events").put_events(Entries=[entry])
-            if result.get("FailedEntryCount"):
-                LOG.warning("could not put %s on the default bus: %s", detail_type, result["Entries"])
-
         emulator = HealthImagingEmulator(
             clock=self.clock,
             account=ACCOUNT,
             region=REGION,
             copy_duration=self.copy_duration,
-            event_sink=put_on_default_bus,
+            event_sink=default_bus_sink(self.client, HEALTHIMAGING_SOURCE),
             **self.emulator_options,
         )
         emulator.install()
@@ -362,49 +350,6 @@ class LocalRuntime:
             raise RuntimeError("this runtime has no HealthImaging emulator (with_emulator=False, or not started)")
         return self._emulator
 
-    # ============================================================================================ the stack
-
-    @property
-    def assembly(self) -> CloudAssembly:
-        return self.deployment.assembly
-
-    @property
-    def outputs(self) -> dict[str, str]:
-        return self.deployment.outputs
-
-    @property
-    def template_fixups(self) -> list[str]:
-        """What the runtime changed in the template for moto (and what it could not create)."""
-        return self.deployment.template_fixups
-
-    def logical_id(self, construct_id: str) -> str:
-        return self.deployment.logical_id(construct_id)
-
-    def physical_id(self, construct_id: str) -> str:
-        """Physical id (queue URL, function name, state machine ARN, ...) of a construct of the stack."""
-        return self.deployment.physical_id(construct_id)
-
-    @property
-    def job_queue_url(self) -> str:
-        return self.deployment.job_queue_url
-
-    @property
-    def dlq_url(self) -> str:
-        return self.deployment.dlq_url
-
-    @property
-    def event_bus_name(self) -> str:
-        return self.deployment.event_bus_name
-
-    @property
-    def state_machine_arn(self) -> str:
-        return self.deployment.state_machine_arn
-
-    @property
-    def event_source(self) -> str:
-        """The ``source`` of the orchestrator's own events (config ``eventSource``)."""
-        return self.deployment.event_source
-
     # ============================================================================================ HealthImaging
 
     def seed_image_set(self, **options: Any) -> SeededImageSet:
@@ -426,11 +371,21 @@ class LocalRuntime:
             **options,
         )
 
-    # ============================================================================================ triggers, driving
+    # ============================================================================================ triggers
 
     def send_job(self, job: Mapping[str, Any] | str, attributes: Mapping[str, str] | None = None) -> str:
         """Send a copy job to the job queue (a dict is JSON-encoded; a string is sent as is). Returns the message id."""
-        return _started(self._driver).send_job(job, attributes)
+        body = job if isinstance(job, str) else json.dumps(job)
+        kwargs: dict[str, Any] = {"QueueUrl": self.deployment.job_queue_url, "MessageBody": body}
+        if attributes:
+            kwargs["MessageAttributes"] = {
+                k: {"DataType": "String", "StringValue": str(v)} for k, v in attributes.items()
+            }
+        message_id: str = self.client("sqs").send_message(**kwargs)["MessageId"]
+        self._progress.emit(
+            "sqs.send", f"job sent to the job queue ({message_id[:8]})", message_id=message_id, body=body
+        )
+        return message_id
 
     def put_event(
         self,
@@ -441,8 +396,25 @@ class LocalRuntime:
         bus: str = "custom",
         resources: list[str] | None = None,
     ) -> str:
-        """Put an event on the custom bus (``bus="custom"``), the default bus (``"default"``) or a named bus."""
-        return _started(self._driver).put_event(detail_type, detail, source=source, bus=bus, resources=resources)
+        """Put an event on the custom bus (``bus="custom"``), the default bus (``"default"``) or a named bus. The
+        ``source`` defaults to the one the stack's rule for ``detail_type`` names. Returns the event id."""
+        deployment = self.deployment
+        bus_name = deployment.event_bus_name if bus == "custom" else bus
+        entry: dict[str, Any] = {
+            "Source": source if source is not None else deployment.source_for(detail_type),
+            "DetailType": detail_type,
+            "Detail": detail if isinstance(detail, str) else json.dumps(detail),
+            "EventBusName": bus_name,
+            "Resources": list(resources or []),
+        }
+        result = self.client("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            raise RuntimeError(f"PutEvents failed: {result['Entries']}")
+        event_id: str = result["Entries"][0]["EventId"]
+        self._progress.emit("event.put", f"{detail_type} put on {bus_name}", event_id=event_id)
+        return event_id
+
+    # ============================================================================================ driving
 
     def pump(self) -> int:
         """One round of the event loop (see ``offline.runtime.drive.Driver.pump``). Returns work done."""
@@ -479,8 +451,8 @@ class LocalRuntime:
         ``Import Job Failures``. (``published_events(bus)`` also has what clients put, e.g. ``Copy Requested``.)"""
         return inspection.completion_events(
             list(_started(self._router).published),
-            bus=self.event_bus_name,
-            source=self.event_source,
+            bus=self.deployment.event_bus_name,
+            source=self.deployment.event_source,
             detail_type=detail_type,
         )
 
@@ -502,14 +474,14 @@ class LocalRuntime:
             url = queue
         else:
             try:
-                url = self.physical_id(queue)
+                url = self.deployment.physical_id(queue)
             except KeyError:
                 url = self.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
         return inspection.queue_messages(url, account=ACCOUNT, region=REGION)
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         """Messages in the job dead-letter queue (redriven after ``maxReceiveCount``, or rejected jobs)."""
-        return self.queue_messages(self.dlq_url)
+        return self.queue_messages(self.deployment.dlq_url)
 
 
 # ================================================================================================ one per process
