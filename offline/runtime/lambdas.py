@@ -19,6 +19,13 @@ Isolation model (documented in the README):
   sleeps (the handler's environment and modules are swapped out, then back in): like separate Lambdas, a handler
   that sleeps (Submit waiting for its pacing slot) does not hold every other function up.
 - ``print``/logging to stdout/stderr inside a handler is captured per invocation (``Invocation.logs``).
+
+**The handlers run from the CDK asset folder**, not from ``functions/`` or an installed ``hicopy``: a container's
+own packages (those of its code folder that nothing else provides, and always the handler's top-level package) are
+imported from the function's code asset (``_ContainerFinder``, first on ``sys.meta_path`` while the handler runs).
+That is on purpose: what runs is what the asset would ship, so a module missing from the asset fails here as it
+would in Lambda, even when the same package is importable in this process. Third-party packages come from the
+environment (a bundled asset's vendored copies may be built for another Python).
 """
 
 from __future__ import annotations
