@@ -2,9 +2,9 @@
 
 - ``ExecutionTracker`` follows every execution of the stack's state machines (the states each entered, for
   ``ExecutionInfo.states`` and the ``execution.*`` progress notes) and answers ``LocalRuntime.executions()``;
-- ``state_attempts(history, state)``: each attempt of a Task state, with its error;
-- ``completion_events(...)``: the orchestrator's own events on its custom bus;
-- ``queue_messages(...)``: a queue's messages, read without consuming them.
+- ``attempts_of(history, state)``: each attempt of a Task state, with its error;
+- ``events_on(...)`` / ``orchestrator_events(...)``: the events put on a bus / the orchestrator's own;
+- ``peek_queue(...)``: a queue's messages, read without consuming them.
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ class ExecutionTracker:
         return events
 
 
-def state_attempts(history: Sequence[dict[str, Any]], state: str) -> list[Attempt]:
+def attempts_of(history: Sequence[dict[str, Any]], state: str) -> list[Attempt]:
     """Each attempt of the Task state ``state`` in an execution's ``history``, in order. The gap between one
     attempt's ``ended`` and the next one's ``scheduled`` is the ``Retry`` back-off Step Functions slept."""
     attempts: list[Attempt] = []
@@ -225,23 +225,23 @@ def state_attempts(history: Sequence[dict[str, Any]], state: str) -> list[Attemp
     return attempts
 
 
-def published_events(published: Sequence[PublishedEvent], bus: str | None = None) -> list[dict[str, Any]]:
+def events_on(published: Sequence[PublishedEvent], bus: str | None = None) -> list[dict[str, Any]]:
     """The events (AWS envelope shape) of ``published``, optionally only those of one bus."""
     return [p.event for p in published if bus is None or p.bus == bus]
 
 
-def completion_events(
+def orchestrator_events(
     published: Sequence[PublishedEvent], *, bus: str, source: str, detail_type: str | None = None
 ) -> list[dict[str, Any]]:
     """The orchestrator's own events (``source``) on its custom bus, oldest first, optionally of one detail-type."""
     return [
         e
-        for e in published_events(published, bus)
+        for e in events_on(published, bus)
         if e["source"] == source and (detail_type is None or e["detail-type"] == detail_type)
     ]
 
 
-def queue_messages(url: str, *, account: str, region: str) -> list[dict[str, Any]]:
+def peek_queue(url: str, *, account: str, region: str) -> list[dict[str, Any]]:
     """Every message of the queue at ``url``, read from moto's backend without receiving (or consuming) it."""
     from moto.sqs.models import sqs_backends
 

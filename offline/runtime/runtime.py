@@ -19,9 +19,10 @@ real second.
 
 One module per job: ``deploy`` (the assembly into moto; ``Deployment`` says where everything is), ``lambdas``
 (the handlers), ``sqs_poller`` and ``eventbridge`` (SQS -> Lambda, rule targets, asynchronous invocations),
-``patches`` (the moto internals that hand work to those), ``drive`` (the triggers and ``run_until_idle``),
+``patches`` (the moto internals that hand work to those), ``drive`` (the event loop behind ``run_until_idle``),
 ``inspection`` (executions, histories, events, queue contents) and ``progress`` (``progress=callback``). This
-module holds the options, the lifecycle (``start``/``stop``) and the public API, which hands each call to its part.
+module holds the options, the lifecycle (``start``/``stop`` wire the parts together), the triggers (``send_job``,
+``put_event``) and the rest of the public API, which hands each call to its part.
 
 Usage::
 
@@ -45,11 +46,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from infra import ensure_functions_importable
 from offline.clock import ScaledClock
-from offline.runtime import inspection
 from offline.runtime.deploy import ACCOUNT, REGION, Deployment, attach_event_source_mappings, deploy, load_assembly
 from offline.runtime.drive import Driver, IdleReport
 from offline.runtime.eventbridge import AsyncInvoker, EventRouter, default_bus_sink
-from offline.runtime.inspection import Attempt, ExecutionInfo, ExecutionTracker
+from offline.runtime.inspection import (
+    Attempt,
+    ExecutionInfo,
+    ExecutionTracker,
+    attempts_of,
+    events_on,
+    orchestrator_events,
+    peek_queue,
+)
 from offline.runtime.lambdas import Invocation, LambdaRunner, LoggingSnapshot
 from offline.runtime.patches import MotoPatches, RetrySleep
 from offline.runtime.progress import Progress, ProgressReporter
@@ -438,18 +446,18 @@ class LocalRuntime:
         return _started(self._executions).history(execution_arn)
 
     def state_attempts(self, execution_arn: str, state: str) -> list[Attempt]:
-        """Each attempt of a Task state, in order (see ``offline.runtime.inspection.state_attempts``)."""
-        return inspection.state_attempts(self.execution_history(execution_arn), state)
+        """Each attempt of a Task state, in order (see ``offline.runtime.inspection.attempts_of``)."""
+        return attempts_of(self.execution_history(execution_arn), state)
 
     def published_events(self, bus: str | None = None) -> list[dict[str, Any]]:
         """Every event accepted by ``PutEvents`` (AWS envelope shape), optionally only those of one bus."""
-        return inspection.published_events(list(self._router.published) if self._router else [], bus)
+        return events_on(list(self._router.published) if self._router else [], bus)
 
     def completion_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
         """Events the orchestrator published on its custom bus, oldest first: the terminal ``Image Set Copy
         Succeeded`` / ``Image Set Copy Failed`` / ``Copy Job Rejected`` and the planner's ``Import Job Planned`` /
         ``Import Job Failures``. (``published_events(bus)`` also has what clients put, e.g. ``Copy Requested``.)"""
-        return inspection.completion_events(
+        return orchestrator_events(
             list(_started(self._router).published),
             bus=self.deployment.event_bus_name,
             source=self.deployment.event_source,
@@ -477,7 +485,7 @@ class LocalRuntime:
                 url = self.deployment.physical_id(queue)
             except KeyError:
                 url = self.client("sqs").get_queue_url(QueueName=queue)["QueueUrl"]
-        return inspection.queue_messages(url, account=ACCOUNT, region=REGION)
+        return peek_queue(url, account=ACCOUNT, region=REGION)
 
     def dlq_messages(self) -> list[dict[str, Any]]:
         """Messages in the job dead-letter queue (redriven after ``maxReceiveCount``, or rejected jobs)."""
