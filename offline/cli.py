@@ -32,16 +32,19 @@ import json
 import random
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offline.runtime import LocalRuntime, Progress
 
 SEED = 20240601  # the emulator's random seed: stable ids for the seeded demo data
 PATIENT_ID = "PAT-LOCAL-0001"
 PLACEHOLDER = re.compile(r"\$\{([A-Z0-9_]+)\}")
 
 
-def seed_data(rt: Any, *, series: int, instances: int, frames: int) -> dict[str, str]:
+def seed_data(rt: LocalRuntime, *, series: int, instances: int, frames: int) -> dict[str, str]:
     """Seed a source image set, and a destination image set with the same Patient/Study elements holding two other
     instances of the source's first series (so copying series-1 instances into it merges without ``force``; other
     series need ``force``). Returns the placeholder values."""
@@ -91,7 +94,7 @@ def load_jobs(path: Path, values: dict[str, str]) -> list[Any]:
     return data if isinstance(data, list) else [data]
 
 
-def _runtime(args: argparse.Namespace, progress: Any = None) -> Any:
+def _runtime(args: argparse.Namespace, progress: Callable[[Progress], None] | None = None) -> LocalRuntime:
     from offline.runtime import LocalRuntime
 
     overrides: dict[str, Any] = {}
@@ -120,7 +123,8 @@ def cmd_seed(args: argparse.Namespace) -> int:
 
 
 def cmd_run_job(args: argparse.Namespace) -> int:
-    from offline.runtime.console import OUTCOME_OF, ProgressPrinter, summary_rows, table
+    from hicopy.contract import COPY_REQUESTED, OUTCOME_STATUS, SUCCEEDED
+    from offline.runtime.console import ProgressPrinter, summary_rows, table
 
     path = Path(args.job_file)
     if not path.is_file():
@@ -138,13 +142,13 @@ def cmd_run_job(args: argparse.Namespace) -> int:
         jobs = load_jobs(path, values)
         for fault in args.fault or []:
             op, code, *times = fault.split(":")
-            rt.inject_fault(op, code, int(times[0]) if times else 1)
+            rt.emulator.inject_fault(op, code, int(times[0]) if times else 1)
         if args.fail_copy:
-            rt.fail_next_copy(args.fail_copy)
+            rt.emulator.fail_next_copy(args.fail_copy)
         print(f"sending {len(jobs)} job(s) via {args.via}")
         for job in jobs:
             if args.via == "event":
-                rt.put_event("Copy Requested", job if isinstance(job, (dict, str)) else json.dumps(job))
+                rt.put_event(COPY_REQUESTED, job if isinstance(job, (dict, str)) else json.dumps(job))
             else:
                 rt.send_job(job if isinstance(job, (dict, str)) else json.dumps(job))
         rt.run_until_idle(timeout=args.timeout)
@@ -154,10 +158,10 @@ def cmd_run_job(args: argparse.Namespace) -> int:
             print(json.dumps(event, indent=2))
         print("\nsummary:")
         table(summary_rows(rt))
-        outcomes = [OUTCOME_OF[e["detail-type"]] for e in events if e["detail-type"] in OUTCOME_OF]
+        outcomes = [e["detail-type"] for e in events if e["detail-type"] in OUTCOME_STATUS]
     if len(outcomes) != len(jobs):
         print(f"\n{len(jobs)} job(s) sent, {len(outcomes)} terminal event(s) (duplicate job ids give one)")
-    return 0 if outcomes and all(o == "SUCCEEDED" for o in outcomes) else 1
+    return 0 if outcomes and all(o == SUCCEEDED for o in outcomes) else 1
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

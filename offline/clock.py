@@ -1,7 +1,8 @@
 """Clocks for the offline runtime, implementing the ``hicopy.clock.Clock`` protocol.
 
 - ``ScaledClock(scale)``: virtual time runs ``1/scale`` times as fast as real time. ``scale=1.0`` is real time,
-  ``scale=0.01`` turns 100 virtual seconds into 1 real second. ``sleep(s)`` sleeps ``s * scale`` real seconds.
+  ``scale=0.01`` turns 100 virtual seconds into 1 real second. ``sleep(s)`` sleeps ``real_seconds(s)``, i.e.
+  ``s * scale`` real seconds.
   ``advance(s)`` jumps virtual time forward without sleeping (tests).
 - ``ManualClock(start)``: time moves only through ``advance``/``sleep`` (deterministic tests; ``sleep`` does not
   wait).
@@ -33,6 +34,10 @@ class ScaledClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds * self.scale)
+
+    def real_seconds(self, seconds: float) -> float:
+        """The real seconds that ``seconds`` of virtual time last (never negative)."""
+        return max(0.0, seconds * self.scale)
 
     def advance(self, seconds: float) -> None:
         """Jump virtual time forward by ``seconds`` without waiting."""

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from hicopy.contract import COPY_REQUESTED, IMPORT_PLANNED, OUTCOME_STATUS
+from offline.runtime import LocalRuntime
 from offline.runtime.console import ProgressPrinter, compact, summary_rows, table
 
 FAIL_MESSAGE = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
@@ -26,7 +28,7 @@ FAIL_MESSAGE = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageS
 
 @dataclass
 class Tour:
-    rt: Any
+    rt: LocalRuntime
     labels: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
@@ -36,8 +38,8 @@ class Tour:
     def outcome(self, job_id: str) -> tuple[str | None, dict[str, Any]]:
         for event in self.rt.completion_events():
             detail = event["detail"]
-            if detail.get("jobId") == job_id and event["detail-type"] in OUTCOMES:
-                return OUTCOMES[event["detail-type"]], detail
+            if detail.get("jobId") == job_id and event["detail-type"] in OUTCOME_STATUS:
+                return OUTCOME_STATUS[event["detail-type"]], detail
         return None, {}
 
     def check(self, ok: bool, what: str) -> None:
@@ -45,13 +47,6 @@ class Tour:
         print(f"    {mark} {what}")
         if not ok:
             self.problems.append(what)
-
-
-OUTCOMES = {
-    "Image Set Copy Succeeded": "SUCCEEDED",
-    "Image Set Copy Failed": "FAILED",
-    "Copy Job Rejected": "REJECTED",
-}
 
 
 def _sops(metadata: dict[str, Any]) -> set[str]:
@@ -81,7 +76,7 @@ def subset_copy(tour: Tour) -> None:
     tour.labels["demo-subset-copy"] = "subset copy"
     print("    'Copy Requested' event on the custom bus, selecting 2 of the 6 instances")
     rt.put_event(
-        "Copy Requested",
+        COPY_REQUESTED,
         {
             "jobId": "demo-subset-copy",
             "datastoreId": rt.datastore_id,
@@ -118,14 +113,14 @@ def merge_copy(tour: Tour) -> None:
     outcome, _detail = tour.outcome("demo-merge")
     tour.check(outcome == "SUCCEEDED", f"merge: {outcome} (expected SUCCEEDED)")
     if outcome == "SUCCEEDED":
-        versions = [v["versionId"] for v in rt.image_set_versions(dest.image_set_id)]
+        versions = [v["versionId"] for v in rt.emulator.versions(rt.datastore_id, dest.image_set_id)]
         tour.check(versions == ["1", "2"], f"destination versions {versions} (expected ['1', '2'])")
 
 
 def failing_copy(tour: Tour) -> None:
     rt = tour.rt
     src = rt.seed_image_set(series=1, instances_per_series=2)
-    rt.fail_next_copy(FAIL_MESSAGE)
+    rt.emulator.fail_next_copy(FAIL_MESSAGE)
     tour.labels["demo-service-fails"] = "service fails copy"
     print("    the emulator ends the next copy COPY_FAILED with the service's message")
     rt.send_job(
@@ -162,7 +157,7 @@ def post_import(tour: Tour) -> None:
     rt = tour.rt
     primary = rt.seed_image_set(series=1, instances_per_series=2)
     print("    an import of 3 files: one new series (-> primary) and one that conflicts with an existing primary")
-    print("    (-> a non-primary image set); the 'consolidate' policy folds it into the primary")
+    print(f"    (-> a non-primary image set); the '{rt.config['postImportPolicy']}' policy folds it into the primary")
     import_job = rt.simulate_import(
         image_sets=[
             SeedSpec(series=1, instances_per_series=2),
@@ -177,7 +172,7 @@ def post_import(tour: Tour) -> None:
     )
     tour.labels[import_job] = "import"
     rt.run_until_idle(timeout=60)
-    planned = [e for e in rt.completion_events("Import Job Planned") if e["detail"].get("importJobId") == import_job]
+    planned = [e for e in rt.completion_events(IMPORT_PLANNED) if e["detail"].get("importJobId") == import_job]
     jobs = planned[0]["detail"]["jobsPlanned"] if planned else []
     for n, job_id in enumerate(jobs, 1):
         tour.labels[job_id] = f"post-import #{n}"
@@ -211,8 +206,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    from offline.runtime import LocalRuntime
-
     t0 = time.monotonic()
     print("HealthImaging copy orchestrator: offline demo (no AWS account, no Docker)")
     print(
@@ -225,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with rt:
         tour = Tour(rt, labels)
         print(
-            f"  ready in {rt.timings['start']:.1f}s: stack {rt.assembly.stack_name if rt.assembly else '?'}, "
+            f"  ready in {rt.timings['start']:.1f}s: stack {rt.deployment.assembly.stack_name}, "
             f"data store {rt.datastore_id}, time x{1 / args.time_scale:.0f}"
         )
         for title, explain, run in CHAPTERS:
@@ -242,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"x{1 / args.time_scale:.0f}, local overheads included):"
         )
         table(summary_rows(rt, tour.label))
-        calls = rt.emulator_calls()
+        calls = rt.emulator.calls
         copies = [c for c in calls if c.operation == "CopyImageSet"]
         print(
             f"\n  {len(rt.executions())} executions, {len(rt.invocations)} Lambda invocations, "

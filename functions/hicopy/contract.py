@@ -28,6 +28,7 @@ IMPORT_JOB_COMPLETED = "Import Job Completed"
 IMPORT_JOB_FAILED = "Import Job Failed"
 HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
+HEALTHIMAGING_SOURCE = "aws.medical-imaging"  # the source of HealthImaging's own events (in: Import Job Completed)
 
 # --- AWS HealthImaging's own events (the service's names, not ours) ---------------------------------------------
 # The import planner listens to these. HealthImaging's image-set detail-types (``Image Set Copied``, ``Image Set

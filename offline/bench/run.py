@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from hicopy.contract import FAILED, OUTCOME_STATUS, SUCCEEDED
 from offline.bench.policies import Policy
 from offline.bench.speedups import BenchSpeedups
 from offline.bench.workload import DurationDistribution, Job
@@ -33,8 +34,6 @@ from offline.runtime import LocalRuntime
 
 LOG = logging.getLogger(__name__)
 WARMUP_COPY_SECONDS = 10.0
-SUCCEEDED = "Image Set Copy Succeeded"
-FAILED = "Image Set Copy Failed"
 
 
 @dataclass
@@ -119,9 +118,8 @@ def _quiet_moto() -> Iterator[None]:
 
 
 def _pacing_config(rt: LocalRuntime) -> tuple[float, int]:
-    pace = rt.runner.functions if rt.runner is not None else {}
     lam = rt.client("lambda")
-    for spec in pace.values():
+    for spec in rt.runner.functions.values():
         if spec.construct_id == "Pace":
             env = lam.get_function_configuration(FunctionName=spec.function_name)["Environment"]["Variables"]
             return float(env.get("COPY_RATE_PER_SECOND", 0.25)), int(env.get("COPY_BURST", 1))
@@ -130,10 +128,10 @@ def _pacing_config(rt: LocalRuntime) -> tuple[float, int]:
 
 def _register(rt: LocalRuntime, policy: Policy, longest_copy: float) -> tuple[str, dict[str, Any]]:
     sfn = rt.client("stepfunctions")
-    deployed = sfn.describe_state_machine(stateMachineArn=rt.state_machine_arn)
+    deployed = sfn.describe_state_machine(stateMachineArn=rt.deployment.state_machine_arn)
     definition: dict[str, Any] = json.loads(deployed["definition"])
     if policy.transform is None:
-        return rt.state_machine_arn, definition
+        return rt.deployment.state_machine_arn, definition
     transformed = policy.transform(definition, longest_copy)
     arn: str = sfn.create_state_machine(
         name=f"{deployed['name']}-{policy.name}",
@@ -146,7 +144,6 @@ def _register(rt: LocalRuntime, policy: Policy, longest_copy: float) -> tuple[st
 
 def _consumer_inputs(rt: LocalRuntime, jobs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """(execution name, input JSON) per (job ID, source image set ID): what the job-queue consumer would start."""
-    assert rt.runner is not None
     with rt.runner.lock:  # the runner swaps ``hicopy`` in sys.modules while a handler runs
         from hicopy.domain.intake import accept
 
@@ -279,7 +276,7 @@ def run_policy(
         for job_id, event in _terminal_events(rt, job_ids).items():
             rec = records[job_id]
             detail = event["detail"]
-            rec.status = "SUCCEEDED" if event["detail-type"] == SUCCEEDED else "FAILED"
+            rec.status = OUTCOME_STATUS[event["detail-type"]]
             rec.completed_at = _iso_to_epoch(detail["completedAt"]) - v0
             reason = detail.get("reason") or {}
             rec.reason_code, rec.reason_message = reason.get("code"), reason.get("message")

@@ -4,21 +4,13 @@ See ``offline.runtime.runtime.LocalRuntime`` for the API and the README section 
 """
 
 from offline.runtime.assembly import AssemblyError, CloudAssembly
+from offline.runtime.deploy import ACCOUNT, REGION, Deployment
+from offline.runtime.drive import IdleReport, IdleTimeout
+from offline.runtime.inspection import Attempt, ExecutionInfo
 from offline.runtime.lambdas import Invocation
-from offline.runtime.runtime import (
-    ACCOUNT,
-    DEFAULT_DATASTORE_ID,
-    IMPORT_INPUT_BUCKET,
-    IMPORT_OUTPUT_BUCKET,
-    REGION,
-    ExecutionInfo,
-    IdleReport,
-    IdleTimeout,
-    LocalRuntime,
-    Progress,
-    RetrySleep,
-    local_runtime,
-)
+from offline.runtime.patches import RetrySleep
+from offline.runtime.progress import Progress
+from offline.runtime.runtime import DEFAULT_DATASTORE_ID, IMPORT_INPUT_BUCKET, IMPORT_OUTPUT_BUCKET, LocalRuntime
 from offline.runtime.synth import synthesize
 
 __all__ = [
@@ -28,7 +20,9 @@ __all__ = [
     "IMPORT_OUTPUT_BUCKET",
     "REGION",
     "AssemblyError",
+    "Attempt",
     "CloudAssembly",
+    "Deployment",
     "ExecutionInfo",
     "IdleReport",
     "IdleTimeout",
@@ -36,6 +30,5 @@ __all__ = [
     "LocalRuntime",
     "Progress",
     "RetrySleep",
-    "local_runtime",
     "synthesize",
 ]

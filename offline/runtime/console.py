@@ -10,15 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
+from hicopy.contract import OUTCOME_STATUS
+from offline.runtime.inspection import ExecutionInfo
 from offline.runtime.lambdas import Invocation
-from offline.runtime.runtime import ExecutionInfo, LocalRuntime, Progress
-
-TERMINAL_TYPES = ("Image Set Copy Succeeded", "Image Set Copy Failed", "Copy Job Rejected")
-OUTCOME_OF = {
-    "Image Set Copy Succeeded": "SUCCEEDED",
-    "Image Set Copy Failed": "FAILED",
-    "Copy Job Rejected": "REJECTED",
-}
+from offline.runtime.progress import Progress
+from offline.runtime.runtime import LocalRuntime
 
 
 def _job_of_invocation(inv: Invocation) -> str | None:
@@ -138,7 +134,7 @@ def summary_rows(rt: LocalRuntime, label: Callable[[str], str] | None = None) ->
     executions: dict[str, ExecutionInfo] = {e.arn: e for e in rt.executions()}
     rows = []
     for event in rt.completion_events():
-        if event["detail-type"] not in TERMINAL_TYPES:
+        if event["detail-type"] not in OUTCOME_STATUS:
             continue
         d = event["detail"]
         job = str(d.get("jobId") or "-")
@@ -153,7 +149,7 @@ def summary_rows(rt: LocalRuntime, label: Callable[[str], str] | None = None) ->
             Row(
                 job=label(job),
                 trigger=str((d.get("trigger") or {}).get("type", "-")),
-                outcome=OUTCOME_OF[event["detail-type"]],
+                outcome=OUTCOME_STATUS[event["detail-type"]],
                 chunks=str(d.get("chunks", "-")),
                 checks=str(d.get("statusChecks", "-")),
                 real=real,

@@ -13,6 +13,8 @@ targets a body without the ``account`` key and ignores ``Input``/``InputPath``. 
 - CloudWatch Logs, archives, other buses, API destinations: moto's own code;
 - a delivery that fails goes to the target's ``DeadLetterConfig`` queue with EventBridge's message attributes
   (``ERROR_CODE``, ``ERROR_MESSAGE``, ``RULE_ARN``, ``TARGET_ARN``), as AWS does.
+
+``default_bus_sink`` puts the HealthImaging emulator's events on the default bus, as the service does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -81,8 +83,9 @@ class AsyncInvoker:
 
     A failed async invocation is retried ``MaximumRetryAttempts`` times (function event-invoke config, default 2)
     after 1 and 2 minutes (virtual time), then sent to the on-failure destination or the function's dead-letter
-    queue (SQS or SNS) if one is configured. moto keeps neither a function's ``DeadLetterConfig`` nor acts on it,
-    so ``dead_letter_targets`` (function ARN -> target ARN) comes from the template.
+    queue (SQS or SNS) if one is configured, through ``clients`` (service name -> boto3 client). moto keeps
+    neither a function's ``DeadLetterConfig`` nor acts on it, so ``dead_letter_targets`` (function ARN -> target
+    ARN) comes from the template.
     """
 
     RETRY_DELAYS = (60.0, 120.0)
@@ -93,14 +96,14 @@ class AsyncInvoker:
         account: str,
         region: str,
         real_seconds: Callable[[float], float],
-        send_failure: Callable[[str, Any, dict[str, str]], None],
+        clients: Callable[[str], Any],
         dead_letter_targets: dict[str, str] | None = None,
     ) -> None:
         self.dead_letter_targets = dead_letter_targets if dead_letter_targets is not None else {}
         self.account = account
         self.region = region
         self.real_seconds = real_seconds
-        self.send_failure = send_failure
+        self.clients = clients
         self._queue: list[_AsyncItem] = []
         self._seq = itertools.count()
         self._lock = threading.Lock()
@@ -115,10 +118,6 @@ class AsyncInvoker:
     def pending(self) -> int:
         with self._lock:
             return len(self._queue) + self._running
-
-    def next_due(self) -> float | None:
-        with self._lock:
-            return self._queue[0].due if self._queue else None
 
     def run_due(self) -> int:
         """Run every invocation that is due; returns how many ran."""
@@ -187,13 +186,24 @@ class AsyncInvoker:
                 "responseContext": {"statusCode": 200, "functionError": "Unhandled"},
                 "responsePayload": parsed,
             }
-            self.send_failure(destination, record_body, {})
+            self._send_failure(destination, record_body, {})
         elif item.function_arn in self.dead_letter_targets:  # a dead-letter queue gets the event itself
-            self.send_failure(
+            self._send_failure(
                 self.dead_letter_targets[item.function_arn],
                 item.payload,
                 {"RequestID": request_id, "ErrorCode": "200", "ErrorMessage": message[:256]},
             )
+
+    def _send_failure(self, target: str, body: Any, attributes: dict[str, str]) -> None:
+        """Deliver a failed invocation to an SQS queue or SNS topic (dead-letter queue or on-failure destination)."""
+        message = body if isinstance(body, str) else json.dumps(body)
+        message_attributes = {k: {"DataType": "String", "StringValue": v or "-"} for k, v in attributes.items()}
+        if ":sqs:" in target:
+            sqs = self.clients("sqs")
+            url = sqs.get_queue_url(QueueName=target.rsplit(":", 1)[-1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=message, MessageAttributes=message_attributes)
+        elif ":sns:" in target:
+            self.clients("sns").publish(TopicArn=target, Message=message, MessageAttributes=message_attributes)
 
     @staticmethod
     def _invoke_config(backend: Any, function_arn: str) -> dict[str, Any]:
@@ -202,6 +212,23 @@ class AsyncInvoker:
             return config
         except Exception:
             return {}
+
+
+def default_bus_sink(clients: Callable[[str], Any], source: str) -> Callable[[str, Mapping[str, Any], list[str]], None]:
+    """An emulator's ``event_sink``: each event goes to the default bus with ``source`` (the service's own)."""
+
+    def put(detail_type: str, detail: Mapping[str, Any], resources: list[str]) -> None:
+        entry = {
+            "Source": source,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail),
+            "Resources": list(resources),
+        }
+        result = clients("events").put_events(Entries=[entry])
+        if result.get("FailedEntryCount"):
+            LOG.warning("could not put %s on the default bus: %s", detail_type, result["Entries"])
+
+    return put
 
 
 def _loads(text: str) -> Any:

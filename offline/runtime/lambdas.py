@@ -19,6 +19,13 @@ Isolation model (documented in the README):
   sleeps (the handler's environment and modules are swapped out, then back in): like separate Lambdas, a handler
   that sleeps (Submit waiting for its pacing slot) does not hold every other function up.
 - ``print``/logging to stdout/stderr inside a handler is captured per invocation (``Invocation.logs``).
+
+**The handlers run from the CDK asset folder**, not from ``functions/`` or an installed ``hicopy``: a container's
+own packages (those of its code folder that nothing else provides, and always the handler's top-level package) are
+imported from the function's code asset (``_ContainerFinder``, first on ``sys.meta_path`` while the handler runs).
+That is on purpose: what runs is what the asset would ship, so a module missing from the asset fails here as it
+would in Lambda, even when the same package is importable in this process. Third-party packages come from the
+environment (a bundled asset's vendored copies may be built for another Python).
 """
 
 from __future__ import annotations
@@ -42,7 +49,10 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # hicopy is the function code; the runtime makes it importable when it starts
+    from hicopy.clock import Clock
 
 
 @dataclass
@@ -117,7 +127,7 @@ class _Activation:
 class _CooperativeClock:
     """The runtime clock as the handlers see it: ``sleep`` releases the runner's lock meanwhile."""
 
-    def __init__(self, clock: Any, runner: LambdaRunner) -> None:
+    def __init__(self, clock: Clock, runner: LambdaRunner) -> None:
         self._clock, self._runner = clock, runner
 
     def now(self) -> float:
@@ -266,7 +276,7 @@ class LambdaRunner:
         *,
         region: str,
         account: str,
-        clock: Any = None,
+        clock: Clock | None = None,
         env_overrides: Mapping[str, Mapping[str, str]] | None = None,
         forced_env: Mapping[str, str] | None = None,
         on_invocation: Callable[[Invocation], None] | None = None,
@@ -383,7 +393,7 @@ class LambdaRunner:
                 self.on_invocation(inv)
         return payload, errored, inv.logs
 
-    def sleep_released(self, seconds: float, clock: Any) -> None:
+    def sleep_released(self, seconds: float, clock: Clock) -> None:
         """Sleep on ``clock`` for a handler, letting other handlers run meanwhile (see the module docstring).
 
         Only a top-level handler call gives the lock up; a nested one (a handler invoking another function) sleeps

@@ -28,11 +28,15 @@ import datetime as dt
 import inspect
 import json
 import threading
+import time
 import types
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
+
+from offline.clock import ScaledClock
+from offline.runtime.eventbridge import EventRouter
+from offline.runtime.lambdas import LambdaRunner
 
 MOTO_VERSION = "5.2.5"
 _MISSING = object()
@@ -134,22 +138,13 @@ def _shared_loader(search_path_string: str | None = None) -> Any:
         return _LOADERS[search_path_string]
 
 
-class RuntimeHooks(Protocol):
-    """What the patched functions call back into (implemented by ``LocalRuntime``)."""
+@dataclass(frozen=True)
+class RetrySleep:
+    """One Step Functions ``Retry`` back-off, as the interpreter computed it (after MaxDelay and jitter)."""
 
-    def invoke_lambda(self, fn: Any, event: Any) -> tuple[str, bool, str]: ...
-
-    def route_event(
-        self, rule: Any, event: dict[str, Any], transform_input: bool, original: Callable[..., Any]
-    ) -> None: ...
-
-    def record_events(self, backend: Any, events: list[dict[str, Any]], entries: list[dict[str, Any]]) -> None: ...
-
-    def virtual_now(self) -> float: ...
-
-    def record_retry_sleep(self, seconds: float) -> None: ...
-
-    def real_seconds(self, virtual_seconds: float) -> float: ...
+    at: float  # wall-clock time the sleep started (time.time())
+    seconds: float  # virtual seconds requested; the real sleep is seconds * time_scale
+    thread: str  # the execution's worker thread
 
 
 class Patcher:
@@ -174,11 +169,21 @@ class Patcher:
 
 
 class MotoPatches(Patcher):
-    """Applies the patches on ``apply()``; ``undo()`` restores moto exactly."""
+    """Applies the patches on ``apply()``; ``undo()`` restores moto exactly.
 
-    def __init__(self, hooks: RuntimeHooks) -> None:
+    The patched functions hand over to the runtime's parts: Lambda invocations to ``runner``, rule targets and
+    accepted events to ``router``; ``Retry`` and ``Wait`` run on ``clock``, and each ``Retry`` back-off is recorded
+    in ``retry_sleeps``.
+    """
+
+    def __init__(
+        self, *, runner: LambdaRunner, router: EventRouter, clock: ScaledClock, retry_sleeps: list[RetrySleep]
+    ) -> None:
         super().__init__()
-        self.hooks = hooks
+        self.runner = runner
+        self.router = router
+        self.clock = clock
+        self.retry_sleeps = retry_sleeps
 
     def apply(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -188,17 +193,17 @@ class MotoPatches(Patcher):
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function as wf_mod
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-        hooks = self.hooks
+        runner, router, clock, retry_sleeps = self.runner, self.router, self.clock, self.retry_sleeps
 
         def _invoke_lambda(fn: Any, event: Any = None) -> tuple[str, bool, str]:
-            return hooks.invoke_lambda(fn, event)
+            return runner.invoke(fn.function_name, fn.function_arn, event)
 
         self._set(LambdaFunction, "_invoke_lambda", _invoke_lambda)
 
         original_send = Rule.send_to_targets
 
         def send_to_targets(rule: Any, original_event: Any, transform_input: bool = True) -> None:
-            hooks.route_event(rule, original_event, transform_input, original_send)
+            router.route(rule, original_event, transform_input, original_send)
 
         self._set(Rule, "send_to_targets", send_to_targets)
 
@@ -206,7 +211,7 @@ class MotoPatches(Patcher):
 
         def put_events(backend: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
             entries: list[dict[str, Any]] = original_put(backend, events)
-            hooks.record_events(backend, events, entries)
+            router.record(backend, events, entries)
             return entries
 
         self._set(EventsBackend, "put_events", put_events)
@@ -227,9 +232,9 @@ class MotoPatches(Patcher):
         real_time = retrier_decl.time  # type: ignore[attr-defined]
 
         def scaled_sleep(seconds: float) -> None:
-            hooks.record_retry_sleep(seconds)
+            retry_sleeps.append(RetrySleep(time.time(), float(seconds), threading.current_thread().name))
             if seconds > 0:
-                real_time.sleep(hooks.real_seconds(seconds))
+                real_time.sleep(clock.real_seconds(seconds))
 
         scaled_time = types.SimpleNamespace(
             **{k: getattr(real_time, k) for k in dir(real_time) if not k.startswith("__")}
@@ -239,7 +244,7 @@ class MotoPatches(Patcher):
 
         def _wait_interval(wait_fn: Any, env: Any, wait_seconds: float) -> None:
             if wait_seconds > 0:
-                env.program_state_event.wait(hooks.real_seconds(wait_seconds))
+                env.program_state_event.wait(clock.real_seconds(wait_seconds))
 
         self._set(wf_mod.WaitFunction, "_wait_interval", _wait_interval)
 
@@ -256,7 +261,7 @@ class MotoPatches(Patcher):
 
                 raise FailureEventException(wait_fn._create_failure_event(env, timestamp_str))
             target = timestamp.replace(tzinfo=dt.UTC).timestamp()
-            return int(target - hooks.virtual_now())
+            return int(target - clock.now())
 
         self._set(ts_mod.Timestamp, "_get_wait_seconds", _get_wait_seconds)
 

@@ -67,7 +67,6 @@ class SqsPoller:
         self.batches: list[BatchResult] = []
         self._release: list[tuple[float, str, str]] = []  # (due monotonic, queue url, receipt handle)
         self._lock = threading.Lock()
-        self._busy = 0
 
     def add_mapping(self, esm: dict[str, Any]) -> Mapping:
         from moto.events.models import EventPattern
@@ -92,18 +91,9 @@ class SqsPoller:
 
     # ------------------------------------------------------------------------------------------------ state
 
-    @property
-    def busy(self) -> bool:
-        with self._lock:
-            return self._busy > 0
-
     def in_flight_releases(self) -> int:
         with self._lock:
             return len(self._release)
-
-    def next_release(self) -> float | None:
-        with self._lock:
-            return min((r[0] for r in self._release), default=None)
 
     def _queue(self, mapping: Mapping) -> Any:
         from moto.sqs.models import sqs_backends
@@ -140,13 +130,7 @@ class SqsPoller:
         """One receive + invoke per mapping. Returns the number of messages received."""
         moved = self.release_due()
         for mapping in self.mappings:
-            with self._lock:
-                self._busy += 1
-            try:
-                moved += self._poll_mapping(mapping)
-            finally:
-                with self._lock:
-                    self._busy -= 1
+            moved += self._poll_mapping(mapping)
         return moved
 
     def _receive(self, mapping: Mapping) -> list[dict[str, Any]]:

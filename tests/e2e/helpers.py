@@ -5,18 +5,14 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from hicopy.contract import TERMINAL_DETAIL_TYPES
 from offline.runtime import LocalRuntime
 from tests.support.contracts import assert_valid_event
-
-SUCCEEDED = "Image Set Copy Succeeded"
-FAILED = "Image Set Copy Failed"
-REJECTED = "Copy Job Rejected"
-TERMINAL = (SUCCEEDED, FAILED, REJECTED)
 
 
 def terminal_events(rt: LocalRuntime) -> list[dict[str, Any]]:
     """Every terminal event on the custom bus, each checked against its JSON Schema."""
-    events = [e for e in rt.completion_events() if e["detail-type"] in TERMINAL]
+    events = [e for e in rt.completion_events() if e["detail-type"] in TERMINAL_DETAIL_TYPES]
     for e in events:
         assert_valid_event(e["detail-type"], e["detail"], source=e["source"])
     return events

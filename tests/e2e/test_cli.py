@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
+from hicopy.contract import IMAGE_SET_ID_PATTERN
 from offline import cli
 
 
@@ -61,7 +63,7 @@ def test_the_runtime_starts_without_pythonpath(tmp_path: Path) -> None:
     )
     done = python("-c", code)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(done.stdout.strip()) == 32
+    assert re.fullmatch(IMAGE_SET_ID_PATTERN, done.stdout.strip())
     for module in ("offline", "offline.bench"):
         done = python("-m", module, "--help")
         assert done.returncode == 0, done.stderr[-2000:]

@@ -8,8 +8,9 @@ import logging
 import sys
 from datetime import datetime
 
+from hicopy.contract import COPY_REQUESTED, FAILED, REJECTED, SUCCEEDED
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import FAILED, REJECTED, SUCCEEDED, only_event, sop_uids, terminal_events
+from tests.e2e.helpers import only_event, sop_uids, terminal_events
 
 
 def _ts(text: str) -> datetime:
@@ -36,7 +37,7 @@ def test_sqs_job_copies_a_whole_image_set(rt: LocalRuntime) -> None:
     assert execution.job_id == "whole-1"
     assert execution.states[0] == "Prepare" and execution.states[-1] == "Done"
     assert detail["executionArn"] == execution.arn
-    assert [c.status_code for c in rt.emulator_calls("CopyImageSet")] == [200]
+    assert [c.status_code for c in rt.emulator.calls_to("CopyImageSet")] == [200]
     # The handlers' clock is the runtime's scaled clock: receivedAt (consumer) -> completedAt (publisher) spans
     # about 1/time_scale times the execution's real duration.
     virtual = (_ts(detail["completedAt"]) - _ts(detail["receivedAt"])).total_seconds()
@@ -48,7 +49,7 @@ def test_copy_requested_event_copies_a_subset(rt: LocalRuntime) -> None:
     src = rt.seed_image_set(series=2, instances_per_series=3)
     wanted = [src.instances[src.series_uids[0]][0], src.instances[src.series_uids[1]][2]]
     job = {"datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}, "instances": wanted}
-    event_id = rt.put_event("Copy Requested", {**job, "correlationId": "order-7"})
+    event_id = rt.put_event(COPY_REQUESTED, {**job, "correlationId": "order-7"})
     rt.run_until_idle(timeout=30)
 
     event = only_event(rt)
@@ -81,7 +82,7 @@ def test_copy_merges_into_an_existing_image_set(rt: LocalRuntime) -> None:
     assert event["detail-type"] == SUCCEEDED, event["detail"].get("reason")
     detail = event["detail"]
     assert detail["destination"]["imageSetId"] == dest.image_set_id
-    versions = rt.image_set_versions(dest.image_set_id)
+    versions = rt.emulator.versions(rt.datastore_id, dest.image_set_id)
     assert [v["versionId"] for v in versions] == ["1", "2"]
     assert detail["destination"]["versionId"] == "2"
     merged = rt.emulator.metadata(rt.datastore_id, dest.image_set_id)
@@ -91,7 +92,7 @@ def test_copy_merges_into_an_existing_image_set(rt: LocalRuntime) -> None:
 def test_copy_the_service_fails_reports_its_message(rt: LocalRuntime) -> None:
     src = rt.seed_image_set(series=1, instances_per_series=1)
     message = "INVALID_REQUEST:  Study of SourceImageSet and DestinationImageSet don't match."
-    rt.fail_next_copy(message)
+    rt.emulator.fail_next_copy(message)
     rt.send_job({"jobId": "fails-1", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
     rt.run_until_idle(timeout=30)
 
@@ -132,7 +133,7 @@ def test_duplicate_job_ids_give_one_execution_and_one_event(rt: LocalRuntime) ->
 
     assert [e["detail-type"] for e in terminal_events(rt)] == [SUCCEEDED]
     assert len(rt.executions()) == 1
-    assert len(rt.emulator_calls("CopyImageSet")) == 1
+    assert len(rt.emulator.calls_to("CopyImageSet")) == 1
 
 
 def test_a_large_copy_is_split_into_paced_chunks(rt: LocalRuntime) -> None:
@@ -146,7 +147,7 @@ def test_a_large_copy_is_split_into_paced_chunks(rt: LocalRuntime) -> None:
     detail = event["detail"]
     assert detail["chunks"] >= 2
     assert detail["chunksCompleted"] == detail["chunks"]
-    copies = rt.emulator_calls("CopyImageSet")
+    copies = rt.emulator.calls_to("CopyImageSet")
     assert len(copies) == detail["chunks"]
     # Pace keeps CopyImageSet under 0.25/s (burst 1): consecutive calls are >= ~4 virtual seconds apart.
     starts = [c.at for c in copies]

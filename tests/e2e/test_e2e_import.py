@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hicopy.contract import IMPORT_PLANNED, SUCCEEDED
 from offline.healthimaging import SeedSpec
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import SUCCEEDED, sop_uids, terminal_events
+from tests.e2e.helpers import sop_uids, terminal_events
 
 
 def test_import_of_a_non_primary_image_set_is_consolidated(rt: LocalRuntime) -> None:
@@ -28,7 +29,7 @@ def test_import_of_a_non_primary_image_set_is_consolidated(rt: LocalRuntime) -> 
     assert planner_call.event["source"] == "aws.medical-imaging"
     assert planner_call.event["detail"]["jobId"] == import_job_id
 
-    [planned] = rt.completion_events("Import Job Planned")
+    [planned] = rt.completion_events(IMPORT_PLANNED)
     assert planned["detail"]["importJobId"] == import_job_id
     assert planned["detail"]["nonPrimaryImageSets"] == 1
     jobs = planned["detail"]["jobsPlanned"]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import SUCCEEDED, only_event, retry_sleeps
+from tests.e2e.helpers import only_event, retry_sleeps
 
 # The default polling configuration (cdk.json): first interval 5 s, backoff rate 2, max delay 120 s, full jitter.
 FIRST_INTERVAL, RATE, MAX_DELAY = 5.0, 2.0, 120.0
@@ -47,12 +48,12 @@ def test_await_copy_backs_off_exponentially_with_full_jitter(make_runtime: Calla
 
 def test_throttled_copy_is_retried_and_copies_once(rt: LocalRuntime) -> None:
     src = rt.seed_image_set(series=1, instances_per_series=1)
-    rt.inject_fault("CopyImageSet", "ThrottlingException", times=2)
+    rt.emulator.inject_fault("CopyImageSet", "ThrottlingException", times=2)
     rt.send_job({"jobId": "throttled", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
     rt.run_until_idle(timeout=60)
 
     assert only_event(rt)["detail-type"] == SUCCEEDED
-    calls = rt.emulator_calls("CopyImageSet")
+    calls = rt.emulator.calls_to("CopyImageSet")
     assert [c.error_code for c in calls] == ["ThrottlingException", "ThrottlingException", None]
     [execution] = rt.executions()
     submits = rt.state_attempts(execution.arn, "Submit")
@@ -62,7 +63,7 @@ def test_throttled_copy_is_retried_and_copies_once(rt: LocalRuntime) -> None:
 def test_conflict_on_the_destination_is_retried(rt: LocalRuntime) -> None:
     dest = rt.seed_image_set(series=1, instances_per_series=1)
     src = rt.seed_image_set(series=1, instances_per_series=1, study_uid=dest.study_uid, is_primary=False)
-    rt.inject_fault("CopyImageSet", "ConflictException", times=2)  # e.g. another writer holds the destination
+    rt.emulator.inject_fault("CopyImageSet", "ConflictException", times=2)  # e.g. another writer holds the destination
     rt.send_job(
         {
             "jobId": "locked",
@@ -79,8 +80,9 @@ def test_conflict_on_the_destination_is_retried(rt: LocalRuntime) -> None:
     [execution] = rt.executions()
     errors = [a["error"] for a in rt.state_attempts(execution.arn, "Submit")]
     assert errors == ["ImageSetConflict", "ImageSetConflict", None]
-    assert [c.error_code for c in rt.emulator_calls("CopyImageSet")] == ["ConflictException", "ConflictException", None]
-    assert [v["versionId"] for v in rt.image_set_versions(dest.image_set_id)] == ["1", "2"]
+    copies = rt.emulator.calls_to("CopyImageSet")
+    assert [c.error_code for c in copies] == ["ConflictException", "ConflictException", None]
+    assert [v["versionId"] for v in rt.emulator.versions(rt.datastore_id, dest.image_set_id)] == ["1", "2"]
 
 
 def test_a_job_that_keeps_failing_is_redriven_to_the_dlq(make_runtime: Callable[..., LocalRuntime]) -> None:

@@ -322,7 +322,7 @@ class Scenario:
 
     def inject(self, operation: str, code: str, times: int = 1) -> None:
         if times > 0:
-            self.rt.inject_fault(operation, code, times=times)
+            self.rt.emulator.inject_fault(operation, code, times=times)
             self.emulator_faults[f"{operation}:{code}"] += times
 
     @property
@@ -375,7 +375,7 @@ class Harness:
             boto=self.boto,
             steps=self.steps,
             events_before=len(rt.completion_events()),
-            calls_before=len(rt.emulator_calls()),
+            calls_before=len(rt.emulator.calls),
             batches_before=len(rt.sqs_batches()),
             copies_before=len(self.boto.copies),
             boto_before=Counter(self.boto.injected),
@@ -504,7 +504,7 @@ def check(sc: Scenario) -> Outcome:
             violations.append(f"Copy Job Rejected for an unknown message {mid}")
 
     # 3. copies
-    calls = rt.emulator_calls()[sc.calls_before :]
+    calls = rt.emulator.calls[sc.calls_before :]
     copy_calls = [c for c in calls if c.operation == "CopyImageSet"]
     accepted = [c for c in copy_calls if c.status_code == 200]
     per_chunk = Counter(_copy_key(c) for c in accepted)
@@ -539,7 +539,7 @@ def check(sc: Scenario) -> Outcome:
     if left:
         violations.append(f"{len(left)} message(s) left in the job queue")
     for image_set_id in _all_image_sets(rt):
-        info = rt.image_set(image_set_id)
+        info = rt.emulator.image_set(rt.datastore_id, image_set_id)
         if info.get("imageSetState") == "LOCKED":
             violations.append(f"image set {image_set_id} left LOCKED ({info.get('imageSetWorkflowStatus')})")
     if rt.emulator.pending():

@@ -211,7 +211,7 @@ def test_copy_failed_ends_the_job_failed_with_the_service_message(harness: Harne
             if event.get("retryCount") == 0 and len(messages) < 2 and r.random() < 0.4:
                 message = f"INVALID_REQUEST:  Injected copy failure {len(messages) + 1} of seed {seed}."
                 messages.append(message)
-                sc.rt.fail_next_copy(message)
+                sc.rt.emulator.fail_next_copy(message)
                 sc.emulator_faults["fail_next_copy"] += 1
 
         sc.steps.before("Submit", before_submit)
