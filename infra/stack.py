@@ -32,7 +32,7 @@ from infra.permissions import (
     allow_import_output_read,
     allow_medical_imaging,
 )
-from infra.workflow import CopyWorkflow, WorkflowFunctions
+from infra.state_machine import CopyWorkflow, WorkflowFunctions
 
 if TYPE_CHECKING:
     from infra.nag import Ack
