@@ -12,6 +12,9 @@ import sys
 
 def main() -> int:
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+    from infra.paths import ensure_functions_importable
+
+    ensure_functions_importable()  # the CDK CLI runs `python3 app.py` without PYTHONPATH
     from infra.app_factory import build_app
     from infra.config import ConfigError
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from infra import ROOT
 from infra.config import load_config
+from infra.paths import ROOT
 from infra.stack import CopyOrchestratorStack
 
 CDK_JSON = ROOT / "cdk.json"

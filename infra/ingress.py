@@ -17,9 +17,7 @@ from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-COPY_REQUESTED = "Copy Requested"
-IMPORT_SOURCE = "aws.medical-imaging"
-IMPORT_DETAIL_TYPES = ["Import Job Completed", "Import Job Failed"]
+from hicopy.contract import COPY_REQUESTED, HEALTHIMAGING_SOURCE, IMPORT_RESULT_DETAIL_TYPES
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
 DLQ_RETENTION_DAYS = 14
@@ -136,8 +134,8 @@ def import_events_rule(
         "ImportEventsRule",
         description="HealthImaging Import Job Completed/Failed of the configured data stores -> import planner",
         event_pattern=events.EventPattern(
-            source=[IMPORT_SOURCE],
-            detail_type=list(IMPORT_DETAIL_TYPES),
+            source=[HEALTHIMAGING_SOURCE],
+            detail_type=list(IMPORT_RESULT_DETAIL_TYPES),
             detail={"datastoreId": list(datastore_ids)},
         ),
         targets=[

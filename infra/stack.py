@@ -11,8 +11,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra import FUNCTIONS_DIR
-from infra.config import HicopyConfig, datastore_ids_csv
+from infra.config import HicopyConfig
 from infra.ingress import (
     CONSUMER_TIMEOUT_SECONDS,
     JobQueues,
@@ -23,6 +22,7 @@ from infra.ingress import (
 )
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
+from infra.paths import FUNCTIONS_DIR
 from infra.permissions import (
     AWAIT_COPY_ACTIONS,
     DELETE_SOURCE_ACTIONS,
@@ -75,7 +75,7 @@ class CopyOrchestratorStack(Stack):
             self, source_dir=FUNCTIONS_DIR, log_retention_days=config.log_retention_days, log_key=self.key
         )
         self.factory = factory
-        datastores = datastore_ids_csv(config)
+        datastores = ",".join(config.datastore_ids)
         events_env = {"EVENT_BUS_NAME": self.bus.event_bus_name, "EVENT_SOURCE": config.event_source}
 
         prepare = factory.function(
@@ -185,7 +185,7 @@ class CopyOrchestratorStack(Stack):
                 "JOB_QUEUE_URL": self.queues.job_queue.queue_url,
                 "STATE_TABLE_NAME": self.state_table.table_name,
                 "DATASTORE_IDS": datastores,
-                "POST_IMPORT_POLICY": config.post_import_policy.value,
+                "POST_IMPORT_POLICY": config.post_import_policy,
                 "CONSOLIDATE_FORCE": str(config.consolidate_force).lower(),
                 "DELETE_AFTER_CONSOLIDATE": str(config.delete_after_consolidate).lower(),
                 **events_env,

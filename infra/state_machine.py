@@ -24,7 +24,15 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from infra import ensure_functions_importable
+from hicopy.domain.backoff import max_attempts_for
+from hicopy.errors import (
+    LAMBDA_CRASH_ERRORS,
+    LAMBDA_SERVICE_ERRORS,
+    REPACE_ERRORS,
+    STATE_ERRORS,
+    STILL_COPYING_ERRORS,
+    TRANSIENT_ERRORS,
+)
 from infra.config import PollingConfig
 from infra.lambda_factory import encrypted_log_group
 
@@ -63,43 +71,7 @@ class WorkflowFunctions:
     delete_source: lambda_.IFunction | None = None
 
 
-@dataclass(frozen=True)
-class ErrorLists:
-    """The error names the state machine handles, imported from the Lambda code."""
-
-    transient: list[str]
-    state: list[str]
-    still_copying: list[str]
-    repace: list[str]
-    lambda_service: list[str]
-    lambda_crash: list[str]
-
-
-def error_lists() -> ErrorLists:
-    ensure_functions_importable()
-    from hicopy.errors import (
-        LAMBDA_CRASH_ERRORS,
-        LAMBDA_SERVICE_ERRORS,
-        REPACE_ERRORS,
-        STATE_ERRORS,
-        STILL_COPYING_ERRORS,
-        TRANSIENT_ERRORS,
-    )
-
-    return ErrorLists(
-        transient=list(TRANSIENT_ERRORS),
-        state=list(STATE_ERRORS),
-        still_copying=list(STILL_COPYING_ERRORS),
-        repace=list(REPACE_ERRORS),
-        lambda_service=list(LAMBDA_SERVICE_ERRORS),
-        lambda_crash=list(LAMBDA_CRASH_ERRORS),
-    )
-
-
 def await_copy_max_attempts(polling: PollingConfig) -> int:
-    ensure_functions_importable()
-    from hicopy.domain.backoff import max_attempts_for
-
     return max_attempts_for(
         polling.max_wait_seconds, polling.first_interval_seconds, polling.backoff_rate, polling.max_delay_seconds
     )
@@ -132,8 +104,7 @@ class CopyWorkflow(Construct):
         log_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        errors = error_lists()
-        transient = [*errors.lambda_service, *errors.transient]
+        transient = [*LAMBDA_SERVICE_ERRORS, *TRANSIENT_ERRORS]
 
         def invoke(state_id: str, fn: lambda_.IFunction, *, result_path: str = "$") -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
@@ -167,7 +138,7 @@ class CopyWorkflow(Construct):
 
         # AwaitCopy: the still-copying retrier FIRST (Step Functions uses the first retrier that matches).
         await_copy.add_retry(
-            errors=errors.still_copying,
+            errors=list(STILL_COPYING_ERRORS),
             interval=Duration.seconds(polling.first_interval_seconds),
             backoff_rate=polling.backoff_rate,
             max_delay=Duration.seconds(polling.max_delay_seconds),
@@ -181,7 +152,7 @@ class CopyWorkflow(Construct):
         # Prepare too: an image set locked by another writer (or by a copy in flight) is waited for, not failed.
         for task in (prepare, submit):
             task.add_retry(
-                errors=errors.state,
+                errors=list(STATE_ERRORS),
                 interval=Duration.seconds(STATE_INTERVAL_SECONDS),
                 backoff_rate=STATE_BACKOFF_RATE,
                 max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
@@ -193,7 +164,7 @@ class CopyWorkflow(Construct):
         # died after CopyImageSet finds its SUBMITTING record and adopts its copy instead of calling again.
         for task in (prepare, pace, submit, await_copy):
             task.add_retry(
-                errors=errors.lambda_crash,
+                errors=list(LAMBDA_CRASH_ERRORS),
                 interval=Duration.seconds(CRASH_INTERVAL_SECONDS),
                 backoff_rate=CRASH_BACKOFF_RATE,
                 max_attempts=CRASH_MAX_ATTEMPTS,
@@ -213,7 +184,7 @@ class CopyWorkflow(Construct):
             cause="The terminal event of this job could not be published; see the execution history.",
         )
         # Submit (and DeleteSource) that missed its turn takes a new slot: before the catch-all.
-        submit.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
+        submit.add_catch(pace, errors=list(REPACE_ERRORS), result_path=MISSED_SLOT_RESULT_PATH)
         for task in (prepare, pace, submit, await_copy):
             task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
         # A publisher that fails ends the execution: never publish a second terminal event for the same job.
@@ -232,7 +203,7 @@ class CopyWorkflow(Construct):
             )
             delete_source = invoke("DeleteSource", functions.delete_source)
             retry_transient(delete_source)
-            delete_source.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
+            delete_source.add_catch(pace, errors=list(REPACE_ERRORS), result_path=MISSED_SLOT_RESULT_PATH)
             delete_source.add_catch(publish_result, errors=["States.ALL"], result_path=DELETION_ERROR_RESULT_PATH)
             delete_source.next(publish_result)
             after_pacing = sfn.Choice(self, "CopyOrDelete?").when(delete_pending, delete_source).otherwise(submit)

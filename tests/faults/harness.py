@@ -49,8 +49,8 @@ FAILED = "Image Set Copy Failed"
 REJECTED = "Copy Job Rejected"
 TERMINAL = (SUCCEEDED, FAILED, REJECTED)
 
-# Retry budgets of the state machine (infra/state_machine.py): a burst of at most this many faults per task state entry is
-# always absorbed.
+# Retry budgets of the state machine (infra/state_machine.py): a burst of at most this many faults per task state
+# entry is always absorbed.
 TRANSIENT_RETRIES = 6
 MAX_RECEIVES = 5  # the job queue's maxReceiveCount
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.app_factory import build_app, cdk_json_context
-from infra.config import ConfigError, HicopyConfig, PostImportPolicy, config_from_dict, load_config
+from infra.config import ConfigError, HicopyConfig, config_from_dict, load_config
 from tests.infra.helpers import DS1, DS2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,7 @@ def _error(data: dict[str, Any]) -> str:
 def test_defaults() -> None:
     config = config_from_dict({"datastoreIds": [DS1]})
     assert config == HicopyConfig.model_validate({"datastoreIds": [DS1]})
-    assert config.post_import_policy is PostImportPolicy.NONE
+    assert config.post_import_policy == "none"
     assert (config.copy_rate_per_second, config.copy_burst, config.max_frames_per_copy) == (0.25, 1, 1000)
     polling = config.polling
     assert (polling.first_interval_seconds, polling.backoff_rate, polling.max_delay_seconds) == (5, 2.0, 120)
@@ -122,7 +122,7 @@ def test_cli_overrides() -> None:
     assert config.datastore_ids == [DS1, DS2]
     assert (config.copy_burst, config.copy_rate_per_second, config.log_execution_data) == (3, 0.5, True)
     assert config.import_output_buckets == ["bucket-a"]
-    assert config.post_import_policy is PostImportPolicy.PROMOTE
+    assert config.post_import_policy == "promote"
     assert (config.polling.first_interval_seconds, config.polling.max_wait_seconds) == (2, 600)
     assert config.alarm_email == "ops@example.com"
 
