@@ -83,8 +83,7 @@ def encrypted_log_group(
 class LambdaFactory:
     """Creates the orchestrator's functions from ONE code asset (the ``functions/`` folder) with shared defaults."""
 
-    def __init__(self, scope: Construct, *, source_dir: Path, log_retention_days: int, log_key: kms.IKey) -> None:
-        self.scope = scope
+    def __init__(self, *, source_dir: Path, log_retention_days: int, log_key: kms.IKey) -> None:
         self.log_retention_days = log_retention_days
         self.log_key = log_key
         self.code = python_code(source_dir, python_version=PYTHON_VERSION, architecture=architecture())
@@ -103,6 +102,7 @@ class LambdaFactory:
 
     def function(
         self,
+        scope: Construct,
         construct_id: str,
         *,
         handler: str,
@@ -113,19 +113,19 @@ class LambdaFactory:
         async_retry_attempts: int = 0,
         dead_letter_queue: sqs.IQueue | None = None,
     ) -> lambda_.Function:
-        """A function with construct id ``construct_id`` plus ``<id>Role`` and ``<id>LogGroup`` next to it."""
+        """A function ``construct_id`` in ``scope``, with ``<id>Role`` and ``<id>LogGroup`` next to it."""
         role = iam.Role(
-            self.scope,
+            scope,
             f"{construct_id}Role",
             assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
             description=f"Execution role of the {construct_id} function (least privilege, no managed policies)",
         )
         log_group = encrypted_log_group(
-            self.scope, f"{construct_id}LogGroup", retention_days=self.log_retention_days, key=self.log_key
+            scope, f"{construct_id}LogGroup", retention_days=self.log_retention_days, key=self.log_key
         )
         log_group.grant_write(role)
         fn = lambda_.Function(
-            self.scope,
+            scope,
             construct_id,
             description=description,
             runtime=runtime(),

@@ -48,7 +48,7 @@ def _logical_id(stack: cdk.Stack, construct: IConstruct) -> str:
 
 
 def _function_acks(stack: CopyOrchestratorStack, name: str, fn: lambda_.Function) -> list[Ack]:
-    config = stack.config
+    config = stack.orchestrator.config
     role = fn.role
     assert role is not None
     role_scope = role
@@ -143,10 +143,11 @@ def _function_acks(stack: CopyOrchestratorStack, name: str, fn: lambda_.Function
 def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
     """Every acknowledged finding of the stack (also listed in the README)."""
     acks: list[Ack] = []
-    for name, fn in stack.functions.items():
+    orchestrator = stack.orchestrator
+    for name, fn in orchestrator.functions.items():
         acks += _function_acks(stack, name, fn)
 
-    sm_role_scope = stack.state_machine.role
+    sm_role_scope = orchestrator.state_machine.role
     acks += [
         Ack(
             sm_role_scope,
@@ -161,9 +162,9 @@ def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
         ),
     ]
     for name in TASK_FUNCTIONS:
-        if name not in stack.functions:
+        if name not in orchestrator.functions:
             continue
-        logical_id = _logical_id(stack, stack.functions[name])
+        logical_id = _logical_id(stack, orchestrator.functions[name])
         acks.append(
             Ack(
                 sm_role_scope,
@@ -173,13 +174,13 @@ def acknowledgements(stack: CopyOrchestratorStack) -> list[Ack]:
         )
     acks += [
         Ack(
-            stack.queues.copy_requested_rule_dlq,
+            orchestrator.queues.copy_requested_rule_dlq,
             f"{AWS_SOLUTIONS}-SQS3",
             "This queue IS a dead-letter queue: the Copy Requested rule target's DLQ (a DLQ of a DLQ would only "
             "hide failures); its depth is alarmed.",
         ),
         Ack(
-            stack.state_table,
+            orchestrator.state_table,
             f"{HIPAA}-DynamoDBInBackupPlan",
             "The table holds only pacing slots, per-(job, chunk) submission records and once-only import "
             "markers, all expiring by TTL; point-in-time recovery is on, and a backup plan would keep stale "

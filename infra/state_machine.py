@@ -1,4 +1,4 @@
-"""The copy workflow: one Standard, JSONPath state machine of Lambda tasks.
+"""The copy workflow's state machine: one Standard, JSONPath state machine of Lambda tasks.
 
 Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChunks? -> PublishResult -> Done
                 ^__________________________________________________________| (next chunk)
@@ -88,8 +88,8 @@ def task_payload() -> sfn.TaskInput:
     )
 
 
-class CopyWorkflow(Construct):
-    """Builds the state machine (construct id ``CopyStateMachine`` under the stack) and its log group."""
+class CopySteps(Construct):
+    """The states of the workflow (``start`` is the first) and the log group of its executions."""
 
     def __init__(
         self,
@@ -98,8 +98,6 @@ class CopyWorkflow(Construct):
         *,
         functions: WorkflowFunctions,
         polling: PollingConfig,
-        execution_timeout: Duration,
-        log_execution_data: bool,
         log_retention_days: int,
         log_key: kms.IKey,
     ) -> None:
@@ -229,17 +227,24 @@ class CopyWorkflow(Construct):
         prepare.next(pace).next(needs_pacing)
         submit.next(await_copy).next(more_chunks)
 
+        self.start: sfn.IChainable = prepare
         self.log_group = encrypted_log_group(self, "Logs", retention_days=log_retention_days, key=log_key)
-        self.state_machine = sfn.StateMachine(
-            scope,
-            "CopyStateMachine",
-            comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            query_language=sfn.QueryLanguage.JSON_PATH,
-            definition_body=sfn.DefinitionBody.from_chainable(prepare),
-            timeout=execution_timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
-            ),
-        )
+
+
+def copy_state_machine(
+    scope: Construct, construct_id: str, *, steps: CopySteps, execution_timeout: Duration, log_execution_data: bool
+) -> sfn.StateMachine:
+    """The state machine of ``steps``: Standard, X-Ray tracing, every event logged (execution data only if asked)."""
+    return sfn.StateMachine(
+        scope,
+        construct_id,
+        comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        query_language=sfn.QueryLanguage.JSON_PATH,
+        definition_body=sfn.DefinitionBody.from_chainable(steps.start),
+        timeout=execution_timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=steps.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
+        ),
+    )
