@@ -50,8 +50,7 @@ def build_app(
     config = load_config(app.node.try_get_context)
     stack = CopyOrchestratorStack(app, config.stack_name, stack_name=config.stack_name, config=config)
     if nag:
-        from infra.nag import acknowledge_findings, apply_nag
+        from infra.nag import apply_nag
 
         apply_nag(app)
-        stack.nag_acknowledgements = acknowledge_findings(stack)
     return app, stack

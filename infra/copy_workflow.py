@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.lambda_factory import LambdaFactory
 from infra.permissions import (
@@ -128,6 +129,9 @@ class CopyWorkflow(Construct):
             table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")  # its turn to call
             allow_medical_imaging(delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS)
 
+        for fn in (prepare, pace, submit, await_copy, publish, delete_source):
+            if fn is not None:
+                _acknowledge_task_function(fn)
         return WorkflowFunctions(
             prepare=prepare,
             pace=pace,
@@ -136,3 +140,20 @@ class CopyWorkflow(Construct):
             publish=publish,
             delete_source=delete_source,
         )
+
+
+def _acknowledge_task_function(fn: lambda_.Function) -> None:
+    """What a function that only the state machine invokes (synchronously) needs no DLQ or reserved concurrency for."""
+    acknowledge(
+        fn,
+        f"{HIPAA}-LambdaDLQ",
+        "Invoked synchronously by the state machine: failures are retried by the task's Retry and then "
+        "handled by its Catch (a terminal event is published), so no asynchronous event can be lost.",
+    )
+    acknowledge(
+        fn,
+        f"{HIPAA}-LambdaConcurrency",
+        "Concurrency is bounded upstream: executions are started by the job consumer, whose SQS event "
+        "source has a maximum concurrency, and pacing reserves CopyImageSet slots. Reserved concurrency "
+        "would subtract from the account pool and can fail deployment in accounts with low limits.",
+    )

@@ -10,6 +10,7 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from hicopy.contract import HEALTHIMAGING_SOURCE, IMPORT_RESULT_DETAIL_TYPES
+from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.ingress import RULE_MAX_EVENT_AGE_HOURS, RULE_RETRY_ATTEMPTS, JobQueues
 from infra.lambda_factory import LambdaFactory
@@ -56,6 +57,13 @@ class ImportPlanning(Construct):
             memory_size=PLANNER_MEMORY_MB,
             async_retry_attempts=PLANNER_ASYNC_RETRIES,
             dead_letter_queue=queues.import_rule_dlq,
+        )
+        acknowledge(
+            self.planner,
+            f"{HIPAA}-LambdaConcurrency",
+            "Invoked only by the import events rule, once per HealthImaging import job of the configured data "
+            "stores; the jobs it plans are rate-limited downstream. Reserved concurrency would only subtract "
+            "from the account pool.",
         )
         allow_medical_imaging(self.planner, self, datastore_ids=config.datastore_ids, actions=PLANNER_ACTIONS)
         allow_import_output_read(

@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from hicopy.contract import COPY_REQUESTED
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
 from infra.lambda_factory import LambdaFactory
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
@@ -72,6 +73,12 @@ class JobQueues:
         )
         self.copy_requested_rule_dlq = secure_queue(
             parent, "CopyRequestedRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
+        acknowledge(
+            self.copy_requested_rule_dlq,
+            f"{AWS_SOLUTIONS}-SQS3",
+            "This queue IS a dead-letter queue: the Copy Requested rule target's DLQ (a DLQ of a DLQ would only "
+            "hide failures); its depth is alarmed.",
         )
         self.import_rule_dlq = secure_queue(
             parent, "ImportRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
@@ -136,6 +143,18 @@ class Ingress(Construct):
                 "EVENT_SOURCE": event_source,
             },
             timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
+        )
+        acknowledge(
+            self.consumer,
+            f"{HIPAA}-LambdaDLQ",
+            "Invoked by an SQS event source mapping (synchronously): failed messages are redriven by the job "
+            "queue to JobDeadLetterQueue after 5 receives; a function DLQ only applies to async invocations.",
+        )
+        acknowledge(
+            self.consumer,
+            f"{HIPAA}-LambdaConcurrency",
+            "Bounded by the SQS event source's ScalingConfig.MaximumConcurrency (consumerMaxConcurrency); "
+            "reserved concurrency would only subtract from the account pool.",
         )
         state_machine.grant_start_execution(self.consumer)
         bus.grant_put_events_to(self.consumer)

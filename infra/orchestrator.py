@@ -24,6 +24,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.copy_workflow import CopyWorkflow
 from infra.import_planning import ImportPlanning
@@ -113,7 +114,7 @@ class CopyOrchestrator(Construct):
 
 
 def _state_table(scope: Construct) -> dynamodb.Table:
-    return dynamodb.Table(
+    table = dynamodb.Table(
         scope,
         "StateTable",
         partition_key=dynamodb.Attribute(name=STATE_TABLE_PARTITION_KEY, type=dynamodb.AttributeType.STRING),
@@ -126,6 +127,14 @@ def _state_table(scope: Construct) -> dynamodb.Table:
         # Pacing slots, per-(job, chunk) submission records and once-only import markers; all expire by TTL.
         removal_policy=RemovalPolicy.DESTROY,
     )
+    acknowledge(
+        table,
+        f"{HIPAA}-DynamoDBInBackupPlan",
+        "The table holds only pacing slots, per-(job, chunk) submission records and once-only import "
+        "markers, all expiring by TTL; point-in-time recovery is on, and a backup plan would keep stale "
+        "coordination records, not clinical data.",
+    )
+    return table
 
 
 def _encryption_key(scope: Construct) -> kms.Key:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_cdk import CfnElement, CfnOutput, Stack
 from constructs import Construct
@@ -10,9 +10,6 @@ from constructs import Construct
 from infra.config import HicopyConfig
 from infra.logical_ids import make_unique_id, without_group
 from infra.orchestrator import COPY_ID, IMPORT_PLANNING_ID, INGRESS_ID, CopyOrchestrator
-
-if TYPE_CHECKING:
-    from infra.nag import Ack
 
 # CDK leaves "Default" out of logical and unique ids: the orchestrator adds nothing to its resources' ids.
 ORCHESTRATOR_ID = "Default"
@@ -25,7 +22,6 @@ class CopyOrchestratorStack(Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: HicopyConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.nag_acknowledgements: list[Ack] = []  # set by infra.nag.acknowledge_findings when nag is on
         self.template_options.description = (
             "HealthImaging CopyImageSet orchestrator: SQS/EventBridge triggers -> Step Functions -> completion events"
         )

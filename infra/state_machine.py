@@ -33,6 +33,7 @@ from hicopy.errors import (
     STILL_COPYING_ERRORS,
     TRANSIENT_ERRORS,
 )
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
 from infra.config import PollingConfig
 from infra.lambda_factory import encrypted_log_group
 
@@ -69,6 +70,10 @@ class WorkflowFunctions:
     publish: lambda_.IFunction
     # Only when deleteAfterConsolidate is on: deletes the source image set after its last chunk was copied.
     delete_source: lambda_.IFunction | None = None
+
+    def all(self) -> list[lambda_.IFunction]:
+        every = [self.prepare, self.pace, self.submit, self.await_copy, self.publish, self.delete_source]
+        return [fn for fn in every if fn is not None]
 
 
 def await_copy_max_attempts(polling: PollingConfig) -> int:
@@ -228,6 +233,7 @@ class CopySteps(Construct):
         submit.next(await_copy).next(more_chunks)
 
         self.start: sfn.IChainable = prepare
+        self.functions = functions
         self.log_group = encrypted_log_group(self, "Logs", retention_days=log_retention_days, key=log_key)
 
 
@@ -235,7 +241,7 @@ def copy_state_machine(
     scope: Construct, construct_id: str, *, steps: CopySteps, execution_timeout: Duration, log_execution_data: bool
 ) -> sfn.StateMachine:
     """The state machine of ``steps``: Standard, X-Ray tracing, every event logged (execution data only if asked)."""
-    return sfn.StateMachine(
+    machine = sfn.StateMachine(
         scope,
         construct_id,
         comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
@@ -248,3 +254,21 @@ def copy_state_machine(
             destination=steps.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
         ),
     )
+    acknowledge(
+        machine.role,
+        f"{AWS_SOLUTIONS}-IAM5[Resource::*]",
+        "Only the CloudWatch Logs vended-log-delivery actions (logs:CreateLogDelivery etc.) and X-Ray tracing "
+        "actions use Resource '*'; these APIs have no resource-level permissions.",
+    )
+    acknowledge(
+        machine.role,
+        f"{HIPAA}-IAMNoInlinePolicy",
+        "CDK's per-role DefaultPolicy of the state machine role, scoped to its task functions and logging.",
+    )
+    for fn in steps.functions.all():
+        acknowledge(
+            machine.role,
+            f"{AWS_SOLUTIONS}-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+            f"lambda:InvokeFunction on the versions/aliases of the {fn.node.id} task function only (CDK LambdaInvoke).",
+        )
+    return machine
