@@ -10,6 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
+from hicopy.settings import EnvValue, PaceEnv, PrepareEnv, PublishEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.lambda_factory import LambdaFactory
@@ -64,21 +65,23 @@ class CopyWorkflow(Construct):
             "Prepare",
             handler="hicopy.handlers.prepare.handler",
             description="Resolves versions, checks the image sets and splits the copy into chunks",
-            environment={"DATASTORE_IDS": ",".join(ids), "MAX_FRAMES_PER_COPY": str(config.max_frames_per_copy)},
+            settings=PrepareEnv,
+            environment={"DATASTORE_IDS": ids, "MAX_FRAMES_PER_COPY": config.max_frames_per_copy},
             timeout=Duration.seconds(120),
             memory_size=1024,
         )
         # Pace reserves slots; Submit and DeleteSource take the account's turn right before calling.
-        pacing_env = {
+        pacing_env: dict[str, EnvValue] = {
             "STATE_TABLE_NAME": table.table_name,
-            "COPY_RATE_PER_SECOND": str(config.copy_rate_per_second),
-            "COPY_BURST": str(config.copy_burst),
+            "COPY_RATE_PER_SECOND": config.copy_rate_per_second,
+            "COPY_BURST": config.copy_burst,
         }
         pace = factory.function(
             self,
             "Pace",
             handler="hicopy.handlers.pace.handler",
             description="Reserves the next CopyImageSet slot under the account's copy rate",
+            settings=PaceEnv,
             environment=pacing_env,
         )
         submit = factory.function(
@@ -86,7 +89,8 @@ class CopyWorkflow(Construct):
             "Submit",
             handler="hicopy.handlers.submit.handler",
             description="Calls CopyImageSet for one chunk, idempotent per (job, chunk)",
-            environment={**pacing_env, "MAX_FRAMES_PER_COPY": str(config.max_frames_per_copy)},
+            settings=PaceEnv,
+            environment=pacing_env,
             timeout=Duration.seconds(60),
         )
         await_copy = factory.function(
@@ -94,12 +98,14 @@ class CopyWorkflow(Construct):
             "AwaitCopy",
             handler="hicopy.handlers.await_copy.handler",
             description="Reads the destination version's state; raises CopyStillInProgress while copying",
+            settings=None,
         )
         publish = factory.function(
             self,
             "Publish",
             handler="hicopy.handlers.publish.handler",
             description="Publishes the one terminal event of a job on the custom bus",
+            settings=PublishEnv,
             environment={
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
@@ -124,6 +130,7 @@ class CopyWorkflow(Construct):
                 "DeleteSource",
                 handler="hicopy.handlers.delete_source.handler",
                 description="Deletes a post-import source image set after all of it was copied (delete-after)",
+                settings=PaceEnv,
                 environment=pacing_env,
             )
             table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")  # its turn to call

@@ -10,6 +10,7 @@ from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
 from hicopy.contract import HEALTHIMAGING_SOURCE, IMPORT_RESULT_DETAIL_TYPES
+from hicopy.settings import PlannerEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.ingress import RULE_MAX_EVENT_AGE_HOURS, RULE_RETRY_ATTEMPTS, JobQueues
@@ -21,6 +22,8 @@ PLANNER_MEMORY_MB = 512
 # Invoked asynchronously by EventBridge: a failed planning is retried twice (e.g. the manifest is not written yet),
 # then the event is kept in the import rule's DLQ.
 PLANNER_ASYNC_RETRIES = 2
+# How long the planner waits for the import's job-output-manifest.json (S3 can lag the event), within its timeout.
+MANIFEST_WAIT_SECONDS = 120
 
 
 class ImportPlanning(Construct):
@@ -43,13 +46,15 @@ class ImportPlanning(Construct):
             "ImportPlanner",
             handler="hicopy.handlers.planner.handler",
             description="Plans post-import copy jobs from HealthImaging import results",
+            settings=PlannerEnv,
             environment={
                 "JOB_QUEUE_URL": queues.job_queue.queue_url,
                 "STATE_TABLE_NAME": state_table.table_name,
-                "DATASTORE_IDS": ",".join(config.datastore_ids),
+                "DATASTORE_IDS": config.datastore_ids,
                 "POST_IMPORT_POLICY": config.post_import_policy,
-                "CONSOLIDATE_FORCE": str(config.consolidate_force).lower(),
-                "DELETE_AFTER_CONSOLIDATE": str(config.delete_after_consolidate).lower(),
+                "MANIFEST_WAIT_SECONDS": MANIFEST_WAIT_SECONDS,
+                "CONSOLIDATE_FORCE": config.consolidate_force,
+                "DELETE_AFTER_CONSOLIDATE": config.delete_after_consolidate,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
             },

@@ -20,6 +20,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from hicopy.contract import COPY_REQUESTED
+from hicopy.settings import ConsumerEnv
 from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
 from infra.lambda_factory import LambdaFactory
 
@@ -125,7 +126,7 @@ class Ingress(Construct):
         queues: JobQueues,
         bus: events.IEventBus,
         state_machine: sfn.IStateMachine,
-        datastore_ids: str,
+        datastore_ids: list[str],
         event_source: str,
         max_concurrency: int,
     ) -> None:
@@ -135,6 +136,7 @@ class Ingress(Construct):
             "JobConsumer",
             handler="hicopy.handlers.consumer.handler",
             description="Validates queued copy jobs and starts one execution per job",
+            settings=ConsumerEnv,
             environment={
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "REJECTED_QUEUE_URL": queues.job_dlq.queue_url,

@@ -86,7 +86,7 @@ class CopyOrchestrator(Construct):
             queues=self.queues,
             bus=self.event_bus,
             state_machine=self.state_machine,
-            datastore_ids=",".join(config.datastore_ids),
+            datastore_ids=config.datastore_ids,
             event_source=config.event_source,
             max_concurrency=config.consumer_max_concurrency,
         )

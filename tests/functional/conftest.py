@@ -109,6 +109,8 @@ def stack(monkeypatch: pytest.MonkeyPatch):
             "COPY_BURST": "1",
             "POST_IMPORT_POLICY": "consolidate",
             "MANIFEST_WAIT_SECONDS": "30",
+            "CONSOLIDATE_FORCE": "false",
+            "DELETE_AFTER_CONSOLIDATE": "false",
         }
         for k, v in env.items():
             monkeypatch.setenv(k, v)

@@ -294,6 +294,7 @@ def aws_environment(**extra_env: str) -> Iterator[AwsEnv]:
                     "COPY_BURST": "1",
                     "POST_IMPORT_POLICY": "consolidate",
                     "DELETE_AFTER_CONSOLIDATE": "true",
+                    "CONSOLIDATE_FORCE": "false",
                     "MANIFEST_WAIT_SECONDS": "30",
                     **extra_env,
                 }
