@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,10 @@ def test_no_import_circles() -> None:
 def test_the_cycle_finder_finds_circles() -> None:
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_importing_the_package_starts_no_cdk() -> None:
+    """``import infra`` (the local runtime does, on every start) loads neither aws_cdk nor its Node process."""
+    code = "import sys, infra; assert 'aws_cdk' not in sys.modules and 'jsii' not in sys.modules, sorted(sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=INFRA.parent, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
