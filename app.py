@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """CDK app entry point (cdk.json "app"). Offline: no AWS calls, no Docker.
 
+The CDK CLI runs it with the project venv first on PATH (`make synth`/`make deploy`), where `make venv` installed
+the project (hicopy, infra) editable.
+
 Environment switches: ``SKIP_BUNDLING=1`` (no pip bundling: quick synth), ``CDK_NAG=0`` (no cdk-nag packs).
 """
 

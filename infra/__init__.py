@@ -1,19 +1,30 @@
-"""CDK (Python) infrastructure of the HealthImaging copy orchestrator."""
+"""CDK (Python) infrastructure of the HealthImaging copy orchestrator.
+
+``from infra import CopyOrchestrator, HicopyConfig`` is the API for a CDK app of your own (README, "Use it in your
+own CDK app"). Both are imported on first use, so importing ``infra`` alone starts no jsii/Node process.
+"""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_DIR = ROOT / "functions"
+from infra.paths import FUNCTIONS_DIR, ROOT
+
+if TYPE_CHECKING:
+    from infra.config import HicopyConfig
+    from infra.orchestrator import CopyOrchestrator
+
+__all__ = ["FUNCTIONS_DIR", "ROOT", "CopyOrchestrator", "HicopyConfig"]
 
 
-def ensure_functions_importable() -> None:
-    """Make the Lambda package ``hicopy`` importable, so infra shares its error names and arithmetic.
+def __getattr__(name: str) -> object:
+    """``CopyOrchestrator`` and ``HicopyConfig``, imported when first asked for (PEP 562)."""
+    if name == "CopyOrchestrator":
+        from infra.orchestrator import CopyOrchestrator
 
-    Called by the modules that need ``hicopy`` right before importing it (no side effect at import time).
-    """
-    path = str(FUNCTIONS_DIR)
-    if path not in sys.path:
-        sys.path.append(path)
+        return CopyOrchestrator
+    if name == "HicopyConfig":
+        from infra.config import HicopyConfig
+
+        return HicopyConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

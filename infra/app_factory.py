@@ -8,8 +8,8 @@ from typing import Any
 
 import aws_cdk as cdk
 
-from infra import ROOT
 from infra.config import load_config
+from infra.paths import ROOT
 from infra.stack import CopyOrchestratorStack
 
 CDK_JSON = ROOT / "cdk.json"
@@ -50,8 +50,7 @@ def build_app(
     config = load_config(app.node.try_get_context)
     stack = CopyOrchestratorStack(app, config.stack_name, stack_name=config.stack_name, config=config)
     if nag:
-        from infra.nag import acknowledge_findings, apply_nag
+        from infra.nag import apply_nag
 
         apply_nag(app)
-        stack.nag_acknowledgements = acknowledge_findings(stack)
     return app, stack

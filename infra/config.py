@@ -8,22 +8,27 @@ Sources, later ones win:
    ``-c hicopy:polling.maxWaitSeconds=600``).
 
 Every problem is reported as a :class:`ConfigError` naming the key, the bad value and the rule.
+
+This module is the one home of the deploy-time defaults: cdk.json ships none, and the Lambda settings models
+(``hicopy.settings``) have none either, because the stack passes every key.
+
+In Python (a CDK app of your own, see :class:`infra.orchestrator.CopyOrchestrator`) the model takes the snake_case
+attribute names: ``HicopyConfig(datastore_ids=[...], copy_burst=2)``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Mapping
-from enum import StrEnum
 from typing import Annotated, Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+from hicopy.contract import DATASTORE_ID_PATTERN, Policy
+
 CONTEXT_KEY = "hicopy"
 
-DATASTORE_ID_PATTERN = r"^[0-9a-z]{32}$"
 BUCKET_PATTERN = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 KMS_KEY_ARN_PATTERN = r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$"
 EVENT_BUS_NAME_PATTERN = r"^[/.\-_A-Za-z0-9]{1,256}$"
@@ -51,15 +56,10 @@ class ConfigError(ValueError):
     """The ``hicopy`` configuration is invalid. The message lists every problem, one per line."""
 
 
-class PostImportPolicy(StrEnum):
-    NONE = "none"
-    CONSOLIDATE = "consolidate"
-    PROMOTE = "promote"
-
-
 class _Model(BaseModel):
+    # camelCase keys in cdk.json and -c (load_config validates by alias only); snake_case names in Python.
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=False, extra="forbid", frozen=True, validate_default=True
+        alias_generator=to_camel, validate_by_name=True, extra="forbid", frozen=True, validate_default=True
     )
 
 
@@ -92,7 +92,7 @@ class HicopyConfig(_Model):
     datastore_ids: list[DatastoreId] = Field(min_length=1, max_length=50)
     import_output_buckets: list[BucketName] = Field(default_factory=list)
     import_output_kms_key_arns: list[KmsKeyArn] = Field(default_factory=list)
-    post_import_policy: PostImportPolicy = PostImportPolicy.NONE
+    post_import_policy: Policy = "none"
     consolidate_force: bool = False
     delete_after_consolidate: bool = False
     copy_rate_per_second: float = Field(default=0.25, gt=0, le=100)
@@ -140,12 +140,12 @@ class HicopyConfig(_Model):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        if self.post_import_policy is not PostImportPolicy.NONE and not self.import_output_buckets:
+        if self.post_import_policy != "none" and not self.import_output_buckets:
             raise ValueError(
                 f"importOutputBuckets must name the DICOM import output bucket(s) when postImportPolicy is "
-                f"'{self.post_import_policy.value}' (the planner reads job-output-manifest.json there)"
+                f"'{self.post_import_policy}' (the planner reads job-output-manifest.json there)"
             )
-        if self.delete_after_consolidate and self.post_import_policy is PostImportPolicy.NONE:
+        if self.delete_after_consolidate and self.post_import_policy == "none":
             raise ValueError(
                 "deleteAfterConsolidate=true requires postImportPolicy 'consolidate' or 'promote' "
                 "(only planned post-import jobs delete their source)"
@@ -243,7 +243,7 @@ def load_config(get_context: Callable[[str], Any]) -> HicopyConfig:
     """Read and validate the configuration; ``get_context`` is e.g. ``app.node.try_get_context``."""
     raw = raw_config(get_context)
     try:
-        return HicopyConfig.model_validate(raw)
+        return HicopyConfig.model_validate(raw, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise ConfigError(_format(exc)) from None
 
@@ -251,11 +251,3 @@ def load_config(get_context: Callable[[str], Any]) -> HicopyConfig:
 def config_from_dict(data: Mapping[str, Any]) -> HicopyConfig:
     """Validate a plain ``hicopy`` object (tests, the offline runtime)."""
     return load_config(lambda key: dict(data) if key == CONTEXT_KEY else None)
-
-
-def datastore_ids_csv(config: HicopyConfig) -> str:
-    return ",".join(config.datastore_ids)
-
-
-def is_datastore_id(value: str) -> bool:
-    return re.fullmatch(DATASTORE_ID_PATTERN, value) is not None

@@ -1,25 +1,28 @@
-"""Where jobs come from and where events go: the job queue (+DLQ), the custom bus (+archive) and the rules.
+"""Where jobs come from: the job queue (+DLQs), the custom bus (+archive), the ``Copy Requested`` rule and the job
+consumer, which starts one execution per job.
 
 All triggers converge on the job queue: SQS senders directly, ``Copy Requested`` events on the custom bus through
-a rule, and HealthImaging import events through the import planner (which enqueues jobs).
+a rule, and HealthImaging import events through the import planner (which enqueues jobs). The queues and the bus
+are shared by every capability (the planner enqueues, the workflow publishes, monitoring watches the DLQs), so the
+orchestrator creates them (:class:`JobQueues`, :func:`copy_event_bus`) and :class:`Ingress` uses them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-COPY_REQUESTED = "Copy Requested"
-IMPORT_SOURCE = "aws.medical-imaging"
-IMPORT_DETAIL_TYPES = ["Import Job Completed", "Import Job Failed"]
+from hicopy.contract import COPY_REQUESTED
+from hicopy.settings import ConsumerEnv
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
+from infra.lambda_factory import LambdaFactory
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
 DLQ_RETENTION_DAYS = 14
@@ -57,10 +60,7 @@ def secure_queue(
 
 
 class JobQueues:
-    """The job queue, its redrive DLQ (also where rejected jobs are kept) and the rules' target DLQs.
-
-    Created directly in ``scope`` (the stack), so the construct ids are the documented ones.
-    """
+    """The job queue, its redrive DLQ (also where rejected jobs are kept) and the rules' target DLQs, in ``scope``."""
 
     def __init__(self, scope: Construct) -> None:
         parent = scope
@@ -74,6 +74,12 @@ class JobQueues:
         )
         self.copy_requested_rule_dlq = secure_queue(
             parent, "CopyRequestedRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
+        acknowledge(
+            self.copy_requested_rule_dlq,
+            f"{AWS_SOLUTIONS}-SQS3",
+            "This queue IS a dead-letter queue: the Copy Requested rule target's DLQ (a DLQ of a DLQ would only "
+            "hide failures); its depth is alarmed.",
         )
         self.import_rule_dlq = secure_queue(
             parent, "ImportRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
@@ -108,57 +114,76 @@ def copy_event_bus(scope: Construct, *, name: str, archive_retention_days: int) 
     return bus
 
 
-def copy_requested_rule(scope: Construct, *, bus: events.IEventBus, queues: JobQueues) -> events.Rule:
-    """``Copy Requested`` on the custom bus -> the job queue; the WHOLE event is delivered (no input transformer)."""
-    return events.Rule(
-        scope,
-        "CopyRequestedRule",
-        description="Copy Requested events -> the job queue",
-        event_bus=bus,
-        event_pattern=events.EventPattern(detail_type=[COPY_REQUESTED]),
-        targets=[
-            targets.SqsQueue(
-                queues.job_queue,
-                dead_letter_queue=queues.copy_requested_rule_dlq,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=Duration.hours(RULE_MAX_EVENT_AGE_HOURS),
-            )
-        ],
-    )
+class Ingress(Construct):
+    """The ``Copy Requested`` rule (custom bus -> job queue) and the job consumer (job queue -> executions)."""
 
-
-def import_events_rule(
-    scope: Construct, *, datastore_ids: Sequence[str], planner: lambda_.IFunction, queues: JobQueues
-) -> events.Rule:
-    """HealthImaging import results of the configured data stores (default bus) -> the import planner."""
-    return events.Rule(
-        scope,
-        "ImportEventsRule",
-        description="HealthImaging Import Job Completed/Failed of the configured data stores -> import planner",
-        event_pattern=events.EventPattern(
-            source=[IMPORT_SOURCE],
-            detail_type=list(IMPORT_DETAIL_TYPES),
-            detail={"datastoreId": list(datastore_ids)},
-        ),
-        targets=[
-            targets.LambdaFunction(
-                planner,
-                dead_letter_queue=queues.import_rule_dlq,
-                retry_attempts=RULE_RETRY_ATTEMPTS,
-                max_event_age=Duration.hours(RULE_MAX_EVENT_AGE_HOURS),
-            )
-        ],
-    )
-
-
-def consume_job_queue(consumer: lambda_.Function, *, queue: sqs.IQueue, max_concurrency: int) -> None:
-    """Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers."""
-    consumer.add_event_source(
-        sources.SqsEventSource(
-            queue,
-            batch_size=CONSUMER_BATCH_SIZE,
-            max_batching_window=Duration.seconds(CONSUMER_BATCHING_WINDOW_SECONDS),
-            report_batch_item_failures=True,
-            max_concurrency=max_concurrency,
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        factory: LambdaFactory,
+        queues: JobQueues,
+        bus: events.IEventBus,
+        state_machine: sfn.IStateMachine,
+        datastore_ids: list[str],
+        event_source: str,
+        max_concurrency: int,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.consumer = factory.function(
+            self,
+            "JobConsumer",
+            handler="hicopy.handlers.consumer.handler",
+            description="Validates queued copy jobs and starts one execution per job",
+            settings=ConsumerEnv,
+            environment={
+                "STATE_MACHINE_ARN": state_machine.state_machine_arn,
+                "REJECTED_QUEUE_URL": queues.job_dlq.queue_url,
+                "DATASTORE_IDS": datastore_ids,
+                "EVENT_BUS_NAME": bus.event_bus_name,
+                "EVENT_SOURCE": event_source,
+            },
+            timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )
-    )
+        acknowledge(
+            self.consumer,
+            f"{HIPAA}-LambdaDLQ",
+            "Invoked by an SQS event source mapping (synchronously): failed messages are redriven by the job "
+            "queue to JobDeadLetterQueue after 5 receives; a function DLQ only applies to async invocations.",
+        )
+        acknowledge(
+            self.consumer,
+            f"{HIPAA}-LambdaConcurrency",
+            "Bounded by the SQS event source's ScalingConfig.MaximumConcurrency (consumerMaxConcurrency); "
+            "reserved concurrency would only subtract from the account pool.",
+        )
+        state_machine.grant_start_execution(self.consumer)
+        bus.grant_put_events_to(self.consumer)
+        queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
+        # Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers.
+        self.consumer.add_event_source(
+            sources.SqsEventSource(
+                queues.job_queue,
+                batch_size=CONSUMER_BATCH_SIZE,
+                max_batching_window=Duration.seconds(CONSUMER_BATCHING_WINDOW_SECONDS),
+                report_batch_item_failures=True,
+                max_concurrency=max_concurrency,
+            )
+        )
+        # The WHOLE event is delivered (no input transformer): the consumer reads the job from its detail.
+        self.copy_requested_rule = events.Rule(
+            self,
+            "CopyRequestedRule",
+            description="Copy Requested events -> the job queue",
+            event_bus=bus,
+            event_pattern=events.EventPattern(detail_type=[COPY_REQUESTED]),
+            targets=[
+                targets.SqsQueue(
+                    queues.job_queue,
+                    dead_letter_queue=queues.copy_requested_rule_dlq,
+                    retry_attempts=RULE_RETRY_ATTEMPTS,
+                    max_event_age=Duration.hours(RULE_MAX_EVENT_AGE_HOURS),
+                )
+            ],
+        )

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
+
+from infra.acknowledge import AWS_SOLUTIONS, acknowledge
 
 # What each function may call on HealthImaging (design §2; the Lambda code's adapters use exactly these).
 PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata"]
@@ -34,8 +37,14 @@ def datastore_resources(scope: Construct, datastore_ids: Sequence[str]) -> list[
     return arns
 
 
+def _role(fn: lambda_.Function) -> iam.IRole:
+    if fn.role is None:
+        raise ValueError(f"{fn.node.path} has no execution role")
+    return fn.role
+
+
 def allow_medical_imaging(
-    grantee: iam.IGrantable, scope: Construct, *, datastore_ids: Sequence[str], actions: Sequence[str]
+    grantee: lambda_.Function, scope: Construct, *, datastore_ids: Sequence[str], actions: Sequence[str]
 ) -> None:
     grantee.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(
@@ -44,9 +53,19 @@ def allow_medical_imaging(
             resources=datastore_resources(scope, datastore_ids),
         )
     )
+    for datastore_id in datastore_ids:
+        imagesets = (
+            f"arn:<AWS::Partition>:medical-imaging:<AWS::Region>:<AWS::AccountId>:datastore/{datastore_id}/imageset/*"
+        )
+        acknowledge(
+            _role(grantee),
+            f"{AWS_SOLUTIONS}-IAM5[Resource::{imagesets}]",
+            "Image set ids are only known at run time (jobs name them, copies create them); the wildcard is "
+            f"limited to the image sets of the configured data store {datastore_id}.",
+        )
 
 
-def allow_import_output_read(grantee: iam.IGrantable, *, buckets: Sequence[str], kms_key_arns: Sequence[str]) -> None:
+def allow_import_output_read(grantee: lambda_.Function, *, buckets: Sequence[str], kms_key_arns: Sequence[str]) -> None:
     """Read the DICOM import job output (manifests) in the configured buckets only."""
     if not buckets:
         return
@@ -58,6 +77,13 @@ def allow_import_output_read(grantee: iam.IGrantable, *, buckets: Sequence[str],
             resources=[f"{arn}/*" for arn in bucket_arns],
         )
     )
+    for bucket in buckets:
+        acknowledge(
+            _role(grantee),
+            f"{AWS_SOLUTIONS}-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/*]",
+            "Import job output keys (job-output-manifest.json, SUCCESS/, FAILURE/) are per import job; "
+            f"s3:GetObject is limited to the configured import output bucket {bucket}.",
+        )
     grantee.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(sid="ListImportOutputBuckets", actions=["s3:ListBucket"], resources=bucket_arns)
     )

@@ -38,6 +38,16 @@ HEALTHIMAGING_SOURCE = "aws.medical-imaging"
 HEALTHIMAGING_IMPORT_COMPLETED = "Import Job Completed"
 HEALTHIMAGING_IMPORT_FAILED = "Import Job Failed"
 
+# --- HealthImaging's own events (default bus) -------------------------------------------------------------------
+HEALTHIMAGING_SOURCE = "aws.medical-imaging"
+IMPORT_JOB_COMPLETED = "Import Job Completed"
+IMPORT_JOB_FAILED = "Import Job Failed"
+IMPORT_RESULT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
+
+# --- observability ----------------------------------------------------------------------------------------------
+SERVICE_NAME = "hicopy"  # Powertools service name (log key ``service``)
+METRICS_NAMESPACE = "HealthImagingCopy"  # CloudWatch namespace of the custom metrics
+
 # --- post-import policy -----------------------------------------------------------------------------------------
 Policy = Literal["none", "consolidate", "promote"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)

@@ -1,20 +1,38 @@
-"""Environment of each function, validated once per cold start (on first use, never at import time)."""
+"""The environment of each function: the contract between the stack and the handlers.
+
+The stack builds each function's environment from the model its handler loads, with :func:`environment` (a
+missing key or a key the model does not have fails the synth); the handler validates it with :func:`load`, once
+per cold start (on first use, never at import time). No field has a default: the deploy-time defaults live in
+``infra.config`` and the stack passes every key.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hicopy.contract import DATASTORE_ID_PATTERN, Policy
 from hicopy.errors import ConfigurationError
-
-_DATASTORE_ID = r"^[0-9a-z]{32}$"
 
 
 class _Env(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ObservabilityEnv(_Env):
+    """Read by Powertools itself, the same for every function (the handlers never load it)."""
+
+    POWERTOOLS_SERVICE_NAME: Annotated[str, Field(min_length=1)]
+    POWERTOOLS_METRICS_NAMESPACE: Annotated[str, Field(min_length=1)]
+    LOG_LEVEL: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    # Payloads are PHI-adjacent: never log events or put responses into X-Ray metadata.
+    POWERTOOLS_LOGGER_LOG_EVENT: Literal["false"]
+    POWERTOOLS_TRACER_CAPTURE_RESPONSE: Literal["false"]
 
 
 class DatastoreEnv(_Env):
@@ -23,10 +41,8 @@ class DatastoreEnv(_Env):
     @field_validator("DATASTORE_IDS")
     @classmethod
     def _ids(cls, value: str) -> str:
-        import re
-
         ids = [v for v in value.split(",") if v]
-        bad = [v for v in ids if not re.fullmatch(_DATASTORE_ID, v)]
+        bad = [v for v in ids if not re.fullmatch(DATASTORE_ID_PATTERN, v)]
         if not ids or bad:
             raise ValueError(f"must be a comma-separated list of 32-character data store IDs (bad: {bad or value!r})")
         return value
@@ -47,15 +63,15 @@ class ConsumerEnv(DatastoreEnv, BusEnv):
 
 
 class PrepareEnv(DatastoreEnv):
-    MAX_FRAMES_PER_COPY: Annotated[int, Field(ge=1, le=100_000)] = 1000
+    MAX_FRAMES_PER_COPY: Annotated[int, Field(ge=1, le=100_000)]
 
 
 class PaceEnv(_Env):
     """Every paced function: Pace reserves slots, Submit and DeleteSource take their turn right before calling."""
 
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
-    COPY_RATE_PER_SECOND: Annotated[float, Field(gt=0)] = 0.25
-    COPY_BURST: Annotated[int, Field(ge=1)] = 1
+    COPY_RATE_PER_SECOND: Annotated[float, Field(gt=0)]
+    COPY_BURST: Annotated[int, Field(ge=1)]
 
 
 class PublishEnv(BusEnv):
@@ -65,13 +81,19 @@ class PublishEnv(BusEnv):
 class PlannerEnv(DatastoreEnv, BusEnv):
     JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
-    POST_IMPORT_POLICY: Literal["none", "consolidate", "promote"] = "none"
-    MANIFEST_WAIT_SECONDS: Annotated[float, Field(ge=0, le=600)] = 120
-    CONSOLIDATE_FORCE: bool = False
-    DELETE_AFTER_CONSOLIDATE: bool = False
+    POST_IMPORT_POLICY: Policy
+    MANIFEST_WAIT_SECONDS: Annotated[float, Field(ge=0, le=600)]
+    CONSOLIDATE_FORCE: bool
+    DELETE_AFTER_CONSOLIDATE: bool
 
 
 E = TypeVar("E", bound=_Env)
+# What the stack passes: strings (CDK tokens included), numbers, booleans, lists (comma-separated).
+EnvValue = str | int | float | bool | Sequence[str]
+
+
+class EnvironmentMismatch(ValueError):
+    """The values given for a function's environment are not exactly the keys of its settings model."""
 
 
 @cache
@@ -82,3 +104,25 @@ def load(model: type[E]) -> E:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigurationError(f"invalid environment for {model.__name__}: {problems}") from exc
+
+
+def environment(model: type[BaseModel], values: Mapping[str, EnvValue]) -> dict[str, str]:
+    """The environment variables that :func:`load` reads as ``model``: every key of the model, no other.
+
+    Booleans become ``true``/``false`` and lists ``a,b`` (how the model parses them); strings pass unchanged.
+    """
+    missing = sorted(set(model.model_fields) - set(values))
+    unknown = sorted(set(values) - set(model.model_fields))
+    if missing or unknown:
+        raise EnvironmentMismatch(f"{model.__name__}: missing {missing}, not in the model {unknown}")
+    return {key: _text(value) for key, value in values.items()}
+
+
+def _text(value: EnvValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    return ",".join(value)

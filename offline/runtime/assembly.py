@@ -123,12 +123,18 @@ class CloudAssembly:
         return out
 
     def logical_id(self, construct_id: str) -> str:
-        """Logical id of the L1 resource behind a construct id/path (``JobQueue`` or ``JobQueue/Resource``)."""
+        """Logical id of the L1 resource behind a construct path or id (``Default/JobQueue``, ``JobQueue``).
+
+        A bare construct id matches the last segment of a path (``Default/JobQueue/Resource``) if only one does.
+        """
         paths = self.construct_paths()
         wanted = (construct_id, f"{construct_id}/Resource")
         for lid, path in paths.items():
             if path in wanted:
                 return lid
+        by_id = [lid for lid, path in paths.items() if path.removesuffix("/Resource").split("/")[-1] == construct_id]
+        if len(by_id) == 1:
+            return by_id[0]
         if construct_id in self.resources:
             return construct_id
-        raise KeyError(f"no resource for construct {construct_id!r} in stack {self.stack_name}")
+        raise KeyError(f"no single resource for construct {construct_id!r} in stack {self.stack_name}: {by_id}")

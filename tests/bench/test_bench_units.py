@@ -36,7 +36,7 @@ def _task(next_state: str, retry: list[dict[str, Any]] | None = None) -> dict[st
 
 
 def shipped_like() -> dict[str, Any]:
-    """The shape of the synthesized definition (names and transitions as in infra/workflow.py)."""
+    """The shape of the synthesized definition (names and transitions as in infra/state_machine.py)."""
     jitter = {"BackoffRate": 2, "MaxDelaySeconds": 60, "JitterStrategy": "FULL"}
     return {
         "StartAt": "Prepare",

@@ -46,8 +46,8 @@ MAX_FRAMES = 6  # maxFramesPerCopy of the scenarios' stack: chunked jobs are sma
 IDLE_TIMEOUT = 120.0 if SOAK else 60.0
 CONFIG = {"maxFramesPerCopy": MAX_FRAMES}
 
-# Retry budgets of the state machine (infra/workflow.py): a burst of at most this many faults per task state entry is
-# always absorbed.
+# Retry budgets of the state machine (infra/state_machine.py): a burst of at most this many faults per task state
+# entry is always absorbed.
 TRANSIENT_RETRIES = 6
 MAX_RECEIVES = 5  # the job queue's maxReceiveCount
 

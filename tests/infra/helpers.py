@@ -84,7 +84,8 @@ def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[st
 
 
 def logical_id(template: dict[str, Any], construct_id: str, resource_type: str) -> str:
-    """The logical id of a stack-level construct ``construct_id`` (``<id><8 hex digits>``)."""
+    """The logical id (``<id><8 hex digits>``) of the orchestrator's construct ``construct_id``: the stack keeps the
+    ids of the flat layout (infra.stack), whatever capability group the construct is in."""
     pattern = re.compile(rf"^{re.escape(construct_id)}[0-9A-F]{{8}}$")
     found: list[str] = [
         lid for lid, res in template["Resources"].items() if pattern.match(lid) and res["Type"] == resource_type

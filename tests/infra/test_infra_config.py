@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from infra.app_factory import build_app, cdk_json_context
-from infra.config import ConfigError, HicopyConfig, PostImportPolicy, config_from_dict, load_config
+from infra.config import ConfigError, HicopyConfig, config_from_dict, load_config
 from tests.infra.helpers import DS1, DS2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +26,7 @@ def _error(data: dict[str, Any]) -> str:
 def test_defaults() -> None:
     config = config_from_dict({"datastoreIds": [DS1]})
     assert config == HicopyConfig.model_validate({"datastoreIds": [DS1]})
-    assert config.post_import_policy is PostImportPolicy.NONE
+    assert config.post_import_policy == "none"
     assert (config.copy_rate_per_second, config.copy_burst, config.max_frames_per_copy) == (0.25, 1, 1000)
     polling = config.polling
     assert (polling.first_interval_seconds, polling.backoff_rate, polling.max_delay_seconds) == (5, 2.0, 120)
@@ -37,13 +38,13 @@ def test_defaults() -> None:
     assert config.import_output_buckets == config.import_output_kms_key_arns == []
 
 
-def test_cdk_json_ships_no_datastore_and_valid_defaults() -> None:
+def test_cdk_json_ships_no_hicopy_settings() -> None:
+    """The defaults live in infra.config only; cdk.json keeps what CDK needs (the user adds their own values)."""
     cdk_json = json.loads((ROOT / "cdk.json").read_text())
     assert cdk_json["notices"] is False
     context = cdk_json_context()
     assert context["cli-telemetry"] is False
-    assert "datastoreIds" not in context["hicopy"]
-    assert config_from_dict({**context["hicopy"], "datastoreIds": [DS1]}) == config_from_dict({"datastoreIds": [DS1]})
+    assert not [key for key in context if key.startswith("hicopy")]
     assert context["@aws-cdk/core:validateAgainstDefaultRules"] is True  # cdk init's recommended flags
 
 
@@ -122,7 +123,7 @@ def test_cli_overrides() -> None:
     assert config.datastore_ids == [DS1, DS2]
     assert (config.copy_burst, config.copy_rate_per_second, config.log_execution_data) == (3, 0.5, True)
     assert config.import_output_buckets == ["bucket-a"]
-    assert config.post_import_policy is PostImportPolicy.PROMOTE
+    assert config.post_import_policy == "promote"
     assert (config.polling.first_interval_seconds, config.polling.max_wait_seconds) == (2, 600)
     assert config.alarm_email == "ops@example.com"
 
@@ -143,3 +144,29 @@ def test_app_py_reports_config_errors_without_traceback(
     stderr = capsys.readouterr().err
     assert stderr.startswith("error: Invalid hicopy configuration")
     assert "hicopy.datastoreIds is required" in stderr
+
+
+def _readme_value(text: str) -> Any:
+    """A default as the README's configuration table writes it: JSON, ``{key:value, ...}`` or a bare word."""
+    if text.startswith("{") and '"' not in text:
+        pairs = (part.split(":", 1) for part in text.strip("{}").split(","))
+        return {key.strip(): json.loads(value) for key, value in pairs}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def test_readme_configuration_table_shows_the_defaults() -> None:
+    section = (ROOT / "README.md").read_text().split("### Configuration", 1)[1].split("\n### ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    defaults = config_from_dict({"datastoreIds": [DS1]}).model_dump(by_alias=True, mode="json")
+    shown: dict[str, Any] = {}
+    for row in rows:
+        keys_cell, default_cell = row.split(" | ")[:2]
+        keys = re.findall(r"`([^`]+)`", keys_cell)
+        values = re.findall(r"`([^`]+)`", default_cell) or [default_cell.strip("* ")]
+        assert len(keys) == len(values), row
+        shown |= {key: _readme_value(value) for key, value in zip(keys, values, strict=True)}
+    assert shown.pop("datastoreIds") == "required"
+    assert shown == {key: value for key, value in defaults.items() if key != "datastoreIds"}

@@ -6,43 +6,21 @@ from typing import Any
 
 import pytest
 
+from infra.config import config_from_dict
+from infra.import_planning import MANIFEST_WAIT_SECONDS
 from tests.infra.helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
 
 QUEUES = ["JobQueue", "JobDeadLetterQueue", "CopyRequestedRuleDeadLetterQueue", "ImportRuleDeadLetterQueue"]
 DLQS = QUEUES[1:]
+# construct id -> handler module (its environment is tested in test_infra_environment.py)
 FUNCTIONS = {
-    "JobConsumer": (
-        "hicopy.handlers.consumer.handler",
-        {"STATE_MACHINE_ARN", "EVENT_BUS_NAME", "EVENT_SOURCE", "REJECTED_QUEUE_URL", "DATASTORE_IDS"},
-    ),
-    "Prepare": ("hicopy.handlers.prepare.handler", {"DATASTORE_IDS", "MAX_FRAMES_PER_COPY"}),
-    "Pace": ("hicopy.handlers.pace.handler", {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST"}),
-    "Submit": (
-        "hicopy.handlers.submit.handler",
-        {"STATE_TABLE_NAME", "COPY_RATE_PER_SECOND", "COPY_BURST", "MAX_FRAMES_PER_COPY"},
-    ),
-    "AwaitCopy": ("hicopy.handlers.await_copy.handler", set()),
-    "Publish": ("hicopy.handlers.publish.handler", {"EVENT_BUS_NAME", "EVENT_SOURCE", "STATE_TABLE_NAME"}),
-    "ImportPlanner": (
-        "hicopy.handlers.planner.handler",
-        {
-            "JOB_QUEUE_URL",
-            "STATE_TABLE_NAME",
-            "DATASTORE_IDS",
-            "POST_IMPORT_POLICY",
-            "CONSOLIDATE_FORCE",
-            "DELETE_AFTER_CONSOLIDATE",
-            "EVENT_BUS_NAME",
-            "EVENT_SOURCE",
-        },
-    ),
-}
-COMMON_ENV = {
-    "POWERTOOLS_SERVICE_NAME": "hicopy",
-    "POWERTOOLS_METRICS_NAMESPACE": "HealthImagingCopy",
-    "LOG_LEVEL": "INFO",
-    "POWERTOOLS_LOGGER_LOG_EVENT": "false",
-    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
+    "JobConsumer": "hicopy.handlers.consumer",
+    "Prepare": "hicopy.handlers.prepare",
+    "Pace": "hicopy.handlers.pace",
+    "Submit": "hicopy.handlers.submit",
+    "AwaitCopy": "hicopy.handlers.await_copy",
+    "Publish": "hicopy.handlers.publish",
+    "ImportPlanner": "hicopy.handlers.planner",
 }
 
 
@@ -187,17 +165,13 @@ def test_state_table(template_json: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
 def test_function_contract(template_json: dict[str, Any], name: str) -> None:
-    handler, extra_env = FUNCTIONS[name]
     props = render(_props(template_json, name, "AWS::Lambda::Function"))
-    assert props["Handler"] == handler
+    assert props["Handler"] == f"{FUNCTIONS[name]}.handler"
     assert props["Runtime"] == "python3.14"
     assert props["Architectures"] == ["arm64"]
     assert props["TracingConfig"] == {"Mode": "Active"}
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["LoggingConfig"]["LogGroup"] == _ref(template_json, f"{name}LogGroup", "AWS::Logs::LogGroup")
-    env = props["Environment"]["Variables"]
-    assert set(env) == set(COMMON_ENV) | extra_env
-    assert {k: env[k] for k in COMMON_ENV} == COMMON_ENV
     log_group = _props(template_json, f"{name}LogGroup", "AWS::Logs::LogGroup")
     assert log_group["RetentionInDays"] == 365
     assert render(log_group["KmsKeyId"]) == _ref(template_json, "EncryptionKey", "AWS::KMS::Key", "Arn")
@@ -208,22 +182,29 @@ def test_function_environment_values(template_json: dict[str, Any]) -> None:
         return render(_props(template_json, name, "AWS::Lambda::Function"))["Environment"]["Variables"]  # type: ignore[no-any-return]
 
     ids = f"{DS1},{DS2}"
+    config = config_from_dict(TEST_CONFIG)
     consumer = env("JobConsumer")
     assert consumer["STATE_MACHINE_ARN"] == _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
     assert consumer["REJECTED_QUEUE_URL"] == _ref(template_json, "JobDeadLetterQueue", "AWS::SQS::Queue")
     assert consumer["EVENT_BUS_NAME"] == _ref(template_json, "CopyEventBus", "AWS::Events::EventBus")
-    assert consumer["EVENT_SOURCE"] == "hicopy.orchestrator"
+    assert consumer["EVENT_SOURCE"] == config.event_source
     assert consumer["DATASTORE_IDS"] == ids
-    assert env("Prepare") == {**env("Prepare"), "DATASTORE_IDS": ids, "MAX_FRAMES_PER_COPY": "1000"}
+    assert env("Prepare") == {
+        **env("Prepare"),
+        "DATASTORE_IDS": ids,
+        "MAX_FRAMES_PER_COPY": str(config.max_frames_per_copy),
+    }
     table = _ref(template_json, "StateTable", "AWS::DynamoDB::Table")
     assert env("Pace")["STATE_TABLE_NAME"] == table
-    assert (env("Pace")["COPY_RATE_PER_SECOND"], env("Pace")["COPY_BURST"]) == ("0.25", "1")
-    assert env("Submit")["STATE_TABLE_NAME"] == table
+    pacing = (str(config.copy_rate_per_second), str(config.copy_burst))
+    assert (env("Pace")["COPY_RATE_PER_SECOND"], env("Pace")["COPY_BURST"]) == pacing
+    assert {k: v for k, v in env("Submit").items() if k in env("Pace")} == env("Pace")  # the same pacing
     planner = env("ImportPlanner")
     assert planner["JOB_QUEUE_URL"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue")
     assert planner["STATE_TABLE_NAME"] == table
     assert planner["POST_IMPORT_POLICY"] == TEST_CONFIG["postImportPolicy"]
     assert (planner["CONSOLIDATE_FORCE"], planner["DELETE_AFTER_CONSOLIDATE"]) == ("false", "false")
+    assert planner["MANIFEST_WAIT_SECONDS"] == str(MANIFEST_WAIT_SECONDS)
 
 
 def test_one_code_asset_and_async_retries(template_json: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "COPY_RATE_PER_SECOND": "0.25",
         "COPY_BURST": "1",
         "POST_IMPORT_POLICY": "consolidate",
+        "CONSOLIDATE_FORCE": "false",
         "DELETE_AFTER_CONSOLIDATE": "true",
         "MANIFEST_WAIT_SECONDS": "30",
     }

@@ -1,4 +1,4 @@
-"""The copy workflow: one Standard, JSONPath state machine of Lambda tasks.
+"""The copy workflow's state machine: one Standard, JSONPath state machine of Lambda tasks.
 
 Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChunks? -> PublishResult -> Done
                 ^__________________________________________________________| (next chunk)
@@ -24,6 +24,16 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
+from hicopy.domain.backoff import max_attempts_for
+from hicopy.errors import (
+    LAMBDA_CRASH_ERRORS,
+    LAMBDA_SERVICE_ERRORS,
+    REPACE_ERRORS,
+    STATE_ERRORS,
+    STILL_COPYING_ERRORS,
+    TRANSIENT_ERRORS,
+)
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
 from infra.config import PollingConfig
 from infra.lambda_factory import encrypted_log_group
 
@@ -61,42 +71,12 @@ class WorkflowFunctions:
     # Only when deleteAfterConsolidate is on: deletes the source image set after its last chunk was copied.
     delete_source: lambda_.IFunction | None = None
 
-
-@dataclass(frozen=True)
-class ErrorLists:
-    """The error names the state machine handles, imported from the Lambda code."""
-
-    transient: list[str]
-    state: list[str]
-    still_copying: list[str]
-    repace: list[str]
-    lambda_service: list[str]
-    lambda_crash: list[str]
-
-
-def error_lists() -> ErrorLists:
-    from hicopy.errors import (
-        LAMBDA_CRASH_ERRORS,
-        LAMBDA_SERVICE_ERRORS,
-        REPACE_ERRORS,
-        STATE_ERRORS,
-        STILL_COPYING_ERRORS,
-        TRANSIENT_ERRORS,
-    )
-
-    return ErrorLists(
-        transient=list(TRANSIENT_ERRORS),
-        state=list(STATE_ERRORS),
-        still_copying=list(STILL_COPYING_ERRORS),
-        repace=list(REPACE_ERRORS),
-        lambda_service=list(LAMBDA_SERVICE_ERRORS),
-        lambda_crash=list(LAMBDA_CRASH_ERRORS),
-    )
+    def all(self) -> list[lambda_.IFunction]:
+        every = [self.prepare, self.pace, self.submit, self.await_copy, self.publish, self.delete_source]
+        return [fn for fn in every if fn is not None]
 
 
 def await_copy_max_attempts(polling: PollingConfig) -> int:
-    from hicopy.domain.backoff import max_attempts_for
-
     return max_attempts_for(
         polling.max_wait_seconds, polling.first_interval_seconds, polling.backoff_rate, polling.max_delay_seconds
     )
@@ -113,8 +93,8 @@ def task_payload() -> sfn.TaskInput:
     )
 
 
-class CopyWorkflow(Construct):
-    """Builds the state machine (construct id ``CopyStateMachine`` under the stack) and its log group."""
+class CopySteps(Construct):
+    """The states of the workflow (``start`` is the first) and the log group of its executions."""
 
     def __init__(
         self,
@@ -123,14 +103,11 @@ class CopyWorkflow(Construct):
         *,
         functions: WorkflowFunctions,
         polling: PollingConfig,
-        execution_timeout: Duration,
-        log_execution_data: bool,
         log_retention_days: int,
         log_key: kms.IKey,
     ) -> None:
         super().__init__(scope, construct_id)
-        errors = error_lists()
-        transient = [*errors.lambda_service, *errors.transient]
+        transient = [*LAMBDA_SERVICE_ERRORS, *TRANSIENT_ERRORS]
 
         def invoke(state_id: str, fn: lambda_.IFunction, *, result_path: str = "$") -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
@@ -164,7 +141,7 @@ class CopyWorkflow(Construct):
 
         # AwaitCopy: the still-copying retrier FIRST (Step Functions uses the first retrier that matches).
         await_copy.add_retry(
-            errors=errors.still_copying,
+            errors=list(STILL_COPYING_ERRORS),
             interval=Duration.seconds(polling.first_interval_seconds),
             backoff_rate=polling.backoff_rate,
             max_delay=Duration.seconds(polling.max_delay_seconds),
@@ -178,7 +155,7 @@ class CopyWorkflow(Construct):
         # Prepare too: an image set locked by another writer (or by a copy in flight) is waited for, not failed.
         for task in (prepare, submit):
             task.add_retry(
-                errors=errors.state,
+                errors=list(STATE_ERRORS),
                 interval=Duration.seconds(STATE_INTERVAL_SECONDS),
                 backoff_rate=STATE_BACKOFF_RATE,
                 max_delay=Duration.seconds(STATE_MAX_DELAY_SECONDS),
@@ -190,7 +167,7 @@ class CopyWorkflow(Construct):
         # died after CopyImageSet finds its SUBMITTING record and adopts its copy instead of calling again.
         for task in (prepare, pace, submit, await_copy):
             task.add_retry(
-                errors=errors.lambda_crash,
+                errors=list(LAMBDA_CRASH_ERRORS),
                 interval=Duration.seconds(CRASH_INTERVAL_SECONDS),
                 backoff_rate=CRASH_BACKOFF_RATE,
                 max_attempts=CRASH_MAX_ATTEMPTS,
@@ -210,7 +187,7 @@ class CopyWorkflow(Construct):
             cause="The terminal event of this job could not be published; see the execution history.",
         )
         # Submit (and DeleteSource) that missed its turn takes a new slot: before the catch-all.
-        submit.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
+        submit.add_catch(pace, errors=list(REPACE_ERRORS), result_path=MISSED_SLOT_RESULT_PATH)
         for task in (prepare, pace, submit, await_copy):
             task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
         # A publisher that fails ends the execution: never publish a second terminal event for the same job.
@@ -229,7 +206,7 @@ class CopyWorkflow(Construct):
             )
             delete_source = invoke("DeleteSource", functions.delete_source)
             retry_transient(delete_source)
-            delete_source.add_catch(pace, errors=errors.repace, result_path=MISSED_SLOT_RESULT_PATH)
+            delete_source.add_catch(pace, errors=list(REPACE_ERRORS), result_path=MISSED_SLOT_RESULT_PATH)
             delete_source.add_catch(publish_result, errors=["States.ALL"], result_path=DELETION_ERROR_RESULT_PATH)
             delete_source.next(publish_result)
             after_pacing = sfn.Choice(self, "CopyOrDelete?").when(delete_pending, delete_source).otherwise(submit)
@@ -255,17 +232,43 @@ class CopyWorkflow(Construct):
         prepare.next(pace).next(needs_pacing)
         submit.next(await_copy).next(more_chunks)
 
+        self.start: sfn.IChainable = prepare
+        self.functions = functions
         self.log_group = encrypted_log_group(self, "Logs", retention_days=log_retention_days, key=log_key)
-        self.state_machine = sfn.StateMachine(
-            scope,
-            "CopyStateMachine",
-            comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
-            state_machine_type=sfn.StateMachineType.STANDARD,
-            query_language=sfn.QueryLanguage.JSON_PATH,
-            definition_body=sfn.DefinitionBody.from_chainable(prepare),
-            timeout=execution_timeout,
-            tracing_enabled=True,
-            logs=sfn.LogOptions(
-                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
-            ),
+
+
+def copy_state_machine(
+    scope: Construct, construct_id: str, *, steps: CopySteps, execution_timeout: Duration, log_execution_data: bool
+) -> sfn.StateMachine:
+    """The state machine of ``steps``: Standard, X-Ray tracing, every event logged (execution data only if asked)."""
+    machine = sfn.StateMachine(
+        scope,
+        construct_id,
+        comment="HealthImaging CopyImageSet orchestration: prepare, then per chunk pace/submit/await, publish",
+        state_machine_type=sfn.StateMachineType.STANDARD,
+        query_language=sfn.QueryLanguage.JSON_PATH,
+        definition_body=sfn.DefinitionBody.from_chainable(steps.start),
+        timeout=execution_timeout,
+        tracing_enabled=True,
+        logs=sfn.LogOptions(
+            destination=steps.log_group, level=sfn.LogLevel.ALL, include_execution_data=log_execution_data
+        ),
+    )
+    acknowledge(
+        machine.role,
+        f"{AWS_SOLUTIONS}-IAM5[Resource::*]",
+        "Only the CloudWatch Logs vended-log-delivery actions (logs:CreateLogDelivery etc.) and X-Ray tracing "
+        "actions use Resource '*'; these APIs have no resource-level permissions.",
+    )
+    acknowledge(
+        machine.role,
+        f"{HIPAA}-IAMNoInlinePolicy",
+        "CDK's per-role DefaultPolicy of the state machine role, scoped to its task functions and logging.",
+    )
+    for fn in steps.functions.all():
+        acknowledge(
+            machine.role,
+            f"{AWS_SOLUTIONS}-IAM5[Resource::<{logical_id(fn)}.Arn>:*]",
+            f"lambda:InvokeFunction on the versions/aliases of the {fn.node.id} task function only (CDK LambdaInvoke).",
         )
+    return machine
