@@ -9,7 +9,7 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
-from hicopy.contract import HEALTHIMAGING_SOURCE, IMPORT_RESULT_DETAIL_TYPES
+from hicopy.contract import HEALTHIMAGING_IMPORT_DETAIL_TYPES, HEALTHIMAGING_SOURCE
 from hicopy.settings import PlannerEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
@@ -86,7 +86,7 @@ class ImportPlanning(Construct):
             description="HealthImaging Import Job Completed/Failed of the configured data stores -> import planner",
             event_pattern=events.EventPattern(
                 source=[HEALTHIMAGING_SOURCE],
-                detail_type=list(IMPORT_RESULT_DETAIL_TYPES),
+                detail_type=list(HEALTHIMAGING_IMPORT_DETAIL_TYPES),
                 detail={"datastoreId": list(config.datastore_ids)},
             ),
             targets=[

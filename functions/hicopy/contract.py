@@ -23,26 +23,15 @@ IMPORT_PLANNED = "Import Job Planned"  # out: what the post-import policy queued
 IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could not store
 TERMINAL_DETAIL_TYPES = (SUCCEEDED, FAILED, REJECTED)
 IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
-# HealthImaging's own events on the default bus that start the post-import policy (in)
-IMPORT_JOB_COMPLETED = "Import Job Completed"
-IMPORT_JOB_FAILED = "Import Job Failed"
-HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
-HEALTHIMAGING_SOURCE = "aws.medical-imaging"  # the source of HealthImaging's own events (in: Import Job Completed)
 
-# --- AWS HealthImaging's own events (the service's names, not ours) ---------------------------------------------
-# The import planner listens to these. HealthImaging's image-set detail-types (``Image Set Copied``, ``Image Set
-# Copy Failed``, ...) are the emulator's business (offline.healthimaging.events); that HealthImaging's
-# "Image Set Copy Failed" is spelled like our FAILED is a coincidence: they are different events on different buses.
-HEALTHIMAGING_SOURCE = "aws.medical-imaging"
-HEALTHIMAGING_IMPORT_COMPLETED = "Import Job Completed"
-HEALTHIMAGING_IMPORT_FAILED = "Import Job Failed"
-
-# --- HealthImaging's own events (default bus) -------------------------------------------------------------------
+# --- AWS HealthImaging's own events on the default bus (the service's names, not ours) -------------------------
+# The import planner listens to the import events. HealthImaging's image-set detail-types (``Image Set Copied``,
+# ``Image Set Copy Failed``, ...) are the emulator's business (offline.healthimaging.events).
 HEALTHIMAGING_SOURCE = "aws.medical-imaging"
 IMPORT_JOB_COMPLETED = "Import Job Completed"
 IMPORT_JOB_FAILED = "Import Job Failed"
-IMPORT_RESULT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
+HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
 
 # --- observability ----------------------------------------------------------------------------------------------
 SERVICE_NAME = "hicopy"  # Powertools service name (log key ``service``)

@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from hicopy.contract import HEALTHIMAGING_IMPORT_COMPLETED, HEALTHIMAGING_IMPORT_FAILED, HEALTHIMAGING_SOURCE
+from hicopy.contract import HEALTHIMAGING_SOURCE, IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED
 from offline.healthimaging.store import EventEffect, ImageSet, ImportJob, Store, Version
 
 IMAGING_VERSION = "1.0"
@@ -40,8 +40,8 @@ SERVICE_IMAGE_SET_EVENTS = {
 SERVICE_IMPORT_JOB_EVENTS = {
     "SUBMITTED": "Import Job Submitted",
     "IN_PROGRESS": "Import Job In Progress",
-    "COMPLETED": HEALTHIMAGING_IMPORT_COMPLETED,
-    "FAILED": HEALTHIMAGING_IMPORT_FAILED,
+    "COMPLETED": IMPORT_JOB_COMPLETED,
+    "FAILED": IMPORT_JOB_FAILED,
 }
 
 
