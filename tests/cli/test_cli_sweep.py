@@ -38,6 +38,11 @@ def test_sweep_plans_then_submits_the_consolidation_of_stored_non_primary_image_
     assert merged["detail-type"] == SUCCEEDED and merged["detail"]["trigger"]["type"] == "import"
     into = rt.emulator.metadata(rt.datastore_id, primary.image_set_id)
     assert sop_uids(stray.metadata) <= sop_uids(into)
+    # Sweeping again plans nothing: both sources now show they were copied.
+    again = json.loads(cli("--json", "sweep", rt.datastore_id, "--sweep-id", "sweep-t2").out)
+    assert again["jobs"] == [] and sorted(again["skippedCopies"]) == sorted([stray.image_set_id, lonely.image_set_id])
+    forced = json.loads(cli("--json", "sweep", rt.datastore_id, "--sweep-id", "sweep-t2", "--include-copies").out)
+    assert stray.image_set_id in forced["nonPrimaryImageSets"]
 
 
 def test_sweep_refuses_a_data_store_the_stack_does_not_serve(rt: LocalRuntime, cli: CLI) -> None:

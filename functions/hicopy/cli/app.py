@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from hicopy.cli import listing, planning, queues, rerun, submitting, sweep, watching
 from hicopy.cli.jobs import InputError
-from hicopy.cli.output import Output
+from hicopy.cli.output import Output, UsageError
 from hicopy.cli.stack import DEFAULT_STACK_NAME, Stack, StackNotFound
 
 DESCRIPTION = """\
@@ -101,7 +101,7 @@ def main(
     run: Callable[[argparse.Namespace, Context], int] = args.run
     try:
         return run(args, context)
-    except (StackNotFound, InputError) as exc:
+    except (StackNotFound, InputError, UsageError) as exc:
         out.note(f"hicopy: error: {exc}")
     except ClientError as exc:
         error = exc.response.get("Error", {})

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hicopy.cli.executions import RUNNING, SUCCEEDED, describe, read_status
-from hicopy.cli.output import duration, table, timestamp
+from hicopy.cli.output import UsageError, duration, table, timestamp
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ def since(text: str, now: float) -> float:
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected e.g. 30m, 2h, 7d or 2026-11-27T10:00:00Z") from exc
+        raise UsageError(f"--since {text!r}: expected e.g. 30m, 2h, 7d or 2026-11-27T10:00:00Z") from exc
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 
 
+class UsageError(Exception):
+    """The command's arguments cannot be used (exit code 2)."""
+
+
 class Output:
     def __init__(self, *, as_json: bool = False, stream: TextIO | None = None, errors: TextIO | None = None) -> None:
         self.as_json = as_json

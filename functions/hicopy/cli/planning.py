@@ -37,6 +37,9 @@ class ReadOnlyImaging(HealthImaging):
     def copy_image_set(self, request: Any) -> Any:
         raise RuntimeError("planning is read-only: it never calls CopyImageSet")
 
+    def delete_image_set(self, datastore_id: str, image_set_id: str) -> str:
+        raise RuntimeError("planning is read-only: it never calls DeleteImageSet")
+
 
 @dataclass
 class JobPlan:
@@ -141,7 +144,7 @@ def _render_one(p: JobPlan, *, full: bool) -> str:
         lines.append(f"  destination  {_destination(p)}")
         options = [name for name in ("force", "promoteToPrimary") if job.get(name)]
         lines.append(f"  options      {', '.join(options) or 'none'}")
-        what = "the whole image set" if p.whole else "the selection"
+        what = "the selection" if job.get("instances") or job.get("series") else "the whole image set"
         lines.append(
             f"  copies       {what}: {p.total_instances} instances, {p.total_frames} frames, in {len(p.chunks)} "
             f"chunk(s) of at most {p.frame_limit} frames"

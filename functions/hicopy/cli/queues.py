@@ -97,11 +97,13 @@ def _dead_letter(message: dict[str, Any]) -> DeadLetter:
     )
 
 
-def receive_dead_letters(stack: Stack, limit: int) -> list[DeadLetter]:
-    """Up to ``limit`` messages of the job DLQ, each received once (hidden for a short while)."""
+def receive_dead_letters(stack: Stack, limit: int) -> tuple[list[DeadLetter], int]:
+    """Up to ``limit`` messages of the job DLQ, each received once (hidden for a short while), and about how many
+    the queue holds."""
     sqs = stack.client("sqs")
     visible = sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
-    expected = min(limit, int(visible["Attributes"].get("ApproximateNumberOfMessages", 0)))
+    total = int(visible["Attributes"].get("ApproximateNumberOfMessages", 0))
+    expected = min(limit, total)
     found: dict[str, DeadLetter] = {}
     wait = 0
     while len(found) < limit:
@@ -120,7 +122,7 @@ def receive_dead_letters(stack: Stack, limit: int) -> list[DeadLetter]:
             if wait or len(found) >= expected:
                 break
             wait = RECEIVE_WAIT_SECONDS  # fewer than the queue said it holds: long polling asks every server
-    return list(found.values())
+    return list(found.values()), max(total, len(found))
 
 
 def release(stack: Stack, letters: Sequence[DeadLetter]) -> None:
@@ -160,9 +162,10 @@ def redrive(stack: Stack, letter: DeadLetter) -> str:
     return message_id
 
 
-def _render_letters(letters: Sequence[DeadLetter], now: float, *, bodies: bool) -> str:
+def _render_letters(letters: Sequence[DeadLetter], total: int, now: float, *, bodies: bool) -> str:
     kinds = {k: sum(1 for d in letters if d.kind == k) for k in (REJECTED, UNDELIVERABLE)}
-    head = f"{len(letters)} message(s) in the job dead-letter queue: {kinds[REJECTED]} rejected, "
+    shown = f"{len(letters)}" if len(letters) >= total else f"{len(letters)} of about {total}"
+    head = f"{shown} message(s) in the job dead-letter queue: {kinds[REJECTED]} rejected, "
     head += f"{kinds[UNDELIVERABLE]} undeliverable"
     if not letters:
         return head
@@ -240,7 +243,7 @@ def _oldest_age(stack: Stack, now: float) -> float | None:
 def _render_backlog(b: dict[str, Any]) -> str:
     age = b["oldestJobAgeSeconds"]
     rows = [
-        ("job queue", f"{b['queued']} waiting, {b['inFlight']} being received, {b['delayed']} delayed"),
+        ("job queue", f"{b['queued']} waiting, {b['inFlight']} being handed to executions, {b['delayed']} delayed"),
         ("oldest job", duration(age) if age is not None else "n/a (no CloudWatch datapoint in the last 15 minutes)"),
         ("running jobs", str(b["running"])),
         ("dead letters", f"{b['deadLetters']}" + (" (see `hicopy dlq`)" if b["deadLetters"] else "")),
@@ -277,7 +280,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 
 def run_dlq(args: argparse.Namespace, context: Context) -> int:
     stack, out = context.stack, context.out
-    letters = receive_dead_letters(stack, args.max)
+    letters, total = receive_dead_letters(stack, args.max)
     now = stack.now()
     moved: dict[str, str] = {}
     if args.redrive:
@@ -285,8 +288,8 @@ def run_dlq(args: argparse.Namespace, context: Context) -> int:
             if letter.kind == UNDELIVERABLE:
                 moved[letter.message_id] = redrive(stack, letter)
     release(stack, [d for d in letters if d.message_id not in moved])
-    data = {"messages": [d.as_json(now) for d in letters], "redriven": moved}
-    text = _render_letters(letters, now, bodies=args.bodies)
+    data = {"approximateTotal": total, "messages": [d.as_json(now) for d in letters], "redriven": moved}
+    text = _render_letters(letters, total, now, bodies=args.bodies)
     if args.redrive:
         text += f"\n\nredriven to the job queue: {len(moved)} undeliverable message(s)"
     out.result(data, text)

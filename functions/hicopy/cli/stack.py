@@ -61,40 +61,30 @@ class StackConfig:
         }
 
 
-def _default(model: type[BaseModel], name: str) -> Any:
-    return model.model_fields[name].default
-
-
-def _env_value(envs: list[dict[str, str]], model: type[BaseModel], key: str) -> Any:
-    """``key`` as ``model`` reads it from the first environment that sets it; the model's default otherwise."""
+def _setting(envs: list[dict[str, str]], model: type[BaseModel], key: str) -> Any:
+    """``key`` as read by ``model`` from the first environment that sets it and is a valid ``model``; else the
+    model's default (None for a required key)."""
     for env in envs:
         if key in env:
-            return getattr(model.model_validate({**_placeholders(model), **env}), key)
-    return _default(model, key)
-
-
-def _placeholders(model: type[BaseModel]) -> dict[str, str]:
-    """Values for the required keys a lookup does not care about (a function may not carry all of them)."""
-    values = {"DATASTORE_IDS": "0" * 32, "STATE_TABLE_NAME": "-", "JOB_QUEUE_URL": "-"}
-    values |= {"EVENT_BUS_NAME": "-", "EVENT_SOURCE": "-"}
-    return {k: v for k, v in values.items() if k in model.model_fields}
+            try:
+                return getattr(model.model_validate(env), key)
+            except ValidationError:
+                continue
+    field = model.model_fields[key]
+    return None if field.is_required() else field.default
 
 
 def config_from_environments(envs: list[dict[str, str]], source: str) -> StackConfig:
     """The stack's configuration from its functions' environments (``[]``: every default, data stores unknown)."""
-    datastores: frozenset[str] | None = None
-    for env in envs:
-        if "DATASTORE_IDS" in env:
-            datastores = PrepareEnv.model_validate({**_placeholders(PrepareEnv), **env}).datastore_ids
-            break
+    datastores = _setting(envs, PrepareEnv, "DATASTORE_IDS")
     return StackConfig(
-        datastore_ids=datastores,
-        frame_limit=_env_value(envs, PrepareEnv, "MAX_FRAMES_PER_COPY"),
-        copy_rate_per_second=_env_value(envs, PaceEnv, "COPY_RATE_PER_SECOND"),
-        copy_burst=_env_value(envs, PaceEnv, "COPY_BURST"),
-        post_import_policy=_env_value(envs, PlannerEnv, "POST_IMPORT_POLICY"),
-        consolidate_force=_env_value(envs, PlannerEnv, "CONSOLIDATE_FORCE"),
-        delete_after_consolidate=_env_value(envs, PlannerEnv, "DELETE_AFTER_CONSOLIDATE"),
+        datastore_ids=None if datastores is None else PrepareEnv(DATASTORE_IDS=datastores).datastore_ids,
+        frame_limit=_setting(envs, PrepareEnv, "MAX_FRAMES_PER_COPY"),
+        copy_rate_per_second=_setting(envs, PaceEnv, "COPY_RATE_PER_SECOND"),
+        copy_burst=_setting(envs, PaceEnv, "COPY_BURST"),
+        post_import_policy=_setting(envs, PlannerEnv, "POST_IMPORT_POLICY"),
+        consolidate_force=_setting(envs, PlannerEnv, "CONSOLIDATE_FORCE"),
+        delete_after_consolidate=_setting(envs, PlannerEnv, "DELETE_AFTER_CONSOLIDATE"),
         source=source,
     )
 
@@ -115,7 +105,6 @@ class Stack:
     client: Callable[[str], Any]
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], float] = time.time
-    config_override: StackConfig | None = None
     _config: StackConfig | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -156,8 +145,6 @@ class Stack:
     @property
     def config(self) -> StackConfig:
         """The deployed configuration (read once, on first use)."""
-        if self.config_override is not None:
-            return self.config_override
         if self._config is None:
             self._config = self._read_config()
         return self._config

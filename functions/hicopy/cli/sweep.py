@@ -1,6 +1,8 @@
 """``hicopy sweep DATASTORE_ID``: backfill the post-import policy over the non-primary image sets already stored.
 
-The image sets are found with SearchImageSets (``isPrimary`` = false, every page); the jobs are planned by the
+The image sets are found with SearchImageSets (``isPrimary`` = false, every page), keeping those a copy never
+touched (GetImageSet: workflow status not COPIED, COPYING or COPY_FAILED): a copy's result is non-primary too, and a
+source already consolidated shows COPIED; ``--include-copies`` keeps them all. The jobs are planned by the
 import planner's own ``plan_jobs`` (the same policy, force and delete-after as the stack's ImportPlanner, unless
 overridden) as if one import had produced them all. The sweep's ID (default ``sweep-<UTC date>``) stands for the
 import job ID: the jobs are ``imp-<sweep ID>-<imageSetId>[-s<n>]``, so sweeping again under the same ID starts
@@ -30,19 +32,34 @@ from hicopy.cli.domain import (
     plan_jobs,
 )
 from hicopy.cli.jobs import CheckedJob, RawJob, check_job, send_jobs
-from hicopy.cli.output import table
+from hicopy.cli.output import UsageError, table
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
     from hicopy.cli.app import Context
 
 NON_PRIMARY = [{"values": [{"isPrimary": False}], "operator": "EQUAL"}]
+COPY_STATUSES = ("COPIED", "COPYING", "COPYING_WITH_READ_ONLY_ACCESS", "COPY_FAILED")
 
 
-def non_primary_image_sets(stack: Stack, datastore_id: str, limit: int) -> list[ImportedImageSet]:
+def non_primary_image_sets(
+    stack: Stack, datastore_id: str, limit: int, *, include_copies: bool
+) -> tuple[list[ImportedImageSet], list[str]]:
+    """The non-primary image sets to sweep, and those skipped because a copy made or read them."""
     imaging = HealthImaging(stack.client("medical-imaging"))
-    found = imaging.search_image_sets(datastore_id, NON_PRIMARY, limit=limit)
-    return [ImportedImageSet(s.image_set_id, is_primary=False) for s in found if s.is_primary is False]
+    keep: list[ImportedImageSet] = []
+    skipped: list[str] = []
+    for found in imaging.search_image_sets(datastore_id, NON_PRIMARY, limit=limit):
+        if found.is_primary is not False:
+            continue
+        copied = not include_copies and (
+            imaging.get_image_set(datastore_id, found.image_set_id).workflow_status in COPY_STATUSES
+        )
+        if copied:
+            skipped.append(found.image_set_id)
+        else:
+            keep.append(ImportedImageSet(found.image_set_id, is_primary=False))
+    return keep, skipped
 
 
 def plan_sweep(
@@ -79,8 +96,13 @@ def _checked(planned: Sequence[PlannedJob], now: float) -> list[CheckedJob]:
     ]
 
 
-def _render(datastore_id: str, found: int, planned: Sequence[PlannedJob], policy: str, submitted: bool) -> str:
-    head = f"{found} non-primary image set(s) in {datastore_id}; policy {policy}: {len(planned)} job(s)"
+def _render(
+    datastore_id: str, found: int, skipped: int, planned: Sequence[PlannedJob], policy: str, submitted: bool
+) -> str:
+    head = f"{found} non-primary image set(s) to sweep in {datastore_id}"
+    if skipped:
+        head += f" ({skipped} more skipped: made or read by a copy; --include-copies sweeps them too)"
+    head += f"; policy {policy}: {len(planned)} job(s)"
     if not planned:
         return head
     rows = []
@@ -124,6 +146,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     )
     p.add_argument("--sweep-id", help="stands for the import job ID in the job IDs (default: sweep-<UTC date>)")
     p.add_argument("--limit", type=int, default=1000, help="at most this many image sets (default 1000)")
+    p.add_argument(
+        "--include-copies", action="store_true", help="also image sets whose latest version a copy made or read"
+    )
     p.add_argument("--submit", action="store_true", help="send the planned jobs to the job queue")
     p.add_argument("--wait", action="store_true", help="with --submit: follow the jobs until they end")
     watching.add_follow_options(p)
@@ -133,20 +158,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
 def run(args: argparse.Namespace, context: Context) -> int:
     stack, out = context.stack, context.out
     if not re.fullmatch(DATASTORE_ID_PATTERN, args.datastore_id):
-        out.note(f"hicopy: {args.datastore_id!r} is not a data store ID (32 characters [0-9a-z])")
-        return 1
+        raise UsageError(f"{args.datastore_id!r} is not a data store ID (32 characters [0-9a-z])")
     config = stack.config
     if config.datastore_ids is not None and args.datastore_id not in config.datastore_ids:
         out.note(f"hicopy: the stack is not configured for data store {args.datastore_id}: its jobs would fail")
         return 1
     policy = cast(Policy, args.policy or config.post_import_policy)
     if policy == "none":
-        out.note("hicopy: the stack's post-import policy is none: choose one with --policy consolidate|promote")
-        return 1
+        raise UsageError("the stack's post-import policy is none: choose one with --policy consolidate|promote")
     force = config.consolidate_force if args.force is None else args.force
     delete_after = config.delete_after_consolidate if args.delete_after is None else args.delete_after
     sweep_id = args.sweep_id or f"sweep-{datetime.fromtimestamp(stack.now(), UTC):%Y%m%d}"
-    image_sets = non_primary_image_sets(stack, args.datastore_id, args.limit)
+    image_sets, skipped = non_primary_image_sets(
+        stack, args.datastore_id, args.limit, include_copies=args.include_copies
+    )
     planned = plan_sweep(
         stack, args.datastore_id, image_sets, sweep_id=sweep_id, policy=policy, force=force, delete_after=delete_after
     )
@@ -156,6 +181,7 @@ def run(args: argparse.Namespace, context: Context) -> int:
         "sweepId": sweep_id,
         "policy": policy,
         "nonPrimaryImageSets": [s.image_set_id for s in image_sets],
+        "skippedCopies": skipped,
         "jobs": [{"job": p.job, "trigger": p.trigger} for p in planned],
         "sent": None,
     }
@@ -163,11 +189,11 @@ def run(args: argparse.Namespace, context: Context) -> int:
     for c in invalid:
         out.note(f"hicopy: planned job {c.job_id} is invalid: {c.problem}")
     if not args.submit or invalid:
-        out.result(data, _render(args.datastore_id, len(image_sets), planned, policy, submitted=False))
+        out.result(data, _render(args.datastore_id, len(image_sets), len(skipped), planned, policy, submitted=False))
         return 1 if invalid else 0
     sent = send_jobs(stack, checked)
     data["sent"] = [s.as_json() for s in sent]
-    out.result(data, _render(args.datastore_id, len(image_sets), planned, policy, submitted=True))
+    out.result(data, _render(args.datastore_id, len(image_sets), len(skipped), planned, policy, submitted=True))
     out.note(f"sent {sum(1 for s in sent if s.error is None)} of {len(sent)} job(s)")
     if any(s.error for s in sent):
         return 1
