@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hicopy.cli import watching
+from hicopy.cli import submitting, watching
 from hicopy.cli.domain import TRIGGER_ATTRIBUTE
 from hicopy.cli.executions import NOT_FOUND, describe_execution, read_status
-from hicopy.cli.jobs import CheckedJob, RawJob, check_job, send_jobs
+from hicopy.cli.jobs import CheckedJob, RawJob, check_job
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
@@ -101,8 +101,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "--allow-partial", action="store_true", help="rerun even though some chunks of the job were already copied"
     )
     p.add_argument("--dry-run", action="store_true", help="show the new job; send nothing")
-    p.add_argument("--wait", action="store_true", help="then follow the new job until it ends (as watch)")
-    watching.add_follow_options(p)
+    watching.add_follow_options(p, wait="then follow the new job until it ends (as watch)")
     p.set_defaults(run=run)
 
 
@@ -117,15 +116,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if args.dry_run:
         out.result(rerun.as_json(), json.dumps(rerun.job.job, indent=2))
         return 0
-    [sent] = send_jobs(stack, [rerun.job])
+    out.note(f"rerun of {rerun.original} ({rerun.status}) as {new_id}")
+    [sent] = submitting.send(context, [rerun.job])
     if sent.error:
-        out.note(f"hicopy: not sent: {sent.error}")
         return 1
-    out.note(f"rerun of {rerun.original} ({rerun.status}) sent as {new_id}")
     if out.as_json:
         out.json({**rerun.as_json(), "messageId": sent.message_id}, indent=None if args.wait else 2)
     else:
         out.line(new_id)
-    if args.wait:
-        return watching.watch(stack, out, [new_id], interval=args.interval, timeout=args.timeout)
-    return 0
+    return watching.follow(context, args, [new_id])

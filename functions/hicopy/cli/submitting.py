@@ -25,8 +25,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     planning.add_sources(p)
     p.add_argument("--skip-invalid", action="store_true", help="send the valid jobs even if some are invalid")
     p.add_argument("--dry-run", action="store_true", help="send nothing; show what each job would do (as plan)")
-    p.add_argument("--wait", action="store_true", help="then follow the jobs until they end (as watch)")
-    watching.add_follow_options(p)
+    watching.add_follow_options(p, wait="then follow the jobs until they end (as watch)")
     p.set_defaults(run=run)
 
 
@@ -42,22 +41,27 @@ def run(args: argparse.Namespace, context: Context) -> int:
         out.note(f"nothing sent: {len(invalid)} of {len(jobs)} job(s) invalid (--skip-invalid sends the others)")
         out.result(_result(jobs, []), None)
         return 1
-    sent = send_jobs(stack, jobs)
-    for s in sent:
-        if s.error:
-            out.note(f"not sent ({s.where}, jobId {s.job_id}): {s.error}")
-    accepted = [s.job_id for s in sent if s.error is None]
-    out.note(f"sent {len(accepted)} job(s) to {stack.job_queue_url}")
+    sent = send(context, jobs)
     if out.as_json:
         out.json(_result(jobs, sent), indent=None if args.wait else 2)
     else:
-        for job_id in accepted:
-            out.line(job_id)
-    if len(accepted) < len(sent):
+        for s in sent:
+            if s.error is None:
+                out.line(s.job_id)
+    if any(s.error for s in sent):
         return 1
-    if args.wait:
-        return watching.watch(stack, out, accepted, interval=args.interval, timeout=args.timeout)
-    return 0
+    return watching.follow(context, args, [s.job_id for s in sent])
+
+
+def send(context: Context, jobs: Sequence[CheckedJob]) -> list[Sent]:
+    """Send the valid jobs to the job queue, saying on stderr what was sent and what SQS refused."""
+    sent = send_jobs(context.stack, jobs)
+    for s in sent:
+        if s.error:
+            context.out.note(f"not sent ({s.where}, jobId {s.job_id}): {s.error}")
+    accepted = sum(1 for s in sent if s.error is None)
+    context.out.note(f"sent {accepted} of {len(sent)} job(s) to {context.stack.job_queue_url}")
+    return sent
 
 
 def _result(jobs: Sequence[CheckedJob], sent: Sequence[Sent]) -> dict[str, object]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from hicopy.cli import watching
+from hicopy.cli import submitting, watching
 from hicopy.cli.domain import (
     DATASTORE_ID_PATTERN,
     POLICIES,
@@ -31,7 +31,7 @@ from hicopy.cli.domain import (
     Policy,
     plan_jobs,
 )
-from hicopy.cli.jobs import CheckedJob, RawJob, check_job, send_jobs
+from hicopy.cli.jobs import CheckedJob, RawJob, check_job
 from hicopy.cli.output import UsageError, table
 from hicopy.cli.stack import Stack
 
@@ -150,8 +150,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
         "--include-copies", action="store_true", help="also image sets whose latest version a copy made or read"
     )
     p.add_argument("--submit", action="store_true", help="send the planned jobs to the job queue")
-    p.add_argument("--wait", action="store_true", help="with --submit: follow the jobs until they end")
-    watching.add_follow_options(p)
+    watching.add_follow_options(p, wait="with --submit: follow the jobs until they end (as watch)")
     p.set_defaults(run=run)
 
 
@@ -191,12 +190,12 @@ def run(args: argparse.Namespace, context: Context) -> int:
     if not args.submit or invalid:
         out.result(data, _render(args.datastore_id, len(image_sets), len(skipped), planned, policy, submitted=False))
         return 1 if invalid else 0
-    sent = send_jobs(stack, checked)
+    sent = submitting.send(context, checked)
     data["sent"] = [s.as_json() for s in sent]
-    out.result(data, _render(args.datastore_id, len(image_sets), len(skipped), planned, policy, submitted=True))
-    out.note(f"sent {sum(1 for s in sent if s.error is None)} of {len(sent)} job(s)")
+    if out.as_json:
+        out.json(data, indent=None if args.wait else 2)
+    else:
+        out.line(_render(args.datastore_id, len(image_sets), len(skipped), planned, policy, submitted=True))
     if any(s.error for s in sent):
         return 1
-    if args.wait:
-        return watching.watch(stack, out, [s.job_id for s in sent], interval=args.interval, timeout=args.timeout)
-    return 0
+    return watching.follow(context, args, [s.job_id for s in sent])

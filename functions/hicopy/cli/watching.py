@@ -98,11 +98,21 @@ def watch(stack: Stack, out: Output, job_ids: Sequence[str], *, interval: float,
     return 0 if not failed else 1
 
 
-def add_follow_options(p: argparse.ArgumentParser) -> None:
+def add_follow_options(p: argparse.ArgumentParser, *, wait: str | None = None) -> None:
+    """``--interval`` and ``--timeout``; with ``wait``, also ``--wait`` (its help text)."""
+    if wait is not None:
+        p.add_argument("--wait", action="store_true", help=wait)
     p.add_argument(
         "--interval", type=float, default=DEFAULT_INTERVAL, help=f"seconds between polls (default {DEFAULT_INTERVAL:g})"
     )
     p.add_argument("--timeout", type=float, default=None, help="give up after this many seconds (exit code 1)")
+
+
+def follow(context: Context, args: argparse.Namespace, job_ids: Sequence[str]) -> int:
+    """After sending: follow the jobs with ``--wait`` (the exit code of ``watch``), else 0."""
+    if not args.wait:
+        return 0
+    return watch(context.stack, context.out, job_ids, interval=args.interval, timeout=args.timeout)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
