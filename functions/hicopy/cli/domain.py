@@ -17,7 +17,7 @@ from hicopy.domain.job import CopyJob, parse_job
 from hicopy.domain.selection import Chunk, CopyPlan, index_metadata, plan_chunks
 from hicopy.domain.state import WorkflowState
 from hicopy.domain.workflow import describe_error, prepare
-from hicopy.errors import JobRejected, OrchestratorError
+from hicopy.errors import STILL_COPYING_ERRORS, JobRejected, OrchestratorError
 from hicopy.settings import PaceEnv, PlannerEnv, PrepareEnv
 
 # The attributes the consumer puts on a rejected message in the job dead-letter queue (``intake.reject``).
@@ -30,6 +30,7 @@ __all__ = [
     "POLICIES",
     "REJECTION_CODE_ATTRIBUTE",
     "REJECTION_REASON_ATTRIBUTE",
+    "STILL_COPYING_ERRORS",
     "TRIGGER_ATTRIBUTE",
     "Chunk",
     "CopyJob",

@@ -50,7 +50,7 @@ class CheckedJob:
 
 
 # --- reading ----------------------------------------------------------------------------------------------------
-def read_sources(sources: Sequence[str], stack: Stack | None, stdin: TextIO | None = None) -> list[RawJob]:
+def read_sources(sources: Sequence[str], stack: Stack, stdin: TextIO | None = None) -> list[RawJob]:
     """Every job of every source, in order. A source is a path, ``-`` (stdin), ``s3://bucket/key`` or inline JSON
     (text starting with ``{`` or ``[``); each holds one job, a JSON array of jobs, or JSON Lines."""
     jobs: list[RawJob] = []
@@ -65,14 +65,12 @@ def _name(source: str) -> str:
     return "stdin" if source == "-" else source
 
 
-def _read(source: str, stack: Stack | None, stdin: TextIO | None) -> str:
+def _read(source: str, stack: Stack, stdin: TextIO | None) -> str:
     if source.lstrip().startswith(("{", "[")):
         return source
     if source == "-":
         return (stdin or sys.stdin).read()
     if source.startswith("s3://"):
-        if stack is None:
-            raise InputError(f"{source}: reading from S3 needs the stack's AWS session")
         bucket, _, key = source.removeprefix("s3://").partition("/")
         if not bucket or not key:
             raise InputError(f"{source}: expected s3://bucket/key")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
@@ -48,18 +49,6 @@ class StackConfig:
     delete_after_consolidate: bool
     source: str
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "datastoreIds": sorted(self.datastore_ids) if self.datastore_ids is not None else None,
-            "maxFramesPerCopy": self.frame_limit,
-            "copyRatePerSecond": self.copy_rate_per_second,
-            "copyBurst": self.copy_burst,
-            "postImportPolicy": self.post_import_policy,
-            "consolidateForce": self.consolidate_force,
-            "deleteAfterConsolidate": self.delete_after_consolidate,
-            "source": self.source,
-        }
-
 
 def _setting(envs: list[dict[str, str]], model: type[BaseModel], key: str) -> Any:
     """``key`` as read by ``model`` from the first environment that sets it and is a valid ``model``; else the
@@ -70,8 +59,8 @@ def _setting(envs: list[dict[str, str]], model: type[BaseModel], key: str) -> An
                 return getattr(model.model_validate(env), key)
             except ValidationError:
                 continue
-    field = model.model_fields[key]
-    return None if field.is_required() else field.default
+    info = model.model_fields[key]
+    return None if info.is_required() else info.default
 
 
 def config_from_environments(envs: list[dict[str, str]], source: str) -> StackConfig:
@@ -115,13 +104,9 @@ class Stack:
         region: str | None = None,
         profile: str | None = None,
         endpoint_url: str | None = None,
-        session: Any | None = None,
     ) -> Stack:
         """Find the stack's resources through CloudFormation, as ``aws --region/--profile/--endpoint-url`` would."""
-        if session is None:
-            import boto3
-
-            session = boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(profile_name=profile, region_name=region)
         clients: dict[str, Any] = {}
 
         def client(service: str) -> Any:
