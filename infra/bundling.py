@@ -20,7 +20,8 @@ from aws_cdk import aws_lambda as lambda_
 # Keyed by ``lambda_.Architecture.name`` (plain strings: no jsii call at import time).
 PLATFORMS = {"x86_64": "manylinux2014_x86_64", "arm64": "manylinux2014_aarch64"}
 # Never shipped: caches, tests and the requirements file itself (folded into the hash by being in the source).
-EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/tests", "**/.DS_Store"]
+# hicopy/cli is the operator's command (installed with the package), not Lambda code.
+EXCLUDE = ["**/__pycache__", "**/*.pyc", "**/.mypy_cache", "**/.pytest_cache", "**/tests", "**/.DS_Store", "hicopy/cli"]
 
 
 @jsii.implements(ILocalBundling)

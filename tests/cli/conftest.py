@@ -49,10 +49,10 @@ def local_stack(rt: LocalRuntime) -> Stack:
     [deployed] = rt.client("cloudformation").describe_stacks()["Stacks"]
     return Stack(
         name=deployed["StackName"],
-        job_queue_url=rt.job_queue_url,
-        dlq_url=rt.dlq_url,
-        event_bus_name=rt.event_bus_name,
-        state_machine_arn=rt.state_machine_arn,
+        job_queue_url=rt.deployment.job_queue_url,
+        dlq_url=rt.deployment.dlq_url,
+        event_bus_name=rt.deployment.event_bus_name,
+        state_machine_arn=rt.deployment.state_machine_arn,
         client=rt.client,
         sleep=sleep,
     )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import time
 
+from hicopy.contract import FAILED, SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.cli.conftest import CLI, Terminal, events_of, statuses
-from tests.e2e.helpers import FAILED, SUCCEEDED
 
 
 def _job(rt: LocalRuntime, job_id: str, image_set_id: str, **extra: object) -> str:
@@ -18,7 +18,7 @@ def _job(rt: LocalRuntime, job_id: str, image_set_id: str, **extra: object) -> s
 
 def test_status_of_a_failed_job_gives_the_reason_of_its_failure_event(rt: LocalRuntime, cli: CLI) -> None:
     src = rt.seed_image_set()
-    rt.fail_next_copy("INVALID_REQUEST: Series of SourceImageSet and DestinationImageSet don't match.")
+    rt.emulator.fail_next_copy("INVALID_REQUEST: Series of SourceImageSet and DestinationImageSet don't match.")
     cli("submit", _job(rt, "doomed", src.image_set_id))
     rt.run_until_idle(timeout=30)
 
@@ -86,7 +86,7 @@ def test_list_shows_recent_jobs_by_status(rt: LocalRuntime, cli: CLI) -> None:
 
 def test_rerun_sends_a_failed_job_again_under_a_linked_new_id(rt: LocalRuntime, cli: CLI) -> None:
     src = rt.seed_image_set(series=1, instances_per_series=2)
-    rt.fail_next_copy("INVALID_REQUEST: transient trouble")
+    rt.emulator.fail_next_copy("INVALID_REQUEST: transient trouble")
     cli("submit", _job(rt, "flaky", src.image_set_id))
     rt.run_until_idle(timeout=30)
     assert json.loads(cli("--json", "status", "flaky").out)["status"] == "FAILED"

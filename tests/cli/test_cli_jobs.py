@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.cli.conftest import CLI, events_of, statuses
-from tests.e2e.helpers import SUCCEEDED, sop_uids
+from tests.e2e.helpers import sop_uids
 
 
 def test_submit_sends_a_job_without_id_and_waits_for_its_copy(rt: LocalRuntime, cli: CLI, tmp_path: Path) -> None:
@@ -38,7 +39,7 @@ def test_nothing_is_sent_when_one_job_is_invalid(rt: LocalRuntime, cli: CLI) -> 
     assert run.code == 1
     assert "stdin [1]" in run.err and "source.imageSetID: unknown field" in run.err
     assert "nothing sent" in run.err
-    assert rt.queue_messages(rt.job_queue_url) == []
+    assert rt.queue_messages(rt.deployment.job_queue_url) == []
     rt.run_until_idle(timeout=30)
     assert statuses(rt, "ok-1", "ok-2") == {}
 
@@ -92,7 +93,7 @@ def test_plan_shows_versions_chunks_and_copiable_attributes(rt: LocalRuntime, cl
     # 2 series x 3 instances x 300 frames = 1,800 frames: more than one copy's 1,000, so the copy is chunked.
     src = rt.seed_image_set(series=2, instances_per_series=3, frames_per_instance=300)
     job = {"jobId": "big", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}}
-    copies = len(rt.emulator_calls("CopyImageSet"))
+    copies = len(rt.emulator.calls_to("CopyImageSet"))
 
     run = cli("--json", "plan", json.dumps(job))
 
@@ -110,7 +111,7 @@ def test_plan_shows_versions_chunks_and_copiable_attributes(rt: LocalRuntime, cl
             copied.setdefault(series_uid, set()).update(series["Instances"])
     assert copied == {uid: set(sops) for uid, sops in src.instances.items()}
     # Read-only: no copy was started, nothing was queued.
-    assert len(rt.emulator_calls("CopyImageSet")) == copies and rt.queue_messages(rt.job_queue_url) == []
+    assert len(rt.emulator.calls_to("CopyImageSet")) == copies and rt.queue_messages(rt.deployment.job_queue_url) == []
 
     text = cli("plan", json.dumps(job))
     assert text.code == 0

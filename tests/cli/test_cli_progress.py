@@ -14,8 +14,9 @@ from tests.cli.conftest import CLI, FAST, events_of
 
 @pytest.fixture(scope="module")
 def rt() -> Iterator[LocalRuntime]:
-    # Each copy lasts 100 virtual seconds, 1 s of real time: long enough to look at it while it copies.
-    with LocalRuntime(time_scale=FAST, copy_duration=100.0) as runtime:
+    # Each copy lasts 600 virtual seconds, about 6 s of real time: long enough to look at it while it copies, even on
+    # a loaded machine.
+    with LocalRuntime(time_scale=FAST, copy_duration=600.0) as runtime:
         yield runtime
 
 

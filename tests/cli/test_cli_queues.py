@@ -9,18 +9,18 @@ from collections.abc import Iterator
 
 import pytest
 
+from hicopy.contract import REJECTED, SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.cli.conftest import CLI, events_of
-from tests.e2e.helpers import REJECTED, SUCCEEDED
 
 
 @pytest.fixture(autouse=True)
 def empty_dlq(rt: LocalRuntime) -> Iterator[None]:
     """Each test starts with an empty job dead-letter queue (the runtime is shared by the module)."""
     sqs = rt.client("sqs")  # not PurgeQueue: it is allowed once a minute
-    while messages := sqs.receive_message(QueueUrl=rt.dlq_url, MaxNumberOfMessages=10).get("Messages"):
+    while messages := sqs.receive_message(QueueUrl=rt.deployment.dlq_url, MaxNumberOfMessages=10).get("Messages"):
         for m in messages:
-            sqs.delete_message(QueueUrl=rt.dlq_url, ReceiptHandle=m["ReceiptHandle"])
+            sqs.delete_message(QueueUrl=rt.deployment.dlq_url, ReceiptHandle=m["ReceiptHandle"])
     yield
 
 
@@ -39,14 +39,14 @@ def test_dlq_lists_a_rejected_job_with_its_code_and_leaves_it_there(rt: LocalRun
     assert '"imageSetID": "x"' in text.out and "fix them and submit them again" in text.out
     redrive = cli("dlq", "--redrive")
     assert "redriven to the job queue: 0" in redrive.out
-    assert len(rt.dlq_messages()) == 1 and rt.queue_messages(rt.job_queue_url) == []
+    assert len(rt.dlq_messages()) == 1 and rt.queue_messages(rt.deployment.job_queue_url) == []
     assert "typo-1" not in {e.name for e in rt.executions()}
 
 
 def test_dlq_decodes_a_base64_body(rt: LocalRuntime, cli: CLI) -> None:
     # How the consumer keeps a body that is not valid Unicode text: its UTF-8 bytes, base64-encoded, flagged.
     rt.client("sqs").send_message(
-        QueueUrl=rt.dlq_url,
+        QueueUrl=rt.deployment.dlq_url,
         MessageBody=base64.b64encode(b'{"jobId": "odd"}').decode(),
         MessageAttributes={
             "rejectionCode": {"DataType": "String", "StringValue": "JobRejected"},
@@ -62,7 +62,7 @@ def test_dlq_redrive_moves_an_undeliverable_job_back_and_it_runs(rt: LocalRuntim
     src = rt.seed_image_set()
     # What SQS moves after the job queue's maximum receives: the body as sent, no rejection attributes.
     job = {"datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}}
-    message_id = rt.client("sqs").send_message(QueueUrl=rt.dlq_url, MessageBody=json.dumps(job))["MessageId"]
+    message_id = rt.client("sqs").send_message(QueueUrl=rt.deployment.dlq_url, MessageBody=json.dumps(job))["MessageId"]
     rt.send_job('{"not": "a job"}')
     rt.run_until_idle(timeout=30)
 

@@ -13,9 +13,9 @@ import pytest
 from hicopy.cli import main
 from hicopy.cli.app import build_parser
 from hicopy.cli.stack import Stack, StackNotFound, _from_resources, config_from_environments
+from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.cli.conftest import events_of
-from tests.e2e.helpers import SUCCEEDED
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -24,10 +24,10 @@ def test_the_stack_is_found_by_its_cloudformation_outputs(rt: LocalRuntime) -> N
     [deployed] = rt.client("cloudformation").describe_stacks()["Stacks"]
     stack = Stack.resolve(deployed["StackName"], region="us-east-1")
     assert (stack.job_queue_url, stack.dlq_url, stack.event_bus_name, stack.state_machine_arn) == (
-        rt.job_queue_url,
-        rt.dlq_url,
-        rt.event_bus_name,
-        rt.state_machine_arn,
+        rt.deployment.job_queue_url,
+        rt.deployment.dlq_url,
+        rt.deployment.event_bus_name,
+        rt.deployment.state_machine_arn,
     )
     assert stack.config.datastore_ids == frozenset({rt.datastore_id})  # read from the functions' environments
     assert stack.config.frame_limit == 1000 and stack.config.post_import_policy == "consolidate"
@@ -35,7 +35,7 @@ def test_the_stack_is_found_by_its_cloudformation_outputs(rt: LocalRuntime) -> N
     # the event bus no physical ID: the bus is looked up there only in AWS).
     keys = ["JobQueueUrl", "JobDeadLetterQueueUrl", "StateMachineArn"]
     found = _from_resources(rt.client("cloudformation"), deployed["StackName"], keys)
-    assert found == {k: rt.outputs[k] for k in keys}
+    assert found == {k: rt.deployment.outputs[k] for k in keys}
 
     src = rt.seed_image_set()
     job = json.dumps({"jobId": "via-cfn", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})

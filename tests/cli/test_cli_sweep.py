@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.cli.conftest import CLI, events_of
-from tests.e2e.helpers import SUCCEEDED, sop_uids
+from tests.e2e.helpers import sop_uids
 
 
 def test_sweep_plans_then_submits_the_consolidation_of_stored_non_primary_image_sets(

@@ -14,11 +14,12 @@ from hicopy.contract import DATASTORE_ID_PATTERN, POLICIES, Policy
 from hicopy.domain.imports import ImportedImageSet, ImportResult, PlannedJob, plan_jobs
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE, accept, loads_strict
 from hicopy.domain.job import CopyJob, parse_job
+from hicopy.domain.outcome import describe_error
+from hicopy.domain.planning import prepare
 from hicopy.domain.selection import Chunk, CopyPlan, index_metadata, plan_chunks
 from hicopy.domain.state import WorkflowState
-from hicopy.domain.workflow import describe_error, prepare
-from hicopy.errors import STILL_COPYING_ERRORS, JobRejected, OrchestratorError
-from hicopy.settings import PaceEnv, PlannerEnv, PrepareEnv
+from hicopy.errors import STILL_COPYING_ERRORS, Handling, JobRejected, OrchestratorError
+from hicopy.settings import DatastoreEnv, PaceEnv, PlannerEnv, PrepareEnv
 
 # The attributes the consumer puts on a rejected message in the job dead-letter queue (``intake.reject``).
 REJECTION_CODE_ATTRIBUTE = "rejectionCode"
@@ -35,6 +36,8 @@ __all__ = [
     "Chunk",
     "CopyJob",
     "CopyPlan",
+    "DatastoreEnv",
+    "Handling",
     "HealthImaging",
     "ImportResult",
     "ImportedImageSet",

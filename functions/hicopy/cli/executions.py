@@ -22,7 +22,7 @@ NOT_FOUND = "NOT_FOUND"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
 UNFINISHED = (RUNNING, NOT_FOUND, "PENDING_REDRIVE")
-# The state machine's status polling step (a state name of infra/workflow.py).
+# The state machine's status polling step (a state name of infra/state_machine.py).
 AWAIT_STEP = "AwaitCopy"
 _SCHEDULED = ("LambdaFunctionScheduled", "TaskScheduled")
 _FAILED = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")

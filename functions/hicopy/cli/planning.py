@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hicopy.cli.domain import HealthImaging, OrchestratorError, index_metadata, plan_chunks, prepare
+from hicopy.cli.domain import Handling, HealthImaging, OrchestratorError, index_metadata, plan_chunks, prepare
 from hicopy.cli.jobs import CheckedJob, check_jobs, read_sources
 from hicopy.cli.output import shorten
 from hicopy.cli.stack import Stack
@@ -93,9 +93,10 @@ def plan_job(stack: Stack, checked: CheckedJob, imaging: ReadOnlyImaging) -> Job
     try:
         prepared = prepare(checked.state, imaging, allowed_datastores=allowed, frame_limit=config.frame_limit)
     except OrchestratorError as exc:
-        result.outcome = "wait" if exc.retryable else "refused"
+        retried = exc.handling is not Handling.TERMINAL
+        result.outcome = "wait" if retried else "refused"
         result.reason = {"code": exc.code, "message": exc.message}
-        if exc.retryable:
+        if retried:
             result.notes.append("Prepare retries this error: the job would wait, then be planned")
         return result
     plan = prepared.plan

@@ -19,7 +19,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ValidationError
 
-from hicopy.cli.domain import PaceEnv, PlannerEnv, Policy, PrepareEnv
+from hicopy.cli.domain import DatastoreEnv, PaceEnv, PlannerEnv, Policy, PrepareEnv
 
 DEFAULT_STACK_NAME = "HealthImagingCopyOrchestrator"
 
@@ -59,15 +59,30 @@ def _setting(envs: list[dict[str, str]], model: type[BaseModel], key: str) -> An
                 return getattr(model.model_validate(env), key)
             except ValidationError:
                 continue
-    info = model.model_fields[key]
-    return None if info.is_required() else info.default
+    return _deployed_default(key)
+
+
+def _deployed_default(key: str) -> Any:
+    """What the stack deploys for ``key`` when the configuration leaves it out: ``HicopyConfig``'s default, the one
+    home of the defaults (None for the data stores, which have none)."""
+    from infra.config import HicopyConfig
+
+    field_name = {
+        "MAX_FRAMES_PER_COPY": "max_frames_per_copy",
+        "COPY_RATE_PER_SECOND": "copy_rate_per_second",
+        "COPY_BURST": "copy_burst",
+        "POST_IMPORT_POLICY": "post_import_policy",
+        "CONSOLIDATE_FORCE": "consolidate_force",
+        "DELETE_AFTER_CONSOLIDATE": "delete_after_consolidate",
+    }.get(key)
+    return None if field_name is None else HicopyConfig.model_fields[field_name].default
 
 
 def config_from_environments(envs: list[dict[str, str]], source: str) -> StackConfig:
     """The stack's configuration from its functions' environments (``[]``: every default, data stores unknown)."""
     datastores = _setting(envs, PrepareEnv, "DATASTORE_IDS")
     return StackConfig(
-        datastore_ids=None if datastores is None else PrepareEnv(DATASTORE_IDS=datastores).datastore_ids,
+        datastore_ids=None if datastores is None else DatastoreEnv(DATASTORE_IDS=datastores).datastore_ids,
         frame_limit=_setting(envs, PrepareEnv, "MAX_FRAMES_PER_COPY"),
         copy_rate_per_second=_setting(envs, PaceEnv, "COPY_RATE_PER_SECOND"),
         copy_burst=_setting(envs, PaceEnv, "COPY_BURST"),
