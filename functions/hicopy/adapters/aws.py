@@ -92,7 +92,9 @@ class DynamoPaceStore(_StateTable):
 
 
 class DynamoSubmissionStore(_StateTable):
-    """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
+    """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days; the claim of a
+    new image set by the (job, chunk) whose copy it is: item ``pk = claim#<imageSetId>``, attributes ``jobId`` and
+    ``chunk``, kept as long."""
 
     TTL_SECONDS = 30 * 24 * 3600
 
@@ -166,6 +168,24 @@ class DynamoSubmissionStore(_StateTable):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":s": {"S": "SUBMITTING"}},
             )
+
+    def claim(self, image_set_id: str, job_id: str, chunk: int, now: float) -> bool:
+        owner = {"jobId": {"S": job_id}, "chunk": {"N": str(chunk)}}
+        expires = {"N": str(int(now) + self.TTL_SECONDS)}
+        item = {"pk": {"S": f"claim#{image_set_id}"}, **owner, "expiresAt": expires}
+        try:
+            with self.calling("image set claim write", expected=[CONDITION_FAILED]):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk) OR (jobId = :j AND chunk = :c)",
+                    ExpressionAttributeValues={":j": owner["jobId"], ":c": owner["chunk"]},
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False
+            raise
+        return True
 
 
 class ExecutionStarter(AwsAdapter):

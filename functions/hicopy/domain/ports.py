@@ -156,6 +156,11 @@ class SubmissionStorePort(Protocol):
         """Forget a SUBMITTING record whose call failed before the copy started."""
         ...
 
+    def claim(self, image_set_id: str, job_id: str, chunk: int, now: float) -> bool:
+        """Record that the new image set ``image_set_id`` is the copy of (job, chunk), unless another (job, chunk)
+        claimed it first: True if it is now (or already was) this one's, False if it is another's."""
+        ...
+
 
 class PublishedMarkerPort(Protocol):
     """Remembers that a job's terminal event was published, so that no second one is."""
