@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.domain.ports import PaceKey, PlannedCopy, SubmissionRecord
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -295,3 +295,51 @@ class ImportMarker(_OnceMarker):
 
     def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
         self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})
+
+
+class PlanRecords(_StateTable):
+    """``PlanRecordPort`` on the state table: item ``pk = plan#<jobId>``, written by the import planner before it
+    queues the job, kept 90 days (as long as an execution name, i.e. the job ID, cannot be reused)."""
+
+    TTL_SECONDS = 90 * 24 * 3600
+    _TEXT = {
+        "datastoreId": "datastore_id",
+        "importJobId": "import_job_id",
+        "sourceImageSetId": "source_image_set_id",
+        "sourceVersionId": "source_version_id",
+        "destinationImageSetId": "destination_image_set_id",
+    }
+
+    def record(self, plan: PlannedCopy, now: float) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": f"plan#{plan.job_id}"},
+            "wholeCopy": {"BOOL": plan.whole_copy},
+            "deleteSource": {"BOOL": plan.delete_source},
+            "at": {"N": _num(now)},
+            "expiresAt": {"N": str(int(now) + self.TTL_SECONDS)},
+        }
+        for attribute, name in self._TEXT.items():
+            value = getattr(plan, name)
+            if value is not None:
+                item[attribute] = {"S": value}
+        with self.calling("plan record write"):
+            self.client.put_item(TableName=self.table_name, Item=item)
+
+    def get(self, job_id: str) -> PlannedCopy | None:
+        with self.calling("plan record read"):
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": f"plan#{job_id}"}}, ConsistentRead=True
+            ).get("Item")
+        if not item:
+            return None
+        text = {name: item.get(attribute, {}).get("S") for attribute, name in self._TEXT.items()}
+        return PlannedCopy(
+            job_id=job_id,
+            datastore_id=text["datastore_id"] or "",
+            import_job_id=text["import_job_id"] or "",
+            source_image_set_id=text["source_image_set_id"] or "",
+            source_version_id=text["source_version_id"],
+            destination_image_set_id=text["destination_image_set_id"],
+            whole_copy=bool(item.get("wholeCopy", {}).get("BOOL", False)),
+            delete_source=bool(item.get("deleteSource", {}).get("BOOL", False)),
+        )
