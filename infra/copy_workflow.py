@@ -132,8 +132,10 @@ class CopyWorkflow(Construct):
                 description="Deletes a post-import source image set after all of it was copied (delete-after)",
                 settings=PaceEnv,
                 environment=pacing_env,
+                memory_size=1024,  # it parses the source's and the destination's metadata
             )
-            table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")  # its turn to call
+            # GetItem: its turn to call, and the import planner's record of the job (plan#<jobId>).
+            table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")
             allow_medical_imaging(delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS)
 
         for fn in (prepare, pace, submit, await_copy, publish, delete_source):

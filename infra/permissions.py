@@ -16,7 +16,9 @@ PREPARE_ACTIONS = ["GetImageSet", "GetImageSetMetadata"]
 SUBMIT_ACTIONS = ["CopyImageSet", "GetImageSet", "GetImageSetMetadata", "SearchImageSets"]
 AWAIT_COPY_ACTIONS = ["GetImageSet"]
 PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet", "GetImageSetMetadata"]
-DELETE_SOURCE_ACTIONS = ["DeleteImageSet"]
+# DeleteSource reads the source and destination metadata (every source instance must be in the destination) and the
+# source's latest version (unchanged since the copy) before it deletes.
+DELETE_SOURCE_ACTIONS = ["DeleteImageSet", "GetImageSet", "GetImageSetMetadata"]
 
 
 def datastore_arn(scope: Construct, datastore_id: str) -> str:

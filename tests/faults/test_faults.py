@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -335,20 +336,135 @@ def test_submit_retry_adopts_its_copy_despite_a_concurrent_copy(harness: Harness
         assert event["detail-type"] == SUCCEEDED, event["detail"]["reason"]
 
 
+def _reconciliation_reads(sc: Scenario, after: float) -> Counter[str]:
+    """The emulator's SearchImageSets / GetImageSet / GetImageSetMetadata calls made since ``after``."""
+    reads = ("SearchImageSets", "GetImageSet", "GetImageSetMetadata")
+    return Counter(c.operation for c in sc.rt.emulator.calls if c.at >= after and c.operation in reads)
+
+
 def test_submit_retry_never_adopts_a_foreign_copy(harness: Harness) -> None:
+    """Submit wrote its SUBMITTING record, then its CopyImageSet request was lost before it reached the service
+    (``ServiceCallInterrupted``); meanwhile another application copied the same two instances (from its own image
+    set of them) into a new image set. The job copies one instance: the retry must reconcile, see that the new image
+    set holds more than its chunk, and copy its own (never report the other application's image set as its copy)."""
     with harness.scenario("submit-adopts-foreign-copy", 0) as sc:
-        _single_whole_job(sc, "adopt-foreign")
-        other = sc.rt.seed_image_set(series=1, instances_per_series=1)
+        src = sc.rt.seed_image_set(series=1, instances_per_series=2)
+        mine = src.instances[src.series_uids[0]][0]
+        body = {
+            "jobId": "adopt-foreign",
+            "datastoreId": sc.rt.datastore_id,
+            "source": {"imageSetId": src.image_set_id},
+            "instances": [mine],
+        }
+        job = Job("subset", body, "adopt-foreign", src.image_set_id)
+        sc.jobs = [job]
+        # Another application's image set of the same instances (e.g. the same study imported twice).
+        twin = sc.rt.emulator.seed_image_set_from_metadata(sc.rt.datastore_id, src.metadata, is_primary=False)
+        foreign: list[str] = []
+        lost_at: list[float] = []
 
-        def before_submit(event: dict[str, Any]) -> None:
-            if event.get("retryCount") == 0:
-                sc.inject("GetImageSetMetadata", "ThrottlingException", 1)
-            elif event.get("retryCount") == 1:
-                _foreign_copy(sc, other)
+        def foreign_copy_then_lose_the_request(params: dict[str, Any], parsed: Any) -> Any:
+            lost_at.append(sc.rt.emulator.clock.now())
+            foreign.append(_foreign_copy(sc, twin))  # both instances, by another application
+            raise read_timeout()
 
-        sc.steps.before("Submit", before_submit)
+        sc.boto.add(
+            BotoRule(
+                "copy-request-lost-after-a-foreign-copy",
+                "before",
+                "medical-imaging",
+                "CopyImageSet",
+                lambda p: p.get("sourceImageSetId") == job.source_id,
+                foreign_copy_then_lose_the_request,
+            )
+        )
         send_batch(sc.rt, sc.jobs, sc.rng)
-        finish(sc)
+        outcome = finish(sc)
+        [event] = outcome.terminal["adopt-foreign"]
+        assert foreign and lost_at, "the fault never fired"
+        reads = _reconciliation_reads(sc, lost_at[0])
+        assert reads["SearchImageSets"] >= 1, f"the retry never reached the reconciliation: {reads}"
+        candidate_reads = [
+            c
+            for c in sc.rt.emulator.calls
+            if c.operation == "GetImageSetMetadata" and c.params.get("imageSetId") == foreign[0]
+        ]
+        assert candidate_reads, "the retry never read the candidate's metadata"
+        assert event["detail-type"] == SUCCEEDED, event["detail"].get("reason")
+        destination = event["detail"]["destination"]["imageSetId"]
+        assert destination != foreign[0], "adopted another application's copy as its own"
+        copied = sc.rt.emulator.metadata(sc.rt.datastore_id, destination)
+        assert [set(s["Instances"]) for s in copied["Study"]["Series"].values()] == [{mine}]
+
+
+def _foreign_merge(sc: Scenario, other: Any, destination_id: str) -> None:
+    """Another writer's merge of ``other`` into ``destination_id`` (the consolidate policy makes this common)."""
+    rt = sc.rt
+    latest = rt.emulator.image_set(rt.datastore_id, destination_id)["versionId"]
+    rt.emulator.set_throttling(False)
+    try:
+        rt.client("medical-imaging").copy_image_set(
+            datastoreId=rt.datastore_id,
+            sourceImageSetId=other.image_set_id,
+            copyImageSetInformation={
+                "sourceImageSet": {"latestVersionId": other.version_id},
+                "destinationImageSet": {"imageSetId": destination_id, "latestVersionId": str(latest)},
+            },
+            force=True,
+        )
+    finally:
+        rt.emulator.set_throttling(True)
+    sc.emulator_faults["foreign_merge"] += 1
+
+
+def test_submit_retry_never_adopts_another_writers_merge(harness: Harness) -> None:
+    """The race of issue #12 item 2: Submit recorded SUBMITTING (with the destination's version), another writer
+    merged into the same destination, and Submit's CopyImageSet request was lost (``ServiceCallInterrupted``). The
+    destination's next version is the other writer's: the retry must not report it as its copy (the old code did:
+    Succeeded, with none of its instances copied); it fails ``SubmitOutcomeUnknown``, saying what it found."""
+    with harness.scenario("submit-adopts-foreign-merge", 0) as sc:
+        rt = sc.rt
+        dest = rt.seed_image_set(series=1, instances_per_series=2)
+        src = rt.seed_image_set(series=1, instances_per_series=2, study_uid=dest.study_uid, is_primary=False)
+        other = rt.seed_image_set(series=1, instances_per_series=1, study_uid=dest.study_uid, is_primary=False)
+        body = {
+            "jobId": "foreign-merge",
+            "datastoreId": rt.datastore_id,
+            "source": {"imageSetId": src.image_set_id},
+            "destination": {"imageSetId": dest.image_set_id},
+            "force": True,
+        }
+        sc.jobs = [Job("merge", body, "foreign-merge", src.image_set_id, dest.image_set_id)]
+        sc.boto.add(
+            BotoRule(
+                "another-writer-merges-after-the-record",
+                "after",
+                "dynamodb",
+                "PutItem",
+                lambda p: _ddb_key(p) == "submit#foreign-merge#0",
+                lambda p, r: _foreign_merge(sc, other, dest.image_set_id),
+            )
+        )
+        sc.boto.add(
+            BotoRule(
+                "copy-request-lost",
+                "before",
+                "medical-imaging",
+                "CopyImageSet",
+                lambda p: p.get("sourceImageSetId") == src.image_set_id,
+                _raise(read_timeout()),
+            )
+        )
+        send_batch(rt, sc.jobs, sc.rng)
+        outcome = finish(sc)
+        [event] = outcome.terminal["foreign-merge"]
+        assert sc.emulator_faults["foreign_merge"] == 1, "the other writer never merged"
+        assert event["detail-type"] == FAILED, f"reported {event['detail-type']} for a copy it never made"
+        reason = event["detail"]["reason"]
+        assert reason["code"] == "SubmitOutcomeUnknown", reason
+        assert f"version 2 of destination image set {dest.image_set_id} is not this copy" in reason["message"]
+        assert "0 of this chunk's 2 new ones, and 1 others" in reason["message"], reason
+        assert not [c for c in sc.boto.copies if c[0] == src.image_set_id], "the job's copy went out after all"
 
 
 @pytest.mark.parametrize("seed", SEED_IDS[:1])

@@ -165,9 +165,13 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
 def test_delete_source_only_with_delete_after(template_json: dict[str, Any], delete_json: dict[str, Any]) -> None:
     assert "medical-imaging:DeleteImageSet" not in str(template_json)
     statements = _statements(delete_json, "DeleteSource")
-    turn = {"dynamodb:GetItem", "dynamodb:UpdateItem"}  # its turn to call, on the state table's pacing item
-    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | turn | XRAY | LOGS
-    assert resources_for(statements, "medical-imaging:DeleteImageSet") == DATASTORE_RESOURCES
+    # its turn to call (the state table's pacing item) and the import planner's record of the job
+    turn = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
+    # the checks before deleting: the source's and the destination's instances, the source's latest version
+    checks = {"medical-imaging:GetImageSet", "medical-imaging:GetImageSetMetadata"}
+    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | checks | turn | XRAY | LOGS
+    for action in ("medical-imaging:DeleteImageSet", *checks):
+        assert resources_for(statements, action) == DATASTORE_RESOURCES
     table = _ref(delete_json, "StateTable", "AWS::DynamoDB::Table", "Arn")
     for action in turn:
         assert resources_for(statements, action) == {table}

@@ -312,16 +312,43 @@ def _sibling(metadata: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _planned(env: Any, job_id: str, source: Any, trigger: dict[str, Any]) -> None:
+    """What the import planner records before it queues a delete-after job (the workflow checks it)."""
+    from hicopy.adapters.aws import PlanRecords
+    from hicopy.domain.ports import PlannedCopy
+    from tests.support.aws import TABLE
+
+    plan = PlannedCopy(
+        job_id=job_id,
+        datastore_id=env.datastore_id,
+        import_job_id=trigger["importJobId"],
+        source_image_set_id=source.image_set_id,
+        source_version_id=str(source.version_id),
+        destination_image_set_id=None,
+        whole_copy=True,
+        delete_source=True,
+    )
+    PlanRecords(TABLE).record(plan, env.clock.now())
+
+
 def delete_after_scenarios(run: ScenarioRun) -> None:
     env, emu, ds = run.env, run.env.emulator, run.env.datastore_id
     trigger = {"type": "import", "importJobId": "1" * 32, "policy": "promote", "deleteSourceAfterCopy": True}
     source = emu.seed_image_set_from_metadata(ds, phi_metadata(OTHER_PHI, seed=3), is_primary=False)
+    _planned(env, "del-ok", source, trigger)
     deleted = drive(
         run, initial(env, "del-ok", trigger, source={"imageSetId": source.image_set_id}, promoteToPrimary=True)
     )
     assert deleted["detail"]["sourceDeletion"] == {"status": "DELETED"}, deleted
+    # A queue sender's hicopyTrigger asking for the deletion of a job the planner never planned: nothing deleted.
+    forged = emu.seed_image_set_from_metadata(ds, phi_metadata(OTHER_PHI, seed=9), is_primary=False)
+    refused = drive(
+        run, initial(env, "del-forged", trigger, source={"imageSetId": forged.image_set_id}, promoteToPrimary=True)
+    )
+    assert refused["detail"]["sourceDeletion"]["status"] == "REFUSED", refused
     # The source disappears before DeleteSource runs: the deletion fails, the copy still succeeded.
     second = emu.seed_image_set_from_metadata(ds, phi_metadata(PHI, seed=4), is_primary=False)
+    _planned(env, "del-gone", second, trigger)
 
     def vanish() -> None:
         boto3.client("medical-imaging").delete_image_set(datastoreId=ds, imageSetId=second.image_set_id)

@@ -52,6 +52,8 @@ class FakeImageSet:
     message: str | None = None
     meta: dict[str, Any] = field(default_factory=lambda: metadata({"1.2.3.4": {"1.2.3.4.1": 1}}))
     statuses: dict[int, tuple[str, str, str | None]] = field(default_factory=dict)  # version -> (state, status, msg)
+    metas: dict[int, dict[str, Any]] = field(default_factory=dict)  # version -> its metadata (default: ``meta``)
+    created_at: float | None = None
 
 
 class FakeImaging:
@@ -81,7 +83,9 @@ class FakeImaging:
         return ImageSetInfo(datastore_id, image_set_id, str(v), state, status, msg, True)
 
     def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
-        return copy.deepcopy(self.sets[image_set_id].meta)
+        s = self.sets[image_set_id]
+        v = int(version_id) if version_id else s.version
+        return copy.deepcopy(s.metas.get(v, s.meta))
 
     def copy_image_set(self, request: CopyRequest) -> CopyStarted:
         if self.fail_with:
@@ -92,7 +96,9 @@ class FakeImaging:
         if request.destination_image_set_id is None:
             self.next_id += 1
             dest_id = f"{self.next_id:032d}"
-            self.sets[dest_id] = FakeImageSet(version=1, state="LOCKED", status="COPYING")
+            self.sets[dest_id] = FakeImageSet(
+                version=1, state="LOCKED", status="COPYING", created_at=self.clock.now() if self.clock else None
+            )
             self.created.append(dest_id)
             dest = self.sets[dest_id]
         else:
@@ -103,7 +109,11 @@ class FakeImaging:
         return CopyStarted(dest_id, str(dest.version), request.source_version_id)
 
     def copies_created_since(self, datastore_id: str, source_image_set_id: str, since: float) -> list[ImageSetInfo]:
-        return [self.get_image_set(datastore_id, i) for i in self.created if i != source_image_set_id]
+        return [
+            self.get_image_set(datastore_id, i)
+            for i in self.created
+            if i != source_image_set_id and (self.sets[i].created_at is None or self.sets[i].created_at >= since)
+        ]
 
     def finish(self, image_set_id: str, status: str = "COPIED", message: str | None = None) -> None:
         s = self.sets[image_set_id]
@@ -113,6 +123,7 @@ class FakeImaging:
 class FakeSubmissions:
     def __init__(self) -> None:
         self.records: dict[tuple[str, int], SubmissionRecord] = {}
+        self.claims: dict[str, tuple[str, int]] = {}  # new image set -> the (job, chunk) whose copy it is
 
     def begin(self, record: SubmissionRecord) -> SubmissionRecord | None:
         key = (record.job_id, record.chunk)
@@ -128,6 +139,9 @@ class FakeSubmissions:
         rec = self.records.get((job_id, chunk))
         if rec is not None and rec.status == "SUBMITTING":
             del self.records[(job_id, chunk)]
+
+    def claim(self, image_set_id: str, job_id: str, chunk: int, now: float) -> bool:
+        return self.claims.setdefault(image_set_id, (job_id, chunk)) == (job_id, chunk)
 
 
 class FakePublisher:

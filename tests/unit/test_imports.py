@@ -59,6 +59,9 @@ class Imaging:
     def primary_for_series(self, ds, series_uid, exclude):
         return self.primaries.get(series_uid)
 
+    def version_of(self, ds, image_set_id):
+        return "1"
+
 
 def job_props(status="COMPLETED"):
     return {"jobId": JOB, "datastoreId": DS, "jobStatus": status, "outputS3Uri": OUT}
@@ -267,3 +270,60 @@ def test_foreign_datastore_and_bad_events_are_refused():
         run(event(datastoreId="f" * 32), FILES)
     with pytest.raises(InvalidRequest):
         run({"detail-type": "Image Set Created", "detail": {}}, FILES)
+
+
+class RecordingPlans:
+    """A ``PlanRecordPort`` that notes, with each record, how many jobs were queued when it was written."""
+
+    def __init__(self, queue):
+        self.queue, self.plans, self.queued_before = queue, {}, {}
+
+    def record(self, plan, now):
+        self.plans[plan.job_id] = plan
+        self.queued_before[plan.job_id] = len(self.queue.messages)
+
+    def get(self, job_id):
+        return self.plans.get(job_id)
+
+
+def test_each_planned_job_is_recorded_before_it_is_queued():
+    """The workflow deletes a source only for what the planner recorded here (never on the message's trigger)."""
+    from hicopy.domain.ports import PlannedCopy
+
+    queue, pub = FakeQueue(), FakePublisher()
+    plans = RecordingPlans(queue)
+    files = {
+        OUT + "job-output-manifest.json": manifest(
+            {"imageSetId": N1, "isPrimary": False, "imageSetVersion": "1"},
+            {"imageSetId": N2, "isPrimary": False},  # no version in the output: asked with GetImageSet
+        )
+    }
+    settings = PlannerSettings(allowed_datastores=frozenset({DS}), policy="consolidate", delete_after=True)
+    outcome = handle_import_event(
+        event(),
+        settings,
+        jobs_api=Jobs(),
+        output=Output(files),
+        imaging=Imaging(series={N1: ["1.2.3"], N2: ["1.5", "1.6"]}, primaries={"1.2.3": P1, "1.5": P1}),
+        queue=queue,
+        publisher=pub,
+        marker=FakeImportMarker(),
+        clock=FakeClock(),
+        plans=plans,
+    )
+    assert plans.plans[f"imp-{JOB}-{N1}"] == PlannedCopy(
+        job_id=f"imp-{JOB}-{N1}",
+        datastore_id=DS,
+        import_job_id=JOB,
+        source_image_set_id=N1,
+        source_version_id="1",
+        destination_image_set_id=P1,
+        whole_copy=True,
+        delete_source=True,
+    )
+    split = [plans.plans[f"imp-{JOB}-{N2}-s{n}"] for n in (1, 2)]  # one job per Series: never deleted
+    assert [(p.whole_copy, p.delete_source, p.destination_image_set_id) for p in split] == [
+        (False, False, P1),
+        (False, False, None),
+    ]
+    assert [plans.queued_before[j] for j in outcome.planned] == [0, 1, 2]  # each record before its message

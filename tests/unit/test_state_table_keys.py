@@ -108,3 +108,49 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
     imports = ImportMarker(TABLE, client=client)
     assert imports.seen("a" * 32, "imp-1")
     imports.mark("a" * 32, "imp-1", 100.0, status="COMPLETED", jobs=3)
+
+
+def test_a_new_image_set_is_claimed_once_under_its_own_key(ddb):
+    client, stub = ddb
+    store = DynamoSubmissionStore(TABLE, client=client)
+    claim = {
+        "TableName": TABLE,
+        "Item": {
+            "pk": {"S": f"claim#{'d' * 32}"},
+            "jobId": {"S": "job-1"},
+            "chunk": {"N": "0"},
+            "expiresAt": {"N": str(100 + DynamoSubmissionStore.TTL_SECONDS)},
+        },
+        "ConditionExpression": "attribute_not_exists(pk) OR (jobId = :j AND chunk = :c)",
+        "ExpressionAttributeValues": {":j": {"S": "job-1"}, ":c": {"N": "0"}},
+    }
+    stub.add_response("put_item", {}, claim)
+    stub.add_client_error("put_item", "ConditionalCheckFailedException", expected_params=claim)
+    assert store.claim("d" * 32, "job-1", 0, 100.0)
+    assert not store.claim("d" * 32, "job-1", 0, 100.0)  # another (job, chunk) holds it
+
+
+def test_the_planners_record_of_a_job_is_keyed_by_the_job(ddb):
+    from hicopy.adapters.aws import PlanRecords
+    from hicopy.domain.ports import PlannedCopy
+
+    client, stub = ddb
+    plans = PlanRecords(TABLE, client=client)
+    plan = PlannedCopy("imp-1", "a" * 32, "i" * 32, "b" * 32, "1", None, True, True)
+    item = {
+        "pk": {"S": "plan#imp-1"},
+        "wholeCopy": {"BOOL": True},
+        "deleteSource": {"BOOL": True},
+        "at": {"N": "100.0"},
+        "expiresAt": {"N": str(100 + PlanRecords.TTL_SECONDS)},
+        "datastoreId": {"S": "a" * 32},
+        "importJobId": {"S": "i" * 32},
+        "sourceImageSetId": {"S": "b" * 32},
+        "sourceVersionId": {"S": "1"},
+    }
+    stub.add_response("put_item", {}, {"TableName": TABLE, "Item": item})
+    get(stub, "plan#imp-1", {k: v for k, v in item.items() if k != "pk"})
+    get(stub, "plan#sent-by-anyone")
+    plans.record(plan, 100.0)
+    assert plans.get("imp-1") == plan
+    assert plans.get("sent-by-anyone") is None

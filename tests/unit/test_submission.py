@@ -6,8 +6,8 @@ from hicopy.domain.pacing import pace
 from hicopy.domain.planning import prepare
 from hicopy.domain.submission import submit
 from hicopy.errors import ImageSetConflict, ServiceThrottled, SubmitOutcomeUnknown
-from tests.support.fakes import FakeClock, FakeSubmissions
-from tests.unit.workflow_support import DS, DST, SRC, state
+from tests.support.fakes import FakeClock, FakeSubmissions, metadata
+from tests.unit.workflow_support import DS, DST, S1, SRC, state
 
 
 def test_submit_never_copies_twice_for_the_same_chunk(imaging, pacer):
@@ -42,9 +42,60 @@ def test_retry_after_a_crash_adopts_the_copy_into_an_existing_destination(imagin
     st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     crashed_after_call(imaging, subs, st, clock, pacer)
     submit(st, imaging, FakeSubmissions(), pacer, clock)  # the lost call (another store: it really happened)
+    with pytest.raises(ImageSetConflict, match="to finish copying to tell whether it is this job's copy"):
+        submit(st, imaging, subs, pacer, clock)  # version 8 still COPYING: only its metadata tells whose it is
+    merged(imaging, SOURCE_SOPS)
     again = submit(st, imaging, subs, pacer, clock)
     assert len(imaging.copies) == 1 and again.submission.replayed
     assert again.submission.destination.versionId == "8" and subs.records[("job-1", 0)].status == "SUBMITTED"
+
+
+SOURCE_SOPS = {f"{S1}.{n}": 1 for n in range(1, 6)}
+
+
+def merged(imaging, added, status="COPIED", message=None):
+    """The destination's version 8 completes holding version 7's instances plus ``added`` (Series S1)."""
+    dst = imaging.sets[DST]
+    if dst.version == 7:
+        dst.version = 8  # another writer's merge (not through copy_image_set)
+    dst.metas[8] = metadata({"1.2.3.4": {"1.2.3.4.1": 1}, S1: added})  # version 7 holds 1.2.3.4.1
+    imaging.finish(DST, status, message)
+
+
+def test_retry_never_adopts_another_writers_merge_into_the_same_destination(imaging, pacer):
+    """The earlier attempt died before its call went out; meanwhile another writer merged other instances into the
+    destination: version 8 is theirs. Adopting it would report a copy that never happened."""
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    merged(imaging, {"1.2.840.77.1": 1, "1.2.840.77.2": 1})
+    with pytest.raises(SubmitOutcomeUnknown) as exc:
+        submit(st, imaging, subs, pacer, clock)
+    assert "version 8 of destination image set" in str(exc.value)
+    assert "it holds 3 instances, 1 of the previous version's 1 and 0 of this chunk's 5 new ones, and 2 others" in str(
+        exc.value
+    )
+    assert imaging.copies == [] and subs.records[("job-1", 0)].status == "SUBMITTING"
+
+
+def test_retry_never_adopts_a_merge_holding_only_part_of_its_chunk(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    merged(imaging, dict(list(SOURCE_SOPS.items())[:3]))  # someone merged 3 of our 5 instances
+    with pytest.raises(SubmitOutcomeUnknown, match="3 of this chunk's 5 new ones, and 0 others"):
+        submit(st, imaging, subs, pacer, clock)
+    assert imaging.copies == []
+
+
+def test_retry_never_adopts_a_failed_merge_it_cannot_prove_is_its_own(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    merged(imaging, {}, status="COPY_FAILED", message="INVALID_REQUEST: Series don't match.")
+    with pytest.raises(SubmitOutcomeUnknown, match=r"is COPY_FAILED \(INVALID_REQUEST: Series don't match.\)"):
+        submit(st, imaging, subs, pacer, clock)
+    assert imaging.copies == []
 
 
 def lost_copy(imaging, st, clock, pacer):
@@ -98,6 +149,57 @@ def test_ambiguous_crash_refuses_to_guess(imaging, pacer):
     assert len(imaging.copies) == 2
 
 
+def test_retry_never_adopts_a_copy_holding_more_than_its_chunk(imaging, pacer):
+    """Another application copied the whole source while this job copies a subset: that copy holds this job's
+    instances and more. It is not this job's; the earlier call provably made no copy of exactly these: call again."""
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(instances=[f"{S1}.2"]), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    whole_st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    whole = submit(whole_st, imaging, FakeSubmissions(), pacer, clock)
+    complete(imaging, whole.submission.destination.imageSetId)
+    again = submit(st, imaging, subs, pacer, clock)
+    assert not again.submission.replayed and len(imaging.copies) == 2
+    assert again.submission.destination.imageSetId != whole.submission.destination.imageSetId
+
+
+def test_retry_never_adopts_a_copy_created_before_its_record(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    imaging.clock = clock
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    earlier = lost_copy(imaging, st, clock, pacer)  # the same instances, copied by someone else just before
+    complete(imaging, earlier.submission.destination.imageSetId)
+    clock.t += 1.0
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    again = submit(st, imaging, subs, pacer, clock)
+    assert not again.submission.replayed and len(imaging.copies) == 2
+
+
+def test_retry_never_adopts_a_copy_another_job_claimed(imaging, pacer):
+    """Two jobs copy the same instances into new image sets; job-2's copy went out and was recorded (and claimed),
+    job-1's attempt died before its call: job-2's image set holds exactly job-1's instances, but it is job-2's."""
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    other = st.model_copy(update={"job": st.job.model_copy(update={"jobId": "job-2"})})
+    theirs = submit(other, imaging, subs, pacer, clock)  # the same store: its copy claims its new image set
+    complete(imaging, theirs.submission.destination.imageSetId)
+    assert subs.claims == {theirs.submission.destination.imageSetId: ("job-2", 0)}
+    with pytest.raises(SubmitOutcomeUnknown, match="holding this chunk's instances is another job's"):
+        submit(st, imaging, subs, pacer, clock)
+    assert len(imaging.copies) == 1
+
+
+def test_an_adopted_new_image_set_is_claimed_by_its_job(imaging, pacer):
+    clock, subs = FakeClock(), FakeSubmissions()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    crashed_after_call(imaging, subs, st, clock, pacer)
+    lost = lost_copy(imaging, st, clock, pacer)
+    complete(imaging, lost.submission.destination.imageSetId)
+    submit(st, imaging, subs, pacer, clock)
+    assert subs.claims == {lost.submission.destination.imageSetId: ("job-1", 0)}
+
+
 def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging, pacer):
     from hicopy.errors import ServiceCallInterrupted
 
@@ -114,6 +216,9 @@ def test_a_lost_response_keeps_the_intent_so_the_retry_reconciles(imaging, pacer
     with pytest.raises(ServiceCallInterrupted):
         submit(st, imaging, subs, pacer, clock)
     imaging.copy_image_set = real_copy
+    with pytest.raises(ImageSetConflict):
+        submit(st, imaging, subs, pacer, clock)  # the copy is still running: wait for it to tell whose it is
+    merged(imaging, SOURCE_SOPS)
     again = submit(st, imaging, subs, pacer, clock)
     assert again.submission.replayed and len(imaging.copies) == 1
 

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.domain.ports import PaceKey, PlannedCopy, SubmissionRecord
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -92,7 +92,9 @@ class DynamoPaceStore(_StateTable):
 
 
 class DynamoSubmissionStore(_StateTable):
-    """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days."""
+    """``SubmissionStorePort`` on the state table: item ``pk = submit#<jobId>#<chunk>``, kept 30 days; the claim of a
+    new image set by the (job, chunk) whose copy it is: item ``pk = claim#<imageSetId>``, attributes ``jobId`` and
+    ``chunk``, kept as long."""
 
     TTL_SECONDS = 30 * 24 * 3600
 
@@ -166,6 +168,24 @@ class DynamoSubmissionStore(_StateTable):
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues={":s": {"S": "SUBMITTING"}},
             )
+
+    def claim(self, image_set_id: str, job_id: str, chunk: int, now: float) -> bool:
+        owner = {"jobId": {"S": job_id}, "chunk": {"N": str(chunk)}}
+        expires = {"N": str(int(now) + self.TTL_SECONDS)}
+        item = {"pk": {"S": f"claim#{image_set_id}"}, **owner, "expiresAt": expires}
+        try:
+            with self.calling("image set claim write", expected=[CONDITION_FAILED]):
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(pk) OR (jobId = :j AND chunk = :c)",
+                    ExpressionAttributeValues={":j": owner["jobId"], ":c": owner["chunk"]},
+                )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == CONDITION_FAILED:
+                return False
+            raise
+        return True
 
 
 class ExecutionStarter(AwsAdapter):
@@ -275,3 +295,51 @@ class ImportMarker(_OnceMarker):
 
     def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
         self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})
+
+
+class PlanRecords(_StateTable):
+    """``PlanRecordPort`` on the state table: item ``pk = plan#<jobId>``, written by the import planner before it
+    queues the job, kept 90 days (as long as an execution name, i.e. the job ID, cannot be reused)."""
+
+    TTL_SECONDS = 90 * 24 * 3600
+    _TEXT = {
+        "datastoreId": "datastore_id",
+        "importJobId": "import_job_id",
+        "sourceImageSetId": "source_image_set_id",
+        "sourceVersionId": "source_version_id",
+        "destinationImageSetId": "destination_image_set_id",
+    }
+
+    def record(self, plan: PlannedCopy, now: float) -> None:
+        item: dict[str, Any] = {
+            "pk": {"S": f"plan#{plan.job_id}"},
+            "wholeCopy": {"BOOL": plan.whole_copy},
+            "deleteSource": {"BOOL": plan.delete_source},
+            "at": {"N": _num(now)},
+            "expiresAt": {"N": str(int(now) + self.TTL_SECONDS)},
+        }
+        for attribute, name in self._TEXT.items():
+            value = getattr(plan, name)
+            if value is not None:
+                item[attribute] = {"S": value}
+        with self.calling("plan record write"):
+            self.client.put_item(TableName=self.table_name, Item=item)
+
+    def get(self, job_id: str) -> PlannedCopy | None:
+        with self.calling("plan record read"):
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": f"plan#{job_id}"}}, ConsistentRead=True
+            ).get("Item")
+        if not item:
+            return None
+        text = {name: item.get(attribute, {}).get("S") for attribute, name in self._TEXT.items()}
+        return PlannedCopy(
+            job_id=job_id,
+            datastore_id=text["datastore_id"] or "",
+            import_job_id=text["import_job_id"] or "",
+            source_image_set_id=text["source_image_set_id"] or "",
+            source_version_id=text["source_version_id"],
+            destination_image_set_id=text["destination_image_set_id"],
+            whole_copy=bool(item.get("wholeCopy", {}).get("BOOL", False)),
+            delete_source=bool(item.get("deleteSource", {}).get("BOOL", False)),
+        )

@@ -149,6 +149,9 @@ class PlannerImaging:
     def is_primary(self, datastore_id: str, image_set_id: str) -> bool | None:
         return self.imaging.get_image_set(datastore_id, image_set_id).is_primary
 
+    def version_of(self, datastore_id: str, image_set_id: str) -> str:
+        return self.imaging.get_image_set(datastore_id, image_set_id).version_id
+
     def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
         document = self.imaging.get_metadata(datastore_id, image_set_id)
         return list(((document.get("Study") or {}).get("Series") or {}).keys())

@@ -47,7 +47,10 @@ class ChunkOut(_Detail):
 
 
 class SourceDeletionOut(_Detail):
-    status: Literal["DELETED", "FAILED"]
+    status: Literal["DELETED", "REFUSED", "FAILED"] = Field(
+        description="DELETED; REFUSED: not deleted, because the import planner did not plan it or the destination "
+        "does not hold every instance of the source (message says which); FAILED: DeleteImageSet failed"
+    )
     message: str | None = None
 
 

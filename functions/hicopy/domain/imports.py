@@ -43,7 +43,9 @@ from hicopy.domain.ports import (
     ImportMarkerPort,
     ImportOutputPort,
     MessageSenderPort,
+    PlannedCopy,
     PlannerImagingPort,
+    PlanRecordPort,
 )
 from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
 
@@ -199,6 +201,24 @@ def _read_import_result(job: dict[str, Any], output: ImportOutputPort) -> Import
 class PlannedJob:
     job: dict[str, Any]  # a copy job (design §3.1)
     trigger: dict[str, Any]  # {type: import, importJobId, ...}
+    source_version: str | None = None  # the source's version the import produced, when its output says
+
+    def record(self, import_job_id: str, imaging: PlannerImagingPort) -> PlannedCopy:
+        """What the workflow checks before it deletes the source (the message itself is never trusted for that)."""
+        job, delete = self.job, bool(self.trigger.get("deleteSourceAfterCopy"))
+        version = self.source_version
+        if delete and version is None:
+            version = imaging.version_of(job["datastoreId"], job["source"]["imageSetId"])
+        return PlannedCopy(
+            job_id=job["jobId"],
+            datastore_id=job["datastoreId"],
+            import_job_id=import_job_id,
+            source_image_set_id=job["source"]["imageSetId"],
+            source_version_id=version,
+            destination_image_set_id=(job.get("destination") or {}).get("imageSetId"),
+            whole_copy="series" not in job and "instances" not in job,
+            delete_source=delete,
+        )
 
 
 def planned_job_id(import_job_id: str, image_set_id: str, suffix: str = "") -> str:
@@ -221,12 +241,14 @@ def plan_jobs(
     jobs: list[PlannedJob] = []
     for entry in result.non_primary:
         base = {"datastoreId": result.datastore_id, "source": {"imageSetId": entry.image_set_id}}
+        version = str(entry.version) if entry.version is not None else None
         trigger = {"type": "import", "importJobId": result.job_id, "policy": policy, "sourceIsPrimary": False}
         if policy == "promote":
             jobs.append(
                 PlannedJob(
                     {**base, "jobId": planned_job_id(result.job_id, entry.image_set_id), "promoteToPrimary": True},
                     {**trigger, "deleteSourceAfterCopy": delete_after},
+                    version,
                 )
             )
             continue
@@ -247,7 +269,7 @@ def plan_jobs(
                 action = "merge"
             # Delete the source only when one job copies all of it: never after a partial (per-series) copy.
             delete = delete_after and whole
-            jobs.append(PlannedJob(job, {**trigger, "action": action, "deleteSourceAfterCopy": delete}))
+            jobs.append(PlannedJob(job, {**trigger, "action": action, "deleteSourceAfterCopy": delete}, version))
     return jobs
 
 
@@ -313,8 +335,12 @@ def handle_import_event(
     publisher: EventPublisherPort,
     marker: ImportMarkerPort,
     clock: Clock,
+    plans: PlanRecordPort | None = None,
 ) -> PlannerOutcome:
-    """Plan copy jobs for one ``Import Job Completed``/``Failed`` event; report failed files; never twice."""
+    """Plan copy jobs for one ``Import Job Completed``/``Failed`` event; report failed files; never twice.
+
+    Each job's plan is recorded (``plans``) before the job is queued: the workflow deletes a source only for a job
+    recorded so. Without ``plans`` nothing is recorded, and so no source is ever deleted."""
     detail_type = str(event.get("detail-type", ""))
     detail = event.get("detail") or {}
     datastore_id, import_job_id = str(detail.get("datastoreId", "")), str(detail.get("jobId", ""))
@@ -339,6 +365,8 @@ def handle_import_event(
         result, imaging, policy=settings.policy, force=settings.force, delete_after=settings.delete_after
     )
     for p in planned:
+        if plans is not None:
+            plans.record(p.record(result.job_id, imaging), clock.now())
         queue.send(
             json.dumps(p.job, separators=(",", ":")), {TRIGGER_ATTRIBUTE: json.dumps(p.trigger, separators=(",", ":"))}
         )

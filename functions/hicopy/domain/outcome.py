@@ -49,6 +49,8 @@ def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None)
         )
     elif state.sourceDeletion is not None and state.sourceDeletion.status == "DELETED":
         deletion = SourceDeletionOut(status="DELETED")
+    elif state.sourceDeletion is not None and state.sourceDeletion.status == "REFUSED":
+        deletion = SourceDeletionOut(status="REFUSED", message=state.sourceDeletion.message)
     detail = CopyOutcomeDetail(
         jobId=state.job_id,
         correlationId=job.correlationId,

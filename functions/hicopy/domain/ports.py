@@ -87,6 +87,10 @@ class PlannerImagingPort(Protocol):
         """The primary image set holding ``series_uid`` (other than ``exclude``), if any."""
         ...
 
+    def version_of(self, datastore_id: str, image_set_id: str) -> str:
+        """The image set's latest version."""
+        ...
+
 
 class ImportJobsPort(Protocol):
     def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]: ...
@@ -155,6 +159,34 @@ class SubmissionStorePort(Protocol):
     def abandon(self, job_id: str, chunk: int) -> None:
         """Forget a SUBMITTING record whose call failed before the copy started."""
         ...
+
+    def claim(self, image_set_id: str, job_id: str, chunk: int, now: float) -> bool:
+        """Record that the new image set ``image_set_id`` is the copy of (job, chunk), unless another (job, chunk)
+        claimed it first: True if it is now (or already was) this one's, False if it is another's."""
+        ...
+
+
+@dataclass(frozen=True)
+class PlannedCopy:
+    """What the import planner planned for one job, recorded before the job is queued. The workflow deletes a
+    source only for a job whose record says so and matches what it copied: never on what a message says."""
+
+    job_id: str
+    datastore_id: str
+    import_job_id: str
+    source_image_set_id: str
+    source_version_id: str | None  # the version the import produced (None: unknown, never deleted)
+    destination_image_set_id: str | None  # None: a copy into a new (primary) image set
+    whole_copy: bool  # one job copies the whole source (no selection)
+    delete_source: bool
+
+
+class PlanRecordPort(Protocol):
+    """The import planner's record of the jobs it planned (written by the planner, read by the workflow)."""
+
+    def record(self, plan: PlannedCopy, now: float) -> None: ...
+
+    def get(self, job_id: str) -> PlannedCopy | None: ...
 
 
 class PublishedMarkerPort(Protocol):

@@ -63,7 +63,7 @@ class SfnError(BaseModel):
 class SourceDeletion(_Model):
     """Deleting the source after a successful copy (post-import ``consolidate``/``promote`` with delete-after)."""
 
-    status: str  # PENDING | DELETED | FAILED
+    status: str  # PENDING | DELETED | REFUSED (the planner's record or the destination did not allow it) | FAILED
     message: str | None = None
 
 

@@ -2,9 +2,10 @@
 
 The guarantee is one unit, ``AtMostOnce``: before calling, a SUBMITTING record (with the destination's version before
 the call) is written; after the call it becomes SUBMITTED. A retried Submit that finds SUBMITTED reuses that copy. One
-that finds SUBMITTING (the previous attempt died around the call) reconciles with the service: the destination version
-the copy would have created, or a new image set created since, is adopted; if the call never reached the service it
-calls again.
+that finds SUBMITTING (the previous attempt died around the call) reconciles with the service, and adopts only a copy
+it can prove is its own: the destination's next version holding exactly the previous version's instances plus this
+chunk's, or a new image set created since holding exactly this chunk's instances that no other job claimed. If the
+call provably never started a copy it calls again; anything else fails ``SubmitOutcomeUnknown``, saying what it found.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from hicopy.domain.ports import CopyRequest, CopyStarted, ImagingPort, Submissio
 from hicopy.domain.selection import Chunk, index_metadata
 from hicopy.domain.state import ImageSetVersion, Submission, WorkflowState
 from hicopy.errors import ImageSetConflict, ImageSetNotFound, ServiceCallInterrupted, StaleVersion, SubmitOutcomeUnknown
-
-_COPY_STATUSES = ("COPYING", "COPIED", "COPY_FAILED")
 
 
 def submit(
@@ -147,6 +146,11 @@ class AtMostOnce:
             raise
 
     def complete(self, started: CopyStarted, now: float) -> SubmissionRecord:
+        if self.intent.destination_image_set_id is None:
+            # The service's answer proves the new image set is ours: claim it, so that no other job's reconciliation
+            # adopts it. (A claim already taken means another job adopted it in the moment since the answer: that
+            # job's adoption is the one that is wrong, and this job keeps its copy.)
+            self.store.claim(started.destination_image_set_id, self.intent.job_id, self.intent.chunk, now)
         done = SubmissionRecord(
             job_id=self.intent.job_id,
             chunk=self.intent.chunk,
@@ -161,60 +165,100 @@ class AtMostOnce:
         return done
 
     def _reconcile(self, record: SubmissionRecord) -> SubmissionRecord | None:
-        """The copy an earlier attempt started, as a SUBMITTED record; None if that attempt never reached the
-        service."""
+        """The copy an earlier attempt started, as a SUBMITTED record, when it is provably that attempt's own; None
+        if that attempt provably started no copy. Anything else is ``SubmitOutcomeUnknown`` (never a guess), and a
+        candidate still copying is waited for (``ImageSetConflict``): only its metadata tells whose it is."""
         if record.status == "SUBMITTED" and record.destination_image_set_id and record.destination_version_id:
             return record
-        ds = self.state.job.datastoreId
         if record.destination_image_set_id is not None and record.destination_version_before is not None:
-            expected = str(int(record.destination_version_before) + 1)
-            try:
-                info = self.imaging.get_image_set(ds, record.destination_image_set_id, expected)
-            except ImageSetNotFound:
-                return None  # no new version: the earlier call did not start a copy
-            if info.workflow_status in _COPY_STATUSES:
-                return SubmissionRecord(
-                    job_id=record.job_id,
-                    chunk=record.chunk,
-                    status="SUBMITTED",
-                    started_at=record.started_at,
-                    destination_image_set_id=info.image_set_id,
-                    destination_version_before=record.destination_version_before,
-                    destination_version_id=info.version_id,
-                    submitted_at=record.started_at,
-                )
-        elif record.destination_image_set_id is None:
-            source_id = planned(self.state).source.imageSetId
-            created = self.imaging.copies_created_since(ds, source_id, record.started_at - 2)
-            wanted = {ref.sop_uid for ref in self.chunk.instances}
-            mine = [
-                c
-                for c in created
-                if c.workflow_status == "COPIED" and wanted <= _sop_uids(self.imaging.get_metadata(ds, c.image_set_id))
-            ]
-            if len(mine) == 1:
-                return SubmissionRecord(
-                    job_id=record.job_id,
-                    chunk=record.chunk,
-                    status="SUBMITTED",
-                    started_at=record.started_at,
-                    destination_image_set_id=mine[0].image_set_id,
-                    destination_version_id=mine[0].version_id,
-                    submitted_at=record.started_at,
-                )
-            if not mine and any(c.workflow_status == "COPYING" or c.locked for c in created):
-                # A copy is still running: its metadata only tells whether it is ours once it completes.
-                raise ImageSetConflict(
-                    f"chunk {record.chunk} of job {record.job_id}: waiting for copies in flight to finish to tell "
-                    "whether one of them is ours"
-                )
-            if not mine:
-                return None  # nothing copied our instances: the earlier call did not start a copy that succeeded
-        raise SubmitOutcomeUnknown(
-            f"chunk {record.chunk} of job {record.job_id}: an earlier Submit attempt started at "
-            f"{iso(record.started_at)} may have called CopyImageSet, and the service shows no single copy to adopt; "
-            "not calling again to avoid a second copy. Check the destination's versions before resubmitting."
+            return self._reconcile_merge(record, record.destination_image_set_id, record.destination_version_before)
+        if record.destination_image_set_id is None:
+            return self._reconcile_new_image_set(record)
+        raise self._unknown(record, "its record names no destination version to check")
+
+    def _reconcile_merge(self, record: SubmissionRecord, dest_id: str, before: str) -> SubmissionRecord | None:
+        """A merge creates the destination's next version: it is ours only if it holds exactly the previous
+        version's instances plus this chunk's (another writer may have merged into the same destination)."""
+        ds = self.state.job.datastoreId
+        expected = str(int(before) + 1)
+        try:
+            info = self.imaging.get_image_set(ds, dest_id, expected)
+        except ImageSetNotFound:
+            return None  # no new version: the earlier call did not start a copy
+        if info.locked or info.workflow_status in ("COPYING", "COPYING_WITH_READ_ONLY_ACCESS"):
+            raise ImageSetConflict(
+                f"chunk {record.chunk} of job {record.job_id}: waiting for version {expected} of destination image "
+                f"set {dest_id} to finish copying to tell whether it is this job's copy"
+            )
+        where = f"version {expected} of destination image set {dest_id}"
+        if info.workflow_status != "COPIED":
+            said = f" ({info.message})" if info.message else ""
+            raise self._unknown(record, f"{where} is {info.workflow_status}{said}: no proof that it is this copy")
+        previous = _sop_uids(self.imaging.get_metadata(ds, dest_id, before))
+        found = _sop_uids(self.imaging.get_metadata(ds, dest_id, expected))
+        wanted = self._wanted()
+        if found != previous | wanted:
+            raise self._unknown(record, f"{where} is not this copy: {_compare(found, previous, wanted)}")
+        return self._adopted(record, info.image_set_id, info.version_id, before)
+
+    def _reconcile_new_image_set(self, record: SubmissionRecord) -> SubmissionRecord | None:
+        """A copy into a new image set: ours only if it holds exactly this chunk's instances, was created after the
+        SUBMITTING record, and no other job claimed it (a conditional write in the state table)."""
+        ds = self.state.job.datastoreId
+        source_id = planned(self.state).source.imageSetId
+        created = self.imaging.copies_created_since(ds, source_id, record.started_at)
+        if any(c.locked or c.workflow_status in ("COPYING", "COPYING_WITH_READ_ONLY_ACCESS") for c in created):
+            # A copy is still running: its metadata only tells whether it is ours once it completes.
+            raise ImageSetConflict(
+                f"chunk {record.chunk} of job {record.job_id}: waiting for copies in flight to finish to tell "
+                "whether one of them is ours"
+            )
+        wanted = self._wanted()
+        copied = [c for c in created if c.workflow_status == "COPIED"]
+        mine = [c for c in copied if _sop_uids(self.imaging.get_metadata(ds, c.image_set_id, c.version_id)) == wanted]
+        if not mine:
+            return None  # no copy of exactly our instances: the earlier call did not start a copy that succeeded
+        if len(mine) > 1:
+            raise self._unknown(record, f"{len(mine)} new image sets hold exactly this chunk's instances")
+        candidate = mine[0]
+        if not self.store.claim(candidate.image_set_id, record.job_id, record.chunk, record.started_at):
+            raise self._unknown(
+                record, f"the new image set {candidate.image_set_id} holding this chunk's instances is another job's"
+            )
+        return self._adopted(record, candidate.image_set_id, candidate.version_id, None)
+
+    def _wanted(self) -> set[str]:
+        return {ref.sop_uid for ref in self.chunk.instances}
+
+    @staticmethod
+    def _adopted(record: SubmissionRecord, image_set_id: str, version_id: str, before: str | None) -> SubmissionRecord:
+        return SubmissionRecord(
+            job_id=record.job_id,
+            chunk=record.chunk,
+            status="SUBMITTED",
+            started_at=record.started_at,
+            destination_image_set_id=image_set_id,
+            destination_version_before=before,
+            destination_version_id=version_id,
+            submitted_at=record.started_at,
         )
+
+    @staticmethod
+    def _unknown(record: SubmissionRecord, found: str) -> SubmitOutcomeUnknown:
+        return SubmitOutcomeUnknown(
+            f"chunk {record.chunk} of job {record.job_id}: an earlier Submit attempt started at "
+            f"{iso(record.started_at)} may have called CopyImageSet, and no copy is provably its own: {found}. "
+            "Not calling again to avoid a second copy. Check the destination's versions before resubmitting."
+        )
+
+
+def _compare(found: set[str], previous: set[str], wanted: set[str]) -> str:
+    """What a candidate version holds, against what this copy would have made (counts only: no UIDs)."""
+    return (
+        f"it holds {len(found)} instances, {len(found & previous)} of the previous version's {len(previous)} and "
+        f"{len((found - previous) & wanted)} of this chunk's {len(wanted - previous)} new ones, and "
+        f"{len(found - previous - wanted)} others"
+    )
 
 
 def _sop_uids(metadata: dict[str, Any]) -> set[str]:

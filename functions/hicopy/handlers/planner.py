@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ImportMarker, QueueSender, S3Reader
+from hicopy.adapters.aws import EventBridgePublisher, ImportMarker, PlanRecords, QueueSender, S3Reader
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
 from hicopy.clock import get_clock
 from hicopy.domain.imports import PlannerSettings, handle_import_event
@@ -35,6 +35,7 @@ def _wiring() -> tuple[PlannerSettings, dict[str, Any]]:
         "queue": QueueSender(env.JOB_QUEUE_URL),
         "publisher": EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         "marker": ImportMarker(env.STATE_TABLE_NAME),
+        "plans": PlanRecords(env.STATE_TABLE_NAME),
     }
     return settings, ports
 
