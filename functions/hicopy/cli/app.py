@@ -10,12 +10,12 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from hicopy.cli import listing, planning, queues, rerun, submitting, sweep, watching
+from hicopy.cli.context import Context
 from hicopy.cli.jobs import InputError
 from hicopy.cli.output import Output, UsageError
 from hicopy.cli.stack import DEFAULT_STACK_NAME, Stack, StackNotFound
@@ -34,22 +34,6 @@ Run `hicopy COMMAND --help` for a command's options. Output is for a person; --j
 (a stream of JSON Lines for watch).
 """
 USAGE_ERROR = 2
-
-
-@dataclass
-class Context:
-    """What a command runs with: the stack (resolved on first use), the output and stdin."""
-
-    resolve: Callable[[], Stack]
-    out: Output
-    stdin: TextIO
-    _stack: Stack | None = field(default=None, init=False)
-
-    @property
-    def stack(self) -> Stack:
-        if self._stack is None:
-            self._stack = self.resolve()
-        return self._stack
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from hicopy.cli.output import UsageError, duration, table, timestamp
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}

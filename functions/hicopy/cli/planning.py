@@ -18,7 +18,7 @@ from hicopy.cli.output import shorten
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 
 class ReadOnlyImaging(HealthImaging):

@@ -21,7 +21,7 @@ from hicopy.cli.output import duration, shorten, table
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 REJECTED = "rejected"
 UNDELIVERABLE = "undeliverable"

@@ -22,7 +22,7 @@ from hicopy.cli.jobs import CheckedJob, RawJob, check_job
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 RERUNNABLE = ("FAILED", "TIMED_OUT", "ABORTED")
 MAX_JOB_ID = 80

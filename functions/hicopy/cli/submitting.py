@@ -10,7 +10,7 @@ from hicopy.cli import planning, watching
 from hicopy.cli.jobs import CheckedJob, Sent, check_jobs, read_sources, send_jobs
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:

@@ -36,7 +36,7 @@ from hicopy.cli.output import UsageError, table
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 NON_PRIMARY = [{"values": [{"isPrimary": False}], "operator": "EQUAL"}]
 COPY_STATUSES = ("COPIED", "COPYING", "COPYING_WITH_READ_ONLY_ACCESS", "COPY_FAILED")

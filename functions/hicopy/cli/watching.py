@@ -12,7 +12,7 @@ from hicopy.cli.output import Output
 from hicopy.cli.stack import Stack
 
 if TYPE_CHECKING:
-    from hicopy.cli.app import Context
+    from hicopy.cli.context import Context
 
 DEFAULT_INTERVAL = 5.0
 
