@@ -103,7 +103,8 @@ class EventPublishFailed(OrchestratorError):
 
 # --- retried, state -------------------------------------------------------------------------------------------
 class ImageSetConflict(OrchestratorError):
-    """ConflictException: an image set is locked by another write, or a version moved under us."""
+    """ConflictException: an image set is locked by another write, or a version moved under us (also a
+    ResourceNotFoundException "... is not the latest.", HealthImaging's answer to a stale ``latestVersionId``)."""
 
     handling = Handling.STATE
 
@@ -210,6 +211,7 @@ LAMBDA_SERVICE_ERRORS: list[str] = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",  # in AWS's recommended Lambda retrier (Step Functions developer guide)
 ]
 
 # A Lambda that died without an answer (function timeout, out of memory): Step Functions names it like this
