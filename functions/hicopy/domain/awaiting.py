@@ -35,9 +35,14 @@ def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retr
             )
         )
     if info.locked or info.workflow_status in ("COPYING", "COPYING_WITH_READ_ONLY_ACCESS"):
-        raise CopyStillInProgress(
-            f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version {dest.versionId} "
-            f"is still {info.workflow_status} (check {checks})"
+        raise CopyStillInProgress(  # with the checks: the failure event counts them when the wait budget runs out
+            with_details(
+                f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version "
+                f"{dest.versionId} is still {info.workflow_status} (check {checks})",
+                chunk=state.chunkIndex,
+                chunks=plan.chunkCount,
+                statusChecks=checks,
+            )
         )
     if info.workflow_status != "COPIED":
         raise CopyFailed(
