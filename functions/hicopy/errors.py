@@ -146,6 +146,12 @@ class CopyFailed(OrchestratorError):
     handling = Handling.TERMINAL
 
 
+class UnexpectedImageSetStatus(OrchestratorError):
+    """An image set is in a status the job cannot go on from (``hicopy.domain.statuses``); the message names it."""
+
+    handling = Handling.TERMINAL
+
+
 class StaleVersion(OrchestratorError):
     """The job pinned a versionId that is not the image set's latest version."""
 

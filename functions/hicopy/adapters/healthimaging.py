@@ -39,6 +39,7 @@ class HealthImaging(AwsAdapter):
             workflow_status=r.get("imageSetWorkflowStatus", ""),
             message=r.get("message"),
             is_primary=r.get("isPrimary"),
+            storage_tier=r.get("storageTier"),
         )
 
     def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:

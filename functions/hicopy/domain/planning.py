@@ -9,7 +9,8 @@ from __future__ import annotations
 from hicopy.domain.ports import ImageSetInfo, ImagingPort
 from hicopy.domain.selection import CopyPlan, index_metadata, plan_chunks
 from hicopy.domain.state import ImageSetVersion, Plan, WorkflowState
-from hicopy.errors import ImageSetConflict, ImageSetNotFound, InvalidRequest, StaleVersion
+from hicopy.domain.statuses import Verdict, verdict
+from hicopy.errors import ImageSetConflict, ImageSetNotFound, InvalidRequest, StaleVersion, UnexpectedImageSetStatus
 
 
 def prepare(
@@ -42,15 +43,19 @@ def prepare(
 
 
 def _usable(info: ImageSetInfo, role: str, pinned_version: str | None) -> ImageSetInfo:
-    if info.state == "DELETED":
-        raise ImageSetNotFound(f"{role} image set {info.image_set_id} is deleted")
+    status = f"{info.state}/{info.workflow_status}"
+    if info.state == "DELETED" or info.workflow_status in ("DELETING", "DELETED"):
+        raise ImageSetNotFound(f"{role} image set {info.image_set_id} is deleted ({status})")
     if pinned_version is not None and pinned_version != info.version_id:
         raise StaleVersion(
             f"{role} versionId {pinned_version} is not the latest version ({info.version_id}) of image set "
             f"{info.image_set_id}; CopyImageSet only accepts the latest version"
         )
-    if info.locked:
-        raise ImageSetConflict(f"{role} image set {info.image_set_id} is locked ({info.workflow_status})")
+    action, why = verdict("prepare", info.state, info.workflow_status, info.storage_tier)
+    if action is Verdict.FAIL:
+        raise UnexpectedImageSetStatus(f"{role} image set {info.image_set_id} is {status}: {why}")
+    if action is Verdict.WAIT:
+        raise ImageSetConflict(f"{role} image set {info.image_set_id} is locked or busy ({status}): {why}")
     return info
 
 

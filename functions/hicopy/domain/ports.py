@@ -21,6 +21,7 @@ class ImageSetInfo:
     workflow_status: str  # CREATED | COPYING | COPIED | COPY_FAILED | ...
     message: str | None = None
     is_primary: bool | None = None
+    storage_tier: str | None = None  # FREQUENT_ACCESS | ARCHIVE_INSTANT_ACCESS (absent from older answers)
 
     @property
     def locked(self) -> bool:
