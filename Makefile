@@ -78,7 +78,8 @@ schemas: venv
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
 CDK_CONTEXT ?=
 CHECK_CONTEXT ?= -c hicopy:datastoreIds=0123456789abcdef0123456789abcdef -c hicopy:importOutputBuckets=example-import-output \
-                 -c hicopy:postImportPolicy=consolidate -c hicopy:deleteAfterConsolidate=true -c hicopy:alarmEmail=ops@example.com
+                 -c hicopy:postImportPolicy=consolidate -c hicopy:deleteAfterConsolidate=true -c hicopy:alarmEmail=ops@example.com \
+                 -c hicopy:datastoreKmsKeyArns=arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8899-aabbccddeeff
 CHECK_OUT := build/cdk.out.check
 
 synth: venv node_modules/.installed  ## pip bundling (no Docker) + CDK validation + cdk-nag -> cdk.out/

@@ -154,6 +154,9 @@ class PlannerImaging:
         document = self.imaging.get_metadata(datastore_id, image_set_id)
         return list(((document.get("Study") or {}).get("Series") or {}).keys())
 
+    def metadata_of(self, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+        return self.imaging.get_metadata(datastore_id, image_set_id)
+
     def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
         filters = [
             {"values": [{"DICOMSeriesInstanceUID": series_uid}], "operator": "EQUAL"},

@@ -88,6 +88,10 @@ class PlannerImagingPort(Protocol):
         """The primary image set holding ``series_uid`` (other than ``exclude``), if any."""
         ...
 
+    def metadata_of(self, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+        """The image set's metadata document (latest version)."""
+        ...
+
 
 class ImportJobsPort(Protocol):
     def get_import_job(self, datastore_id: str, job_id: str) -> dict[str, Any]: ...
