@@ -10,7 +10,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lock lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test test-aws unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
@@ -54,6 +54,9 @@ test: lint typecheck
 
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/functional
+
+test-aws: venv node_modules/.installed  ## the real-AWS suite: deploys into your account and costs money (README)
+	HICOPY_AWS_TESTS=1 $(BIN)/pytest -q -p no:xdist tests/aws tests/emulator/test_premises.py
 
 soak: venv
 	HICOPY_SOAK=1 $(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)

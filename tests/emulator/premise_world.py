@@ -49,9 +49,10 @@ class EmulatorWorld:
         return _made(seeded)
 
     def settle(self, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
+        version = {"versionId": version_id} if version_id else {}
         for _ in range(1000):
             got: dict[str, Any] = self.mi.get_image_set(
-                datastoreId=self.datastore_id, imageSetId=image_set_id, **({"versionId": version_id} if version_id else {})
+                datastoreId=self.datastore_id, imageSetId=image_set_id, **version
             )
             if got["imageSetState"] != "LOCKED":
                 return got

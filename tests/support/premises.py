@@ -70,7 +70,8 @@ def _copy(world: World, source: Made, *, destination: Made | None = None, copiab
     if copiable is not None:
         info["sourceImageSet"]["DICOMCopies"] = {"copiableAttributes": copiable}
     if destination is not None:
-        info["destinationImageSet"] = {"imageSetId": destination.image_set_id, "latestVersionId": destination.version_id}
+        target = {"imageSetId": destination.image_set_id, "latestVersionId": destination.version_id}
+        info["destinationImageSet"] = target
     return world.mi.copy_image_set(
         datastoreId=world.datastore_id, sourceImageSetId=source.image_set_id, copyImageSetInformation=info
     )
