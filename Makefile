@@ -10,7 +10,7 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lock lint format typecheck test unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test test-aws unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
@@ -55,6 +55,9 @@ test: lint typecheck
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/functional
 
+test-aws: venv node_modules/.installed  ## the real-AWS suite: deploys into your account and costs money (README)
+	HICOPY_AWS_TESTS=1 $(BIN)/pytest -q -p no:xdist tests/aws tests/emulator/test_premises.py
+
 soak: venv
 	HICOPY_SOAK=1 $(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)
 
@@ -78,7 +81,8 @@ schemas: venv
 CDK := PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx --no-install cdk
 CDK_CONTEXT ?=
 CHECK_CONTEXT ?= -c hicopy:datastoreIds=0123456789abcdef0123456789abcdef -c hicopy:importOutputBuckets=example-import-output \
-                 -c hicopy:postImportPolicy=consolidate -c hicopy:deleteAfterConsolidate=true -c hicopy:alarmEmail=ops@example.com
+                 -c hicopy:postImportPolicy=consolidate -c hicopy:deleteAfterConsolidate=true -c hicopy:alarmEmail=ops@example.com \
+                 -c hicopy:datastoreKmsKeyArns=arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8899-aabbccddeeff
 CHECK_OUT := build/cdk.out.check
 
 synth: venv node_modules/.installed  ## pip bundling (no Docker) + CDK validation + cdk-nag -> cdk.out/

@@ -90,6 +90,8 @@ class HicopyConfig(_Model):
     """Validated configuration. Attribute names are snake_case; the JSON keys are camelCase."""
 
     datastore_ids: list[DatastoreId] = Field(min_length=1, max_length=50)
+    # The customer-managed KMS keys of the data stores (none: AWS owned keys, nothing to grant).
+    datastore_kms_key_arns: list[KmsKeyArn] = Field(default_factory=list, max_length=50)
     import_output_buckets: list[BucketName] = Field(default_factory=list)
     import_output_kms_key_arns: list[KmsKeyArn] = Field(default_factory=list)
     post_import_policy: Policy = "none"
@@ -109,7 +111,7 @@ class HicopyConfig(_Model):
     execution_timeout_hours: int = Field(default=48, ge=1, le=8760)
     stack_name: str = Field(default="HealthImagingCopyOrchestrator", pattern=STACK_NAME_PATTERN)
 
-    @field_validator("datastore_ids", "import_output_buckets", "import_output_kms_key_arns")
+    @field_validator("datastore_ids", "datastore_kms_key_arns", "import_output_buckets", "import_output_kms_key_arns")
     @classmethod
     def _unique(cls, value: list[str]) -> list[str]:
         duplicates = sorted({v for v in value if value.count(v) > 1})
@@ -158,7 +160,7 @@ class HicopyConfig(_Model):
         return self
 
 
-_LIST_KEYS = {"datastoreIds", "importOutputBuckets", "importOutputKmsKeyArns"}
+_LIST_KEYS = {"datastoreIds", "datastoreKmsKeyArns", "importOutputBuckets", "importOutputKmsKeyArns"}
 _OBJECT_KEYS = {"polling"}
 
 

@@ -113,9 +113,10 @@ class CopyWorkflow(Construct):
             },
         )
 
-        allow_medical_imaging(prepare, self, datastore_ids=ids, actions=PREPARE_ACTIONS)
-        allow_medical_imaging(submit, self, datastore_ids=ids, actions=SUBMIT_ACTIONS)
-        allow_medical_imaging(await_copy, self, datastore_ids=ids, actions=AWAIT_COPY_ACTIONS)
+        keys = config.datastore_kms_key_arns
+        allow_medical_imaging(prepare, self, datastore_ids=ids, actions=PREPARE_ACTIONS, kms_key_arns=keys)
+        allow_medical_imaging(submit, self, datastore_ids=ids, actions=SUBMIT_ACTIONS, kms_key_arns=keys)
+        allow_medical_imaging(await_copy, self, datastore_ids=ids, actions=AWAIT_COPY_ACTIONS, kms_key_arns=keys)
         table.grant(pace, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # DeleteItem: Submit abandons its own SUBMITTING record when the call provably never reached the service.
         table.grant(submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
@@ -136,7 +137,9 @@ class CopyWorkflow(Construct):
             )
             # GetItem: its turn to call, and the import planner's record of the job (plan#<jobId>).
             table.grant(delete_source, "dynamodb:GetItem", "dynamodb:UpdateItem")
-            allow_medical_imaging(delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS)
+            allow_medical_imaging(
+                delete_source, self, datastore_ids=ids, actions=DELETE_SOURCE_ACTIONS, kms_key_arns=keys
+            )
 
         for fn in (prepare, pace, submit, await_copy, publish, delete_source):
             if fn is not None:

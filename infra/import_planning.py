@@ -70,7 +70,13 @@ class ImportPlanning(Construct):
             "stores; the jobs it plans are rate-limited downstream. Reserved concurrency would only subtract "
             "from the account pool.",
         )
-        allow_medical_imaging(self.planner, self, datastore_ids=config.datastore_ids, actions=PLANNER_ACTIONS)
+        allow_medical_imaging(
+            self.planner,
+            self,
+            datastore_ids=config.datastore_ids,
+            actions=PLANNER_ACTIONS,
+            kms_key_arns=config.datastore_kms_key_arns,
+        )
         allow_import_output_read(
             self.planner, buckets=config.import_output_buckets, kms_key_arns=config.import_output_kms_key_arns
         )

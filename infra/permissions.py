@@ -19,6 +19,18 @@ PLANNER_ACTIONS = ["GetDICOMImportJob", "SearchImageSets", "GetImageSet", "GetIm
 # DeleteSource reads the source and destination metadata (every source instance must be in the destination) and the
 # source's latest version (unchanged since the copy) before it deletes.
 DELETE_SOURCE_ACTIONS = ["DeleteImageSet", "GetImageSet", "GetImageSetMetadata"]
+# HealthImaging's write operations among those: with a customer-managed key, a write needs kms:GenerateDataKey.
+WRITE_ACTIONS = frozenset({"CopyImageSet", "DeleteImageSet", "UpdateImageSetMetadata"})
+
+
+def datastore_key_actions(actions: Sequence[str]) -> list[str]:
+    """What a caller of these HealthImaging actions needs on a data store's customer-managed KMS key (HealthImaging
+    developer guide, "Data encryption": kms:DescribeKey for every operation, kms:Decrypt for reads and searches,
+    kms:GenerateDataKey for writes)."""
+    needed = ["kms:DescribeKey", "kms:Decrypt"]
+    if WRITE_ACTIONS & set(actions):
+        needed.append("kms:GenerateDataKey")
+    return needed
 
 
 def datastore_arn(scope: Construct, datastore_id: str) -> str:
@@ -46,8 +58,15 @@ def _role(fn: lambda_.Function) -> iam.IRole:
 
 
 def allow_medical_imaging(
-    grantee: lambda_.Function, scope: Construct, *, datastore_ids: Sequence[str], actions: Sequence[str]
+    grantee: lambda_.Function,
+    scope: Construct,
+    *,
+    datastore_ids: Sequence[str],
+    actions: Sequence[str],
+    kms_key_arns: Sequence[str] = (),
 ) -> None:
+    """The HealthImaging actions on the configured data stores, and, when they are encrypted with customer-managed
+    keys (``datastoreKmsKeyArns``), what those calls need of the keys, only through HealthImaging."""
     grantee.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(
             sid="HealthImagingConfiguredDatastores",
@@ -55,6 +74,15 @@ def allow_medical_imaging(
             resources=datastore_resources(scope, datastore_ids),
         )
     )
+    if kms_key_arns:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="DatastoreKeysThroughHealthImaging",
+                actions=datastore_key_actions(actions),
+                resources=list(kms_key_arns),
+                conditions={"StringEquals": {"kms:ViaService": f"medical-imaging.{Aws.REGION}.amazonaws.com"}},
+            )
+        )
     for datastore_id in datastore_ids:
         imagesets = (
             f"arn:<AWS::Partition>:medical-imaging:<AWS::Region>:<AWS::AccountId>:datastore/{datastore_id}/imageset/*"

@@ -78,10 +78,42 @@ def seed_data(rt: LocalRuntime, *, series: int, instances: int, frames: int) -> 
     return values
 
 
+#: The placeholders ``--seed`` defines (``seed_data``); ``DATASTORE_ID`` is defined with or without it.
+SEEDED_PLACEHOLDER = re.compile(
+    r"(SOURCE_IMAGE_SET_ID|SOURCE_VERSION_ID|DESTINATION_IMAGE_SET_ID|DESTINATION_VERSION_ID|STUDY_UID|PATIENT_ID"
+    r"|SERIES_UID_[1-9][0-9]*|INSTANCE_UID_[1-9][0-9]*_[1-9][0-9]*)"
+)
+ALWAYS_DEFINED = ("DATASTORE_ID",)
+
+
+class PlaceholderError(ValueError):
+    """A job file names placeholders that this run does not define (a usage error: exit code 2)."""
+
+
+def check_placeholders(text: str, *, seeded: bool) -> None:
+    """Refuse, before anything is deployed, placeholders this run cannot fill: the ones only ``--seed`` defines when
+    it is not given, and the ones nothing defines."""
+    names = set(PLACEHOLDER.findall(text))
+    need_seed = sorted(n for n in names if SEEDED_PLACEHOLDER.fullmatch(n))
+    unknown = sorted(n for n in names - set(need_seed) if n not in ALWAYS_DEFINED)
+    problems = []
+    if need_seed and not seeded:
+        problems.append(f"placeholder(s) {', '.join(need_seed)} are filled only with --seed: add --seed")
+    if unknown:
+        problems.append(
+            f"unknown placeholder(s) {', '.join(unknown)}; `python -m offline seed` lists the ones --seed defines"
+        )
+    if problems:
+        raise PlaceholderError("; ".join(problems))
+
+
 def substitute(text: str, values: dict[str, str]) -> str:
     unknown = sorted({m for m in PLACEHOLDER.findall(text) if m not in values})
-    if unknown:
-        raise SystemExit(f"unknown placeholder(s) {', '.join(unknown)}; see `python -m offline seed`")
+    if unknown:  # e.g. INSTANCE_UID_1_9 when --seed-instances is 3
+        raise PlaceholderError(
+            f"placeholder(s) {', '.join(unknown)} not defined by this run; `python -m offline seed` (with the same "
+            "--seed-* options) lists the ones it defines"
+        )
     return PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
 
@@ -130,6 +162,11 @@ def cmd_run_job(args: argparse.Namespace) -> int:
     if not path.is_file():
         print(f"no such job file: {path}", file=sys.stderr)
         return 2
+    try:
+        check_placeholders(path.read_text(encoding="utf-8"), seeded=args.seed)
+    except PlaceholderError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     printer = ProgressPrinter()
     printer.enabled = not args.quiet
     with _runtime(args, progress=printer) as rt:
@@ -139,7 +176,11 @@ def cmd_run_job(args: argparse.Namespace) -> int:
             print("seeded (placeholders for the job file):")
             for key, value in values.items():
                 print(f"  ${{{key}}} = {value}")
-        jobs = load_jobs(path, values)
+        try:
+            jobs = load_jobs(path, values)
+        except PlaceholderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         for fault in args.fault or []:
             op, code, *times = fault.split(":")
             rt.emulator.inject_fault(op, code, int(times[0]) if times else 1)

@@ -13,6 +13,12 @@ from typing import Literal, get_args
 ID32 = r"[0-9a-z]{32}"  # a HealthImaging data store or image set ID
 DATASTORE_ID_PATTERN = rf"^{ID32}$"
 IMAGE_SET_ID_PATTERN = rf"^{ID32}$"
+# A DICOM UID as real archives and HealthImaging hold it: dot-separated runs of ASCII digits, at most 64 characters.
+# Leading zeros in a component ("1.2.840.113619.2.320.01") break PS3.5 9.1 but exist in real archives, and the
+# service's own pattern is [0-9.]+ (botocore model: DICOMSeriesInstanceUID): such UIDs are accepted. Rejected: what
+# cannot be a UID (empty components, anything but digits and dots, over DICOM's 64 characters, PS3.5 9.1).
+DICOM_UID_PATTERN = r"^[0-9]+(\.[0-9]+)*$"
+DICOM_UID_MAX_LENGTH = 64
 
 # --- event detail-types -----------------------------------------------------------------------------------------
 COPY_REQUESTED = "Copy Requested"  # in: a copy job put on the custom bus

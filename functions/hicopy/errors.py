@@ -103,7 +103,8 @@ class EventPublishFailed(OrchestratorError):
 
 # --- retried, state -------------------------------------------------------------------------------------------
 class ImageSetConflict(OrchestratorError):
-    """ConflictException: an image set is locked by another write, or a version moved under us."""
+    """ConflictException: an image set is locked by another write, or a version moved under us (also a
+    ResourceNotFoundException "... is not the latest.", HealthImaging's answer to a stale ``latestVersionId``)."""
 
     handling = Handling.STATE
 
@@ -141,6 +142,12 @@ class AccessDenied(OrchestratorError):
 
 class CopyFailed(OrchestratorError):
     """The copy was accepted but the destination version ended COPY_FAILED. ``message`` is the service's."""
+
+    handling = Handling.TERMINAL
+
+
+class UnexpectedImageSetStatus(OrchestratorError):
+    """An image set is in a status the job cannot go on from (``hicopy.domain.statuses``); the message names it."""
 
     handling = Handling.TERMINAL
 
@@ -210,6 +217,7 @@ LAMBDA_SERVICE_ERRORS: list[str] = [
     "Lambda.AWSLambdaException",
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
+    "Lambda.ClientExecutionTimeoutException",  # in AWS's recommended Lambda retrier (Step Functions developer guide)
 ]
 
 # A Lambda that died without an answer (function timeout, out of memory): Step Functions names it like this

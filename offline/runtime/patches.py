@@ -7,7 +7,8 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   (``LambdaRunner``);
 - ``Rule.send_to_targets``: moto raises ``NotImplementedError`` for Lambda/Step Functions targets, and its SQS
   bodies lack ``account`` and ignore ``Input``/``InputPath`` -> deliver every target like EventBridge does;
-- ``EventsBackend.put_events`` (wrapped, not replaced) -> record every event put on every bus;
+- ``EventsBackend.put_events`` (wrapped, not replaced) -> record every event put on every bus, with its envelope
+  ``time`` on the runtime's virtual clock when the caller sets none;
 - ``StepFunctionsParserBackend.start_execution``: unnamed executions are all named ``None`` (the second one fails
   with ``ExecutionAlreadyExists``) -> a UUID name, as AWS does;
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
@@ -210,6 +211,8 @@ class MotoPatches(Patcher):
         original_put = EventsBackend.put_events
 
         def put_events(backend: Any, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            # The envelope's ``time`` on the virtual clock, like the detail's times (moto would use the real one).
+            events = [event if event.get("Time") else {**event, "Time": clock.now()} for event in events]
             entries: list[dict[str, Any]] = original_put(backend, events)
             router.record(backend, events, entries)
             return entries

@@ -14,8 +14,32 @@ from offline import cli
 
 def test_placeholders_are_substituted_and_unknown_ones_refused() -> None:
     assert cli.substitute('{"a": "${X}"}', {"X": "1"}) == '{"a": "1"}'
-    with pytest.raises(SystemExit, match="NOPE"):
+    with pytest.raises(cli.PlaceholderError, match="NOPE"):
         cli.substitute("${NOPE}", {"X": "1"})
+
+
+def test_an_unknown_placeholder_is_a_usage_error_exit_2_not_a_failed_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.json"
+    path.write_text('{"datastoreId": "${DATASTORE_ID}", "source": {"imageSetId": "${SOURCE_IMAGE_SET}"}}')
+    assert cli.main(["run-job", str(path), "--seed", "--quiet"]) == 2  # 1 means "a job failed"
+    err = capsys.readouterr().err
+    assert "unknown placeholder(s) SOURCE_IMAGE_SET" in err and "Traceback" not in err
+
+
+def test_without_seed_valid_placeholders_are_not_called_unknown_and_the_hint_is_add_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "job.json"
+    path.write_text(
+        '{"datastoreId": "${DATASTORE_ID}", "source": {"imageSetId": "${SOURCE_IMAGE_SET_ID}"},'
+        ' "instances": ["${INSTANCE_UID_1_2}"]}'
+    )
+    assert cli.main(["run-job", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "INSTANCE_UID_1_2, SOURCE_IMAGE_SET_ID are filled only with --seed: add --seed" in err
+    assert "unknown" not in err
 
 
 def test_run_job_merges_into_the_seeded_destination(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -135,15 +135,10 @@ def test_the_orchestrator_retries_a_stale_version_answered_with_409(emu, mi, ds)
     assert isinstance(_stale_copy(emu, mi, ds, "ConflictException"), ImageSetConflict)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the adapter maps every ResourceNotFoundException to ImageSetNotFound (terminal): the real answer to a "
-    "stale latestVersionId (404 'Requested version(s) of ImageSet(s) is not the latest.') ends a job as not found "
-    "instead of being retried as a version race (issue #14: the orchestrator's handling is a later step)",
-)
 def test_the_orchestrator_retries_a_stale_version_answered_with_404(emu, mi, ds) -> None:
     error = _stale_copy(emu, mi, ds, "ResourceNotFoundException")
     assert error.handling is not Handling.TERMINAL and not isinstance(error, ImageSetNotFound)
+    assert isinstance(error, ImageSetConflict)  # a version race: re-read, retried (bounded)
 
 
 # ---------------------------------------------------------------------------------------------------------- events

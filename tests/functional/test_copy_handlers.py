@@ -297,3 +297,24 @@ def test_publish_after_a_crash_post_putevents_sends_nothing_more(stack: Stack):
     task(publish, state, retry=1)
     task(publish, caught(state, OrchestratorError("Lambda died after PutEvents")))
     assert stack.events() == []
+
+
+def test_a_source_updated_between_prepare_and_submit_is_replanned_and_copied_from_its_new_version(stack: Stack):
+    """As UpdateImageSetMetadata with includeStudyImageSets does to every primary image set of the study: the job
+    (no pinned version) is planned again on the new latest version instead of failing StaleVersion."""
+    src = stack.emulator.seed_image_set(stack.datastore_id)
+    state = task(prepare, initial(stack, source={"imageSetId": src.image_set_id}))
+    updates = {"SchemaVersion": 1.1, "Study": {"DICOM": {"StudyDescription": "CT CHEST (corrected)"}}}
+    stack.client("medical-imaging").update_image_set_metadata(
+        datastoreId=stack.datastore_id,
+        imageSetId=src.image_set_id,
+        latestVersionId=state["plan"]["source"]["versionId"],
+        updateImageSetMetadataUpdates={"DICOMUpdates": {"updatableAttributes": json.dumps(updates).encode()}},
+    )
+    stack.clock.t += 5
+    state = task(pace, state)
+    stack.clock.t += state["pace"]["waitSeconds"]
+    state = task(submit, state)
+    assert state["plan"]["source"]["versionId"] == "2" and state["plan"]["sourceReplans"] == 1
+    [call] = stack.emulator.calls_to("CopyImageSet")
+    assert call.params["copyImageSetInformation"]["sourceImageSet"]["latestVersionId"] == "2"

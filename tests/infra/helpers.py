@@ -22,7 +22,13 @@ TEST_CONFIG: dict[str, Any] = {
     "alarmEmail": "imaging-ops@example.com",
 }
 # The superset stack: post-import delete-after adds the DeleteSource function and branch.
-DELETE_CONFIG: dict[str, Any] = {**TEST_CONFIG, "deleteAfterConsolidate": True}
+# Its data stores are encrypted with a customer-managed key (datastoreKmsKeyArns): cdk-nag checks those grants too.
+DATASTORE_KEY_ARN = "arn:aws:kms:us-east-1:111122223333:key/0f1e2d3c-4b5a-6978-8899-aabbccddeeff"
+DELETE_CONFIG: dict[str, Any] = {
+    **TEST_CONFIG,
+    "deleteAfterConsolidate": True,
+    "datastoreKmsKeyArns": [DATASTORE_KEY_ARN],
+}
 VARIANT_CONFIG: dict[str, Any] = {
     "datastoreIds": [DS1],
     "polling": {"firstIntervalSeconds": 10, "backoffRate": 1.5, "maxDelaySeconds": 300, "maxWaitSeconds": 7200},

@@ -22,6 +22,7 @@ from tests.infra.helpers import (
 PREFIX = "arn:${AWS::Partition}:medical-imaging:${AWS::Region}:${AWS::AccountId}:datastore/"
 DATASTORE_RESOURCES = {f"{PREFIX}{DS1}", f"{PREFIX}{DS1}/imageset/*", f"{PREFIX}{DS2}", f"{PREFIX}{DS2}/imageset/*"}
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+DATASTORE_KEY_ACTIONS = {"kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKey"}
 LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
@@ -169,7 +170,10 @@ def test_delete_source_only_with_delete_after(template_json: dict[str, Any], del
     turn = {"dynamodb:GetItem", "dynamodb:UpdateItem"}
     # the checks before deleting: the source's and the destination's instances, the source's latest version
     checks = {"medical-imaging:GetImageSet", "medical-imaging:GetImageSetMetadata"}
-    assert actions(statements) == {"medical-imaging:DeleteImageSet"} | checks | turn | XRAY | LOGS
+    # + its data store key (DELETE_CONFIG sets datastoreKmsKeyArns; tests/infra/test_infra_kms.py checks those)
+    assert (
+        actions(statements) - DATASTORE_KEY_ACTIONS == {"medical-imaging:DeleteImageSet"} | checks | turn | XRAY | LOGS
+    )
     for action in ("medical-imaging:DeleteImageSet", *checks):
         assert resources_for(statements, action) == DATASTORE_RESOURCES
     table = _ref(delete_json, "StateTable", "AWS::DynamoDB::Table", "Arn")

@@ -150,6 +150,47 @@ def test_healthimaging_errors_map_to_one_taxonomy(code, status, cls):
     assert type(err) is cls and err.message == f"GetImageSet: {code}: msg"
 
 
+STALE_VERSION_MESSAGE = "Requested version(s) of ImageSet(s) is not the latest."  # tests/data/healthimaging/errors
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "message"),
+    [
+        ("ResourceNotFoundException", 404, STALE_VERSION_MESSAGE),  # what production code expects (grand-challenge)
+        ("ResourceNotFoundException", 404, STALE_VERSION_MESSAGE.upper().rstrip(".")),  # worded a little otherwise
+        ("ConflictException", 409, STALE_VERSION_MESSAGE),  # the answer the design first inferred
+    ],
+)
+def test_a_stale_version_is_a_version_race_whichever_way_the_service_answers(code, status, message):
+    response = {"Error": {"Code": code, "Message": message}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    exc = ClientError(response, "X")
+    err = translate(exc, "medical-imaging", "CopyImageSet")
+    assert type(err) is errors.ImageSetConflict and err.handling is errors.Handling.STATE
+
+
+def test_other_missing_resources_stay_not_found_and_the_message_rule_is_healthimaging_s():
+    for message in ("Image set not found", "version 7 of image set b... not found", ""):
+        exc = ClientError(
+            {"Error": {"Code": "ResourceNotFoundException", "Message": message}, "ResponseMetadata": {}}, "X"
+        )
+        assert type(translate(exc, "medical-imaging", "GetImageSet")) is errors.ImageSetNotFound
+    exc = ClientError(
+        {"Error": {"Code": "ResourceNotFoundException", "Message": STALE_VERSION_MESSAGE}, "ResponseMetadata": {}}, "X"
+    )
+    assert type(translate(exc, "dynamodb", "GetItem")) is errors.InvalidRequest
+
+
+def test_lambda_client_execution_timeout_is_retried_with_the_other_lambda_service_errors():
+    # AWS's recommended retrier (Step Functions developer guide, bp-lambda-serviceexception)
+    recommended = {
+        "Lambda.ClientExecutionTimeoutException",
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+    }
+    assert recommended <= set(errors.LAMBDA_SERVICE_ERRORS)
+
+
 def test_conflicts_and_missing_resources_are_about_image_sets_only_from_healthimaging():
     for code in ("ConflictException", "ResourceNotFoundException"):
         exc = ClientError({"Error": {"Code": code, "Message": ""}, "ResponseMetadata": {"HTTPStatusCode": 400}}, "X")
@@ -258,11 +299,11 @@ def test_every_throttling_and_access_denied_error_of_our_apis_is_in_the_table():
 
 
 def test_service_specific_codes_are_that_service_s_errors():
-    codes = {key.partition(":")[2] for key in AWS_ERROR_CODES if ":" in key}
+    codes = {key.split(":")[1] for key in AWS_ERROR_CODES if ":" in key}
     assert codes and codes <= error_codes("medical-imaging")
     assert set(error_codes("medical-imaging")) - {
         "BadRequestException",
         "NotAcceptableException",
         "ValidationException",
-    } <= {key.rpartition(":")[2] for key in AWS_ERROR_CODES}
+    } <= {key.split(":")[-2 if key.count(":") == 2 else -1] for key in AWS_ERROR_CODES}
     assert len(THROTTLING_CODES) == len(set(THROTTLING_CODES))

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED
+from hicopy.domain.conflicts import conflicting_attributes
 from hicopy.domain.imports import (
     ImportResult,
     PlannerSettings,
@@ -10,6 +11,7 @@ from hicopy.domain.imports import (
     loads_lenient,
     parse_ndjson,
     plan_jobs,
+    planned_detail,
     read_import_result,
 )
 from hicopy.domain.job import parse_job
@@ -47,14 +49,18 @@ def manifest(*entries, **summary):
 
 
 class Imaging:
-    def __init__(self, primary=None, series=None, primaries=None):
+    def __init__(self, primary=None, series=None, primaries=None, documents=None):
         self.primary, self.series, self.primaries = primary or {}, series or {}, primaries or {}
+        self.documents = documents or {}
 
     def is_primary(self, ds, image_set_id):
         return self.primary.get(image_set_id)
 
     def series_of(self, ds, image_set_id):
-        return self.series[image_set_id]
+        return self.series.get(image_set_id, [])
+
+    def metadata_of(self, ds, image_set_id):
+        return self.documents[image_set_id]
 
     def primary_for_series(self, ds, series_uid, exclude):
         return self.primaries.get(series_uid)
@@ -327,3 +333,48 @@ def test_each_planned_job_is_recorded_before_it_is_queued():
         (False, False, None),
     ]
     assert [plans.queued_before[j] for j in outcome.planned] == [0, 1, 2]  # each record before its message
+
+
+# --- the promote policy follows the developer guide's path, or refuses a copy that would fail (issue #14) --------
+def _document(patient_name, study_date, series_number, series="1.5"):
+    return {
+        "Patient": {"DICOM": {"PatientID": "P-1", "PatientName": patient_name}},
+        "Study": {
+            "DICOM": {"StudyInstanceUID": "1.2", "StudyDate": study_date},
+            "Series": {series: {"DICOM": {"SeriesInstanceUID": series, "SeriesNumber": series_number}}},
+        },
+    }
+
+
+def test_promote_refuses_a_set_that_conflicts_with_its_primary_and_names_the_attributes_only():
+    imaging = Imaging(
+        series={N1: ["1.5"], N2: ["1.6"]},
+        primaries={"1.5": P1},
+        documents={N1: _document("DOE^JANE", "20240101", "1 "), P1: _document("DOE^JOHN", "20240101", "1")},
+    )
+    result = result_with((N1, False), (N2, False))
+    jobs = plan_jobs(result, imaging, policy="promote")
+    assert [j.job["source"]["imageSetId"] for j in jobs] == [N2]  # N2's Series is in no primary: promoted
+    detail = planned_detail(result, jobs, policy="promote")
+    # Names only ("1 " vs "1": HealthImaging's padding is no conflict), never the values (PHI).
+    assert detail["needsResolution"] == [
+        {"imageSetId": N1, "primaryImageSetId": P1, "conflictingAttributes": ["Patient.PatientName"]}
+    ]
+    assert "DOE" not in json.dumps(detail)
+    assert_valid_event(IMPORT_PLANNED, detail)
+
+
+def test_a_promotable_import_has_nothing_to_resolve():
+    result = result_with((N1, False))
+    jobs = plan_jobs(result, Imaging(series={N1: ["1.5"]}), policy="promote")
+    assert len(jobs) == 1 and planned_detail(result, jobs, policy="promote")["needsResolution"] == []
+
+
+def test_conflicting_attributes_cover_the_three_levels_and_missing_ones():
+    mine, theirs = _document("A", "20240101", "1"), _document("A", "20240102", "2")
+    theirs["Patient"]["DICOM"]["PatientBirthDate"] = "19700101"
+    assert conflicting_attributes(mine, theirs, "1.5") == [
+        "Patient.PatientBirthDate",
+        "Study.StudyDate",
+        "Series.SeriesNumber",
+    ]

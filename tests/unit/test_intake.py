@@ -168,3 +168,20 @@ def test_rejected_event_truncates_huge_bodies_and_never_echoes_bad_ids():
     )
     assert detail["originalBodyTruncated"] and len(detail["originalBody"]) == 8192 and "jobId" not in detail
     assert_valid_event(REJECTED, detail)
+
+
+def test_a_rejected_copy_requested_event_s_trigger_has_its_event_id_and_source_like_an_accepted_one():
+    event = {"id": "5b0a2f76-4d8b-4a59-9d55-2bb0cc6c9e4e", "source": "my.pacs", "detail-type": "Copy Requested"}
+    accepted = accept(json.dumps({**event, "detail": JOB}), message_id=MID, attributes={}, clock=FakeClock())
+    body = json.dumps({**event, "detail": {**JOB, "colour": "blue"}})
+    with pytest.raises(JobRejected) as exc:
+        accept(body, message_id=MID, attributes={}, clock=FakeClock())
+    detail = rejected_event(body, exc.value, message_id=MID, trigger_type=trigger_type_of(body, {}), clock=FakeClock())
+    assert detail["trigger"] == {**accepted.trigger.model_dump(exclude_none=True), "messageId": MID}
+    assert detail["trigger"]["eventId"] == event["id"] and detail["trigger"]["source"] == "my.pacs"
+    assert_valid_event(REJECTED, detail)
+    forged = json.dumps({**event, "id": "not an id\n", "source": "x" * 300, "detail": {}})
+    with pytest.raises(JobRejected) as exc:
+        accept(forged, message_id=MID, attributes={}, clock=FakeClock())
+    trigger = rejected_event(forged, exc.value, message_id=MID, trigger_type="event", clock=FakeClock())["trigger"]
+    assert trigger == {"type": "event", "eventId": "", "source": "", "messageId": MID}  # never echoed ill-formed

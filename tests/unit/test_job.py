@@ -44,7 +44,7 @@ def test_full_job_parses():
         (job(jobId="has space"), "jobId: String should match pattern"),
         (job(jobId="x" * 81), "jobId"),
         (job(instances=[]), "instances: List should have at least 1 item"),
-        (job(instances=["1.02.3"]), "instances.0: String should match pattern"),
+        (job(instances=["1..3"]), "instances.0: String should match pattern"),
         (job(instances=["1.2", "1.2"]), "instances contains duplicate UIDs"),
         (job(destination={"imageSetId": SRC}), "destination.imageSetId must differ from source.imageSetId"),
         (job(destination={"versionId": "1"}), "destination.versionId needs destination.imageSetId"),
@@ -72,3 +72,40 @@ def test_version_ids_are_ascii_digits_only(field, version):
 def test_non_object_is_rejected():
     with pytest.raises(JobRejected, match="must be a JSON object, got list"):
         parse_job([1, 2])
+
+
+# --- UIDs: what real archives and HealthImaging accept (issue #14) ------------------------------------------------
+def _real_world_uids() -> list[str]:
+    """Every Study/Series/SOP Instance UID of the real metadata documents under tests/data (tests/data/README.md)."""
+    from tests.emulator.real_data import METADATA_DOCUMENTS, instances, metadata_document
+
+    uids: set[str] = set()
+    for name in METADATA_DOCUMENTS:
+        document = metadata_document(name)
+        uids.add(document["Study"]["DICOM"]["StudyInstanceUID"])
+        for series_uid, sop_uid, _ in instances(document):
+            uids |= {series_uid, sop_uid}
+    return sorted(uids)
+
+
+LEADING_ZERO_UIDS = [
+    "1.2.840.113619.2.320.01",  # a component with a leading zero, as real archives hold them (issue #14)
+    "1.2.840.113619.2.55.3.604688119.969.1268071029.320.0001",
+    "0.00.1",
+]
+
+
+@pytest.mark.parametrize("uid", [*_real_world_uids(), *LEADING_ZERO_UIDS, "1" * 64, "1." * 31 + "12"])
+def test_uids_that_real_archives_and_healthimaging_hold_are_accepted(uid):
+    j = parse_job(job(instances=[uid], series=[uid]))
+    assert list(j.instances or []) == [uid]
+    validator("copy-job.schema.json").validate(job(instances=[uid], series=[uid]))  # the published schema agrees
+
+
+@pytest.mark.parametrize(
+    "uid", ["", ".", "1.", ".1", "1..2", "1.2a", "1 .2", "1,2", "-1", "+1", "1e3", "\uff11.2", "\u0661.2", "1" * 65]
+)
+def test_what_cannot_be_a_uid_is_rejected(uid):
+    with pytest.raises(JobRejected) as exc:
+        parse_job(job(instances=[uid]))
+    assert "instances.0" in exc.value.message

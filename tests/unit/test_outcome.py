@@ -10,7 +10,7 @@ from hicopy.domain.outcome import outcome_event, publish_outcome
 from hicopy.domain.planning import prepare
 from hicopy.domain.state import SfnError
 from hicopy.domain.submission import submit
-from hicopy.errors import CopyFailed
+from hicopy.errors import CopyFailed, CopyStillInProgress
 from tests.support.contracts import assert_valid_event
 from tests.support.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
 from tests.unit.workflow_support import DS, DST, state
@@ -53,3 +53,34 @@ def test_a_retried_or_failure_path_publish_never_sends_a_second_event():
     failed = ok.model_copy(update={"error": SfnError(Error="RuntimeError", Cause="crashed after publishing")})
     assert publish_outcome(failed, pub, FakeClock(), None, marker) is None
     assert [t for t, _ in pub.events] == [SUCCEEDED] and marker.published == {"job-1": SUCCEEDED}
+
+
+def _failed(st, exc, error):
+    cause = json.dumps({"errorMessage": str(exc), "errorType": error})
+    return st.model_copy(update={"error": SfnError(Error=error, Cause=cause)})
+
+
+def test_a_failed_merge_reports_the_copy_failed_version_it_produced_not_the_old_one(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    before = st.destination.versionId
+    st = submit(st, imaging, FakeSubmissions(), pacer, clock)
+    produced = st.submission.destination.versionId
+    imaging.finish(DST, "COPY_FAILED", "INVALID_REQUEST: nope")
+    with pytest.raises(CopyFailed) as exc:
+        await_copy(st, imaging, clock, retry_count=0)
+    _, detail = outcome_event(_failed(st, exc.value, "CopyFailed"), clock, None)
+    assert produced != before
+    assert detail["destination"] == {"imageSetId": DST, "versionId": produced}
+
+
+def test_a_wait_budget_that_runs_out_counts_the_status_checks_it_made(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    st = submit(st, imaging, FakeSubmissions(), pacer, clock)
+    with pytest.raises(CopyStillInProgress) as exc:  # the 7th check (retry 6) is the last the budget allows
+        await_copy(st, imaging, clock, retry_count=6)
+    _, detail = outcome_event(_failed(st, exc.value, "CopyStillInProgress"), clock, None)
+    assert detail["reason"]["code"] == "CopyWaitBudgetExhausted" and detail["statusChecks"] == 7
+    assert "is still" in detail["reason"]["message"] and "{" not in detail["reason"]["message"]
+    assert_valid_event(FAILED, detail)

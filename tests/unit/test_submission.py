@@ -3,9 +3,10 @@
 import pytest
 
 from hicopy.domain.pacing import pace
-from hicopy.domain.planning import prepare
+from hicopy.domain.planning import MAX_SOURCE_REPLANS, prepare
+from hicopy.domain.state import ImageSetVersion
 from hicopy.domain.submission import submit
-from hicopy.errors import ImageSetConflict, ServiceThrottled, SubmitOutcomeUnknown
+from hicopy.errors import ImageSetConflict, ServiceThrottled, StaleVersion, SubmitOutcomeUnknown
 from tests.support.fakes import FakeClock, FakeSubmissions, metadata
 from tests.unit.workflow_support import DS, DST, S1, SRC, state
 
@@ -245,3 +246,59 @@ def test_a_retried_throttled_call_waits_for_its_turn(imaging, pacer):
     clock.t += 1.3  # the retrier's jittered delay
     submit(st, imaging, subs, pacer, clock)
     assert imaging.copy_times == [pytest.approx(throttled_at + 4.08)]  # the next turn, not 1.3 s later
+
+
+# --- a source version bumped between Prepare and Submit (e.g. a study-wide metadata update) ----------------------
+def _bump(imaging, image_set_id, times=1):
+    """What UpdateImageSetMetadata with includeStudyImageSets does to every primary image set of the study."""
+    imaging.sets[image_set_id].version += times
+
+
+def test_a_source_bumped_by_a_study_wide_update_is_replanned_not_failed(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    _bump(imaging, SRC)
+    out = submit(st, imaging, FakeSubmissions(), pacer, clock)
+    assert out.plan.source.versionId == "3" and out.plan.sourceReplans == 1
+    assert [c.source_version_id for c in imaging.copies] == ["3"]  # the new latest version
+
+
+def test_a_job_that_pinned_the_source_version_still_fails_stale(imaging, pacer):
+    st = prepare(
+        state(source={"imageSetId": SRC, "versionId": "2"}),
+        imaging,
+        allowed_datastores=frozenset({DS}),
+        frame_limit=1000,
+    )
+    _bump(imaging, SRC)
+    with pytest.raises(StaleVersion, match="pinned version 2"):
+        submit(st, imaging, FakeSubmissions(), pacer, FakeClock())
+    assert imaging.copies == []
+
+
+def test_a_later_chunk_goes_on_only_if_the_new_version_yields_the_same_chunks(imaging, pacer):
+    clock = FakeClock()
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=2)  # 5 instances: 3 chunks
+    st = st.model_copy(update={"chunkIndex": 1, "destination": ImageSetVersion(imageSetId=DST, versionId="7")})
+    _bump(imaging, SRC)
+    same = submit(st, imaging, FakeSubmissions(), pacer, clock)
+    assert same.plan.source.versionId == "3" and same.plan.chunkCount == 3
+    imaging.finish(DST)
+    same = same.model_copy(update={"chunkIndex": 2, "submission": None})
+    _bump(imaging, SRC)
+    fewer = metadata({S1: {f"{S1}.{n}": 1 for n in range(1, 4)}})  # version 4: two instances were removed
+    by_version = {"3": imaging.sets[SRC].meta, "4": fewer}
+    read = imaging.get_metadata
+    imaging.get_metadata = lambda ds, i, v=None: by_version[v] if i == SRC and v in by_version else read(ds, i, v)
+    with pytest.raises(StaleVersion, match="no longer yields the chunks"):
+        submit(same, imaging, FakeSubmissions(), pacer, clock)
+
+
+def test_replanning_is_bounded(imaging, pacer):
+    st = prepare(state(), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
+    for _ in range(MAX_SOURCE_REPLANS):
+        _bump(imaging, SRC)
+        st = submit(st, imaging, FakeSubmissions(), pacer, FakeClock()).model_copy(update={"submission": None})
+    _bump(imaging, SRC)
+    with pytest.raises(StaleVersion, match="changed 4 times"):
+        submit(st, imaging, FakeSubmissions(), pacer, FakeClock())

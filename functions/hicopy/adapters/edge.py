@@ -3,7 +3,8 @@
 Every adapter (HealthImaging, DynamoDB, S3, SQS, EventBridge, Step Functions) makes its calls inside
 ``AwsAdapter.calling``, which turns any botocore error into one of ``hicopy.errors`` from one table of AWS error codes
 (``AWS_ERROR_CODES``): throttling from any API is transient, access denied from any API is terminal, a 5xx is
-transient, any other 4xx is terminal. A call that got no answer is ``ServiceCallInterrupted`` (transient; Submit
+transient, any other 4xx is terminal; HealthImaging's 404 "... is not the latest." (a stale version) is a version
+race, retried like a 409. A call that got no answer is ``ServiceCallInterrupted`` (transient; Submit
 reconciles it with the service instead of calling again).
 
 The codes were checked against the error shapes of botocore's service models for the APIs we call
@@ -71,6 +72,9 @@ SERVER_ERROR_CODES = (
     "RequestTimeoutException",
 )
 
+#: The fragment of HealthImaging's answer to a stale ``latestVersionId`` (lower-cased when compared).
+NOT_LATEST_VERSION = "is not the latest"
+
 # AWS error code -> our error. A key "<service>:<code>" applies to that service only: HealthImaging's conflicts and
 # missing resources are about image sets, another API's are not (a missing table is no missing image set). A code
 # that is in none of these is terminal (``InvalidRequest``) unless the HTTP status is 5xx (``ServiceInternalError``).
@@ -81,6 +85,10 @@ AWS_ERROR_CODES: dict[str, type[OrchestratorError]] = {
     "ServiceQuotaExceededException": ServiceQuotaExceeded,  # medical-imaging: e.g. too many concurrent copies
     "medical-imaging:ConflictException": ImageSetConflict,
     "medical-imaging:ResourceNotFoundException": ImageSetNotFound,
+    # A stale latestVersionId: production code expects a 404 with this message ("Requested version(s) of
+    # ImageSet(s) is not the latest.", tests/data/healthimaging/errors/); it is a version race like a 409, not a
+    # missing image set. Keyed "<service>:<code>:<message fragment>", looked up before "<service>:<code>".
+    f"medical-imaging:ResourceNotFoundException:{NOT_LATEST_VERSION}": ImageSetConflict,
 }
 
 
@@ -93,7 +101,8 @@ def translate(exc: BotoCoreError | ClientError, service: str, what: str) -> Orch
     if isinstance(exc, ClientError):
         code = error_code(exc)
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        cls = AWS_ERROR_CODES.get(f"{service}:{code}") or AWS_ERROR_CODES.get(code)
+        cls = _by_message(service, code, str(exc.response.get("Error", {}).get("Message") or ""))
+        cls = cls or AWS_ERROR_CODES.get(f"{service}:{code}") or AWS_ERROR_CODES.get(code)
         if cls is None:
             cls = ServiceInternalError if status >= 500 else InvalidRequest
         return cls(f"{what}: {code}: {exc.response.get('Error', {}).get('Message', '')}")
@@ -102,6 +111,15 @@ def translate(exc: BotoCoreError | ClientError, service: str, what: str) -> Orch
     if isinstance(exc, ParamValidationError):
         return InvalidRequest(f"{what}: {exc}")  # refused by botocore before sending
     return ServiceCallInterrupted(f"{what}: {exc}")  # read timeout, dropped connection: it may have been served
+
+
+def _by_message(service: str, code: str, message: str) -> type[OrchestratorError] | None:
+    """The entry ``<service>:<code>:<fragment>`` whose fragment is in the message (case-insensitive), if any."""
+    prefix, lowered = f"{service}:{code}:", message.lower()
+    for key, cls in AWS_ERROR_CODES.items():
+        if key.startswith(prefix) and key[len(prefix) :].lower() in lowered:
+            return cls
+    return None
 
 
 @contextmanager

@@ -39,6 +39,7 @@ class HealthImaging(AwsAdapter):
             workflow_status=r.get("imageSetWorkflowStatus", ""),
             message=r.get("message"),
             is_primary=r.get("isPrimary"),
+            storage_tier=r.get("storageTier"),
         )
 
     def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
@@ -155,6 +156,9 @@ class PlannerImaging:
     def series_of(self, datastore_id: str, image_set_id: str) -> list[str]:
         document = self.imaging.get_metadata(datastore_id, image_set_id)
         return list(((document.get("Study") or {}).get("Series") or {}).keys())
+
+    def metadata_of(self, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+        return self.imaging.get_metadata(datastore_id, image_set_id)
 
     def primary_for_series(self, datastore_id: str, series_uid: str, exclude: str) -> str | None:
         filters = [

@@ -1,8 +1,9 @@
 """Awaiting a copy (the AwaitCopy task): read the destination version the current chunk writes.
 
-Still copying raises ``CopyStillInProgress``, which the task's Retry turns into exponential backoff with full jitter
-(``hicopy.domain.backoff``); COPIED moves to the next chunk (or marks the job done); COPY_FAILED fails the job with
-the service's message.
+What each status means is one table (``hicopy.domain.statuses``). Still copying raises ``CopyStillInProgress``, which
+the task's Retry turns into exponential backoff with full jitter (``hicopy.domain.backoff``); COPIED moves to the
+next chunk (or marks the job done); COPY_FAILED fails the job with the service's message; any other status fails it
+naming the status.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from hicopy.domain.outcome import with_details
 from hicopy.domain.planning import planned
 from hicopy.domain.ports import ImagingPort
 from hicopy.domain.state import ChunkResult, SourceDeletion, WorkflowState
-from hicopy.errors import CopyFailed, CopyStillInProgress, InvalidRequest
+from hicopy.domain.statuses import Verdict, verdict
+from hicopy.errors import CopyFailed, CopyStillInProgress, InvalidRequest, UnexpectedImageSetStatus
 
 
 def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retry_count: int) -> WorkflowState:
@@ -23,26 +25,26 @@ def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retr
     dest = sub.destination
     info = imaging.get_image_set(state.job.datastoreId, dest.imageSetId, dest.versionId)
     checks = retry_count + 1
-    if info.workflow_status == "COPY_FAILED":
-        raise CopyFailed(
-            with_details(
-                info.message or "the service reported COPY_FAILED without a message",
-                chunk=state.chunkIndex,
-                chunks=plan.chunkCount,
-                statusChecks=checks,
-                destinationImageSetId=dest.imageSetId,
-                destinationVersionId=dest.versionId,
+    action, why = verdict("await_copy", info.state, info.workflow_status, info.storage_tier)
+    if action is Verdict.FAIL:
+        details = {
+            "chunk": state.chunkIndex,
+            "chunks": plan.chunkCount,
+            "statusChecks": checks,
+            "destinationImageSetId": dest.imageSetId,
+            "destinationVersionId": dest.versionId,
+        }
+        if info.workflow_status == "COPY_FAILED":
+            raise CopyFailed(
+                with_details(info.message or "the service reported COPY_FAILED without a message", **details)
             )
-        )
-    if info.locked or info.workflow_status in ("COPYING", "COPYING_WITH_READ_ONLY_ACCESS"):
-        raise CopyStillInProgress(
-            f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version {dest.versionId} "
-            f"is still {info.workflow_status} (check {checks})"
-        )
-    if info.workflow_status != "COPIED":
-        raise CopyFailed(
+        status = f"{info.state}/{info.workflow_status}"
+        raise UnexpectedImageSetStatus(with_details(f"the version the copy writes is {status}: {why}", **details))
+    if action is Verdict.WAIT:
+        raise CopyStillInProgress(  # with the checks: the failure event counts them when the wait budget runs out
             with_details(
-                f"unexpected workflow status {info.workflow_status} for the copied version",
+                f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version "
+                f"{dest.versionId} is still {info.workflow_status} (check {checks})",
                 chunk=state.chunkIndex,
                 chunks=plan.chunkCount,
                 statusChecks=checks,

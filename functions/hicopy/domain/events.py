@@ -123,6 +123,12 @@ class ImportFailuresDetail(_Detail):
     summary: dict[str, int] = Field(default_factory=dict, description="numberOf* counters of the job summary")
 
 
+class NeedsResolutionOut(_Detail):
+    imageSetId: str
+    primaryImageSetId: str
+    conflictingAttributes: list[str] = Field(description="<Level>.<DICOM keyword>, e.g. Patient.PatientName")
+
+
 class ImportPlannedDetail(_Detail):
     """Detail of ``Import Job Planned``: what the post-import policy did with an import's image sets."""
 
@@ -136,6 +142,11 @@ class ImportPlannedDetail(_Detail):
     jobsPlanned: list[str]
     failedFiles: int
     warnings: int
+    needsResolution: list[NeedsResolutionOut] = Field(
+        default_factory=list,
+        description="non-primary image sets the policy did not promote: they conflict with the primary image set "
+        "holding their Series (resolve with UpdateImageSetMetadata, then promote); attribute names only",
+    )
 
 
 def excerpt(body: str | bytes) -> tuple[str, Literal["utf-8", "base64"], bool, int]:

@@ -10,7 +10,10 @@ Policies:
 - ``consolidate``: fold every non-primary image set into the primary image set of the same Series (found with
   SearchImageSets), one merge job per Series, ``force`` as configured; a Series that has no primary image set yet
   gets a ``promoteToPrimary`` copy instead. The non-primary source can be deleted after its copy succeeded.
-- ``promote``: a ``promoteToPrimary`` copy of every non-primary image set.
+- ``promote``: a ``promoteToPrimary`` copy of every non-primary image set none of whose Series is in a primary
+  image set yet; one that conflicts with a primary is not copied (the copy would end ``COPY_FAILED``):
+  ``Import Job Planned`` lists it under ``needsResolution`` with the conflicting attribute names
+  (``hicopy.domain.conflicts``; resolve with ``UpdateImageSetMetadata``, then promote).
 Job IDs are derived from the import job and image set IDs, so a redelivered event plans the same IDs (and the
 consumer starts no second execution for them).
 """
@@ -30,10 +33,12 @@ from hicopy.contract import (
     IMPORT_PLANNED,
     Policy,
 )
+from hicopy.domain.conflicts import NeedsResolution, conflicting_attributes
 from hicopy.domain.events import (
     FileFailureOut,
     ImportFailuresDetail,
     ImportPlannedDetail,
+    NeedsResolutionOut,
     dump,
 )
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE
@@ -79,6 +84,7 @@ class ImportResult:
     failures: list[FileFailure] = field(default_factory=list)
     warnings: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
+    needs_resolution: list[NeedsResolution] = field(default_factory=list)  # what plan_jobs refused to promote
 
     @property
     def non_primary(self) -> list[ImportedImageSet]:
@@ -244,6 +250,10 @@ def plan_jobs(
         version = str(entry.version) if entry.version is not None else None
         trigger = {"type": "import", "importJobId": result.job_id, "policy": policy, "sourceIsPrimary": False}
         if policy == "promote":
+            blocked = _conflicts(result.datastore_id, entry.image_set_id, imaging)
+            if blocked is not None:  # the copy would end COPY_FAILED: resolve first (see hicopy.domain.conflicts)
+                result.needs_resolution.append(blocked)
+                continue
             jobs.append(
                 PlannedJob(
                     {**base, "jobId": planned_job_id(result.job_id, entry.image_set_id), "promoteToPrimary": True},
@@ -271,6 +281,17 @@ def plan_jobs(
             delete = delete_after and whole
             jobs.append(PlannedJob(job, {**trigger, "action": action, "deleteSourceAfterCopy": delete}, version))
     return jobs
+
+
+def _conflicts(datastore_id: str, image_set_id: str, imaging: PlannerImagingPort) -> NeedsResolution | None:
+    """The primary image set one of this non-primary set's Series is already in, and the attributes they disagree
+    on; None when no primary holds any of its Series (a promote can go ahead)."""
+    for series_uid in imaging.series_of(datastore_id, image_set_id):
+        primary = imaging.primary_for_series(datastore_id, series_uid, image_set_id)
+        if primary is not None:
+            mine, theirs = imaging.metadata_of(datastore_id, image_set_id), imaging.metadata_of(datastore_id, primary)
+            return NeedsResolution(image_set_id, primary, series_uid, conflicting_attributes(mine, theirs, series_uid))
+    return None
 
 
 def failures_detail(result: ImportResult, *, event_status: str) -> dict[str, Any]:
@@ -302,6 +323,14 @@ def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Poli
         jobsPlanned=[p.job["jobId"] for p in jobs],
         failedFiles=len(result.failures),
         warnings=result.warnings,
+        needsResolution=[
+            NeedsResolutionOut(
+                imageSetId=n.image_set_id,
+                primaryImageSetId=n.primary_image_set_id,
+                conflictingAttributes=n.conflicting_attributes,
+            )
+            for n in result.needs_resolution
+        ],
     )
     return dump(detail)
 

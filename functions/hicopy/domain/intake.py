@@ -110,7 +110,9 @@ def rejected_event(
         correlationId=hints.get("correlationId"),
         datastoreId=hints.get("datastoreId"),
         reason=Reason(code=reason.code, message=reason.message[:MAX_REASON_CHARS]),
-        trigger=TriggerOut.model_validate({"type": trigger_type, "messageId": message_id}),
+        trigger=TriggerOut.model_validate(
+            {"type": trigger_type, **(_event_ids(body) if trigger_type == "event" else {}), "messageId": message_id}
+        ),
         originalBody=text,
         originalBodyEncoding=encoding,
         originalBodyTruncated=truncated,
@@ -156,6 +158,28 @@ def trigger_type_of(body: str, attributes: dict[str, str]) -> str:
 def _is_event(data: Any) -> TypeGuard[dict[str, Any]]:
     """A whole EventBridge event (both keys); anything else is a raw job, where either key is an unknown field."""
     return isinstance(data, dict) and "detail-type" in data and "detail" in data
+
+
+# What a rejected event's trigger echoes of its envelope, when well-formed (EventBridge event IDs are UUIDs; a
+# source is printable ASCII): the same keys as an accepted event's trigger.
+_EVENT_ID_PATTERN = r"[A-Za-z0-9-]{1,64}"
+_EVENT_SOURCE_PATTERN = r"[\x21-\x7e]{1,256}"
+
+
+def _event_ids(body: str) -> dict[str, str]:
+    """``eventId`` and ``source`` of a message that is a whole event ("" where absent or ill-formed); else none."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return {}
+    if not _is_event(data):
+        return {}
+    found = {"eventId": data.get("id"), "source": data.get("source")}
+    patterns = {"eventId": _EVENT_ID_PATTERN, "source": _EVENT_SOURCE_PATTERN}
+    return {
+        key: value if isinstance(value, str) and re.fullmatch(patterns[key], value) else ""
+        for key, value in found.items()
+    }
 
 
 def _hints(body: str) -> dict[str, str]:

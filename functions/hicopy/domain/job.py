@@ -6,15 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
-from hicopy.contract import DATASTORE_ID_PATTERN, IMAGE_SET_ID_PATTERN
+from hicopy.contract import DATASTORE_ID_PATTERN, DICOM_UID_MAX_LENGTH, DICOM_UID_PATTERN, IMAGE_SET_ID_PATTERN
 from hicopy.errors import JobRejected
 
 DatastoreId = Annotated[str, StringConstraints(pattern=DATASTORE_ID_PATTERN)]
 ImageSetId = Annotated[str, StringConstraints(pattern=IMAGE_SET_ID_PATTERN)]
 # ASCII digits only: in Python (and so in pydantic and jsonschema) \d also matches other scripts' digits ("١٢").
 VersionId = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,20}$")]
-# DICOM UID: dot-separated numeric components, no leading zeros (except "0" itself), at most 64 characters.
-DicomUid = Annotated[str, StringConstraints(pattern=r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*$", max_length=64)]
+# DICOM UID: dot-separated runs of ASCII digits, at most 64 characters (leading zeros accepted: see hicopy.contract).
+DicomUid = Annotated[str, StringConstraints(pattern=DICOM_UID_PATTERN, max_length=DICOM_UID_MAX_LENGTH)]
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,80}$"
 CORRELATION_ID_PATTERN = r"^[\x21-\x7e]{1,128}$"  # printable ASCII, no spaces
 JobId = Annotated[str, StringConstraints(pattern=JOB_ID_PATTERN)]

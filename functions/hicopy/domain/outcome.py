@@ -41,7 +41,9 @@ def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None)
         checks += int(details.get("statusChecks", 0))
         if plan is not None and state.chunkIndex < plan.chunkCount:
             failed_chunk = state.chunkIndex
-    destination = state.destination or (state.submission.destination if state.submission else None)
+    # The version the job last wrote: a submitted chunk's (a failed merge reports the COPY_FAILED version it produced,
+    # not the destination's version before it), else the last completed chunk's.
+    destination = (state.submission.destination if state.submission else None) or state.destination
     deletion: SourceDeletionOut | None = None
     if state.deletionError is not None:
         deletion = SourceDeletionOut(

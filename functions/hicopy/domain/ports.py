@@ -21,6 +21,7 @@ class ImageSetInfo:
     workflow_status: str  # CREATED | COPYING | COPIED | COPY_FAILED | ...
     message: str | None = None
     is_primary: bool | None = None
+    storage_tier: str | None = None  # FREQUENT_ACCESS | ARCHIVE_INSTANT_ACCESS (absent from older answers)
 
     @property
     def locked(self) -> bool:
@@ -89,6 +90,10 @@ class PlannerImagingPort(Protocol):
 
     def version_of(self, datastore_id: str, image_set_id: str) -> str:
         """The image set's latest version."""
+        ...
+
+    def metadata_of(self, datastore_id: str, image_set_id: str) -> dict[str, Any]:
+        """The image set's metadata document (latest version)."""
         ...
 
 

@@ -31,6 +31,7 @@ class Plan(_Model):
     totalInstances: int
     wholeCopy: bool
     frameLimit: int
+    sourceReplans: int = 0  # times Submit re-planned on a newer source version (a study-wide update bumped it)
 
 
 class Pace(_Model):

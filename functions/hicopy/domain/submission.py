@@ -16,7 +16,7 @@ from typing import Any
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.pacing import Pacer, take_turn
-from hicopy.domain.planning import chunk_plan, planned
+from hicopy.domain.planning import chunk_plan, planned, replan_on_new_source_version
 from hicopy.domain.ports import CopyRequest, CopyStarted, ImagingPort, SubmissionRecord, SubmissionStorePort
 from hicopy.domain.selection import Chunk, index_metadata
 from hicopy.domain.state import ImageSetVersion, Submission, WorkflowState
@@ -30,11 +30,9 @@ def submit(
     plan = planned(state)
     job, k = state.job, state.chunkIndex
     source = imaging.get_image_set(job.datastoreId, plan.source.imageSetId)
-    if source.version_id != plan.source.versionId:
-        raise StaleVersion(
-            f"source image set {source.image_set_id} changed since the job was planned "
-            f"(version {plan.source.versionId} -> {source.version_id})"
-        )
+    if source.version_id != plan.source.versionId:  # e.g. a study-wide metadata update bumped it: plan again
+        state = replan_on_new_source_version(imaging, state, source.version_id)
+        plan = planned(state)
     dest_id = state.destination.imageSetId if state.destination else None
     dest_version: str | None = None
     dest_locked = False
