@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from hicopy.settings import EnvValue, PaceEnv, PrepareEnv, PublishEnv
+from hicopy.settings import EnvValue, PaceEnv, PaceTaskEnv, PrepareEnv, PublishEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.lambda_factory import LambdaFactory
@@ -81,8 +81,8 @@ class CopyWorkflow(Construct):
             "Pace",
             handler="hicopy.handlers.pace.handler",
             description="Reserves the next CopyImageSet slot under the account's copy rate",
-            settings=PaceEnv,
-            environment=pacing_env,
+            settings=PaceTaskEnv,
+            environment={**pacing_env, "EXECUTION_TIMEOUT_SECONDS": config.execution_timeout_hours * 3600},
         )
         submit = factory.function(
             self,
