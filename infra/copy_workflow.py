@@ -92,6 +92,9 @@ class CopyWorkflow(Construct):
             settings=PaceEnv,
             environment=pacing_env,
             timeout=Duration.seconds(60),
+            # Submit reads the source's metadata on every attempt: for a 5,000-instance study (27 MB of JSON) it
+            # needs about 130 MB (tests/infra/test_infra_memory.py keeps a 2x margin).
+            memory_size=512,
         )
         await_copy = factory.function(
             self,

@@ -169,3 +169,20 @@ def test_repair_is_conditional_a_concurrent_writer_wins():
     store.values[PaceKey(COPY_ACTION)] = CorruptPaceValue({"S": "x"})
     grant = Pacer(store, rate=0.25).reserve(COPY_ACTION, clock.t, horizon=TIMEOUT)
     assert grant.slot == clock.t + 8.0
+
+
+# ======================================================================== 9: the metadata's outline
+
+
+@pytest.mark.parametrize("name", ["aws-samples-usdoppler-2023.json", "grand-challenge-ct-2025.json"])
+def test_the_metadata_outline_keeps_every_uid_and_frame_count_and_no_dicom_attribute(name):
+    from pathlib import Path
+
+    from hicopy.adapters.healthimaging import metadata_outline
+    from hicopy.domain.selection import index_metadata
+
+    blob = (Path(__file__).resolve().parents[1] / "data" / "healthimaging" / "metadata" / name).read_bytes()
+    whole, outline = metadata_outline(blob, whole=True), metadata_outline(blob)
+    assert index_metadata(outline) == index_metadata(whole)  # the same series, instances (in order) and frames
+    assert list(outline["Study"]["Series"]) == list(whole["Study"]["Series"])
+    assert "DICOM" not in str(outline) and outline["Patient"] == {}  # no attribute, the patient's included
