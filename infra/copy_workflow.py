@@ -10,7 +10,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from hicopy.settings import EnvValue, PaceEnv, PrepareEnv, PublishEnv
+from hicopy.settings import EnvValue, PaceEnv, PaceTaskEnv, PrepareEnv, PublishEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.lambda_factory import LambdaFactory
@@ -81,8 +81,8 @@ class CopyWorkflow(Construct):
             "Pace",
             handler="hicopy.handlers.pace.handler",
             description="Reserves the next CopyImageSet slot under the account's copy rate",
-            settings=PaceEnv,
-            environment=pacing_env,
+            settings=PaceTaskEnv,
+            environment={**pacing_env, "EXECUTION_TIMEOUT_SECONDS": config.execution_timeout_hours * 3600},
         )
         submit = factory.function(
             self,
@@ -92,6 +92,9 @@ class CopyWorkflow(Construct):
             settings=PaceEnv,
             environment=pacing_env,
             timeout=Duration.seconds(60),
+            # Submit reads the source's metadata on every attempt: for a 5,000-instance study (27 MB of JSON) it
+            # needs about 130 MB (tests/infra/test_infra_memory.py keeps a 2x margin).
+            memory_size=512,
         )
         await_copy = factory.function(
             self,

@@ -3,6 +3,7 @@
 Prepare -> Pace -> NeedsPacing? -> (PaceWait ->) Submit -> AwaitCopy -> MoreChunks? -> PublishResult -> Done
                 ^__________________________________________________________| (next chunk)
                 ^____________________________________________| SlotMissed (Submit missed its turn: a new slot)
+AwaitCopy's transient error (after its retries) -> Verify -> StillCopying? -> AwaitCopy | MoreChunks?
 Any task error (after its retries) -> PublishFailure -> CopyFailed; a publisher's own error -> PublishFailed.
 
 With ``deleteAfterConsolidate`` a ``CopyOrDelete?`` choice follows the pacing: once every chunk is copied and
@@ -31,6 +32,7 @@ from hicopy.errors import (
     REPACE_ERRORS,
     STATE_ERRORS,
     STILL_COPYING_ERRORS,
+    TERMINAL_ERRORS,
     TRANSIENT_ERRORS,
 )
 from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
@@ -42,6 +44,19 @@ TRANSIENT_INTERVAL_SECONDS = 2
 TRANSIENT_BACKOFF_RATE = 2.0
 TRANSIENT_MAX_DELAY_SECONDS = 60
 TRANSIENT_MAX_ATTEMPTS = 6
+# AwaitCopy's transient retrier (a HealthImaging outage while a copy runs): sized so that its *expected* total wait
+# is twice the outage it must outlast (under full jitter the total is a sum of uniform draws: it falls short of
+# AWAIT_OUTAGE_SECONDS with negligible probability; tests/unit checks it). After it, Verify checks once more.
+AWAIT_OUTAGE_SECONDS = 1800
+AWAIT_TRANSIENT_INTERVAL_SECONDS = 5
+AWAIT_TRANSIENT_BACKOFF_RATE = 2.0
+AWAIT_TRANSIENT_MAX_DELAY_SECONDS = 120
+AWAIT_TRANSIENT_MAX_ATTEMPTS = max_attempts_for(
+    2 * AWAIT_OUTAGE_SECONDS,
+    AWAIT_TRANSIENT_INTERVAL_SECONDS,
+    AWAIT_TRANSIENT_BACKOFF_RATE,
+    AWAIT_TRANSIENT_MAX_DELAY_SECONDS,
+)
 # Image set state errors (locked by another write, version moved) on Submit.
 STATE_INTERVAL_SECONDS = 5
 STATE_BACKOFF_RATE = 2.0
@@ -57,6 +72,8 @@ ERROR_RESULT_PATH = "$.error"
 DELETION_ERROR_RESULT_PATH = "$.deletionError"
 # A paced task that missed its turn goes back to Pace, which counts the misses (bounded) and clears this.
 MISSED_SLOT_RESULT_PATH = "$.missedSlot"
+# Verify's own failure: recorded here, so that PublishFailure reports AwaitCopy's original error in $.error.
+VERIFY_ERROR_RESULT_PATH = "$.verifyError"
 # PublishFailure keeps the state (and its $.error) intact so that CopyFailed can report the original error.
 PUBLISH_FAILURE_RESULT_PATH = "$.publishResult"
 
@@ -82,13 +99,16 @@ def await_copy_max_attempts(polling: PollingConfig) -> int:
     )
 
 
-def task_payload() -> sfn.TaskInput:
-    """The one payload form of every task: the whole execution state plus execution id and retry count."""
+def task_payload(**extra: bool) -> sfn.TaskInput:
+    """The one payload form of every task: the whole execution state plus execution id, start time and retry count
+    (and ``extra`` flags: ``verify`` for the Verify state)."""
     return sfn.TaskInput.from_object(
         {
             "state": sfn.JsonPath.object_at("$"),
             "executionArn": sfn.JsonPath.string_at("$$.Execution.Id"),
+            "executionStartTime": sfn.JsonPath.string_at("$$.Execution.StartTime"),
             "retryCount": sfn.JsonPath.number_at("$$.State.RetryCount"),
+            **extra,
         }
     )
 
@@ -109,12 +129,14 @@ class CopySteps(Construct):
         super().__init__(scope, construct_id)
         transient = [*LAMBDA_SERVICE_ERRORS, *TRANSIENT_ERRORS]
 
-        def invoke(state_id: str, fn: lambda_.IFunction, *, result_path: str = "$") -> tasks.LambdaInvoke:
+        def invoke(
+            state_id: str, fn: lambda_.IFunction, *, result_path: str = "$", payload: sfn.TaskInput | None = None
+        ) -> tasks.LambdaInvoke:
             task = tasks.LambdaInvoke(
                 self,
                 state_id,
                 lambda_function=fn,
-                payload=task_payload(),
+                payload=payload or task_payload(),
                 payload_response_only=True,
                 result_path=result_path,
                 # Only the retriers below: CDK's default service-exception retrier would not use full jitter.
@@ -136,6 +158,8 @@ class CopySteps(Construct):
         pace = invoke("Pace", functions.pace)
         submit = invoke("Submit", functions.submit)
         await_copy = invoke("AwaitCopy", functions.await_copy)
+        # Verify: AwaitCopy's function once more, after its retries ran out on a transient error (an outage).
+        verify = invoke("Verify", functions.await_copy, payload=task_payload(verify=True))
         publish_result = invoke("PublishResult", functions.publish)
         publish_failure = invoke("PublishFailure", functions.publish, result_path=PUBLISH_FAILURE_RESULT_PATH)
 
@@ -148,7 +172,16 @@ class CopySteps(Construct):
             max_attempts=await_copy_max_attempts(polling),
             jitter_strategy=sfn.JitterType.FULL,
         )
-        for task in (prepare, pace, submit, await_copy, publish_result, publish_failure):
+        # AwaitCopy outlasts a HealthImaging outage (a copy in flight completes meanwhile): its own, longer budget.
+        await_copy.add_retry(
+            errors=transient,
+            interval=Duration.seconds(AWAIT_TRANSIENT_INTERVAL_SECONDS),
+            backoff_rate=AWAIT_TRANSIENT_BACKOFF_RATE,
+            max_delay=Duration.seconds(AWAIT_TRANSIENT_MAX_DELAY_SECONDS),
+            max_attempts=AWAIT_TRANSIENT_MAX_ATTEMPTS,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        for task in (prepare, pace, submit, publish_result, publish_failure):
             retry_transient(task)
         # Submit: conflicts (image set locked, version moved) are re-read and retried. Never States.Timeout or
         # States.TaskFailed: a retry after an unknown outcome could start a second copy.
@@ -188,6 +221,14 @@ class CopySteps(Construct):
         )
         # Submit (and DeleteSource) that missed its turn takes a new slot: before the catch-all.
         submit.add_catch(pace, errors=list(REPACE_ERRORS), result_path=MISSED_SLOT_RESULT_PATH)
+        # Before a transient error (or a crash) of AwaitCopy becomes a failure event, Verify reads the destination
+        # once more: COPIED -> the success path; still copying -> back to AwaitCopy (bounded); COPY_FAILED (or a
+        # terminal answer) -> that error; unreachable still -> the original error.
+        await_copy.add_catch(verify, errors=[*transient, *LAMBDA_CRASH_ERRORS], result_path=ERROR_RESULT_PATH)
+        verify.add_catch(
+            publish_failure, errors=[*TERMINAL_ERRORS, *STILL_COPYING_ERRORS], result_path=ERROR_RESULT_PATH
+        )
+        verify.add_catch(publish_failure, errors=["States.ALL"], result_path=VERIFY_ERROR_RESULT_PATH)
         for task in (prepare, pace, submit, await_copy):
             task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
         # A publisher that fails ends the execution: never publish a second terminal event for the same job.
@@ -231,6 +272,11 @@ class CopySteps(Construct):
         )
         prepare.next(pace).next(needs_pacing)
         submit.next(await_copy).next(more_chunks)
+        verify.next(
+            sfn.Choice(self, "StillCopying?")
+            .when(sfn.Condition.is_present("$.submission"), await_copy)
+            .otherwise(more_chunks)
+        )
 
         self.start: sfn.IChainable = prepare
         self.functions = functions

@@ -164,6 +164,13 @@ class SelectionInvalid(OrchestratorError):
     handling = Handling.TERMINAL
 
 
+class SlotBeyondDeadline(OrchestratorError):
+    """The account's next paced slot comes later than the execution can live to use it (its start plus the execution
+    timeout, less what the rest of the job needs): the job fails now instead of waiting into TIMED_OUT."""
+
+    handling = Handling.TERMINAL
+
+
 class SubmitOutcomeUnknown(OrchestratorError):
     """A previous Submit attempt may have started the copy but did not record its outcome."""
 

@@ -74,6 +74,12 @@ class PaceEnv(_Env):
     COPY_BURST: Annotated[int, Field(ge=1)]
 
 
+class PaceTaskEnv(PaceEnv):
+    """The Pace task: it also refuses slots beyond the execution's deadline (its start plus this timeout)."""
+
+    EXECUTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=60)]
+
+
 class PublishEnv(BusEnv):
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 

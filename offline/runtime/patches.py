@@ -11,6 +11,8 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   ``time`` on the runtime's virtual clock when the caller sets none;
 - ``StepFunctionsParserBackend.start_execution``: unnamed executions are all named ``None`` (the second one fails
   with ``ExecutionAlreadyExists``) -> a UUID name, as AWS does;
+- ``Execution.get_start_execution_details``: the context object's ``$$.Execution.StartTime`` is the wall clock ->
+  the runtime clock (what the task functions' clock reads, as in AWS where both are the same clock);
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
 - ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
@@ -61,6 +63,7 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         "start_execution",
         ("self", "state_machine_arn", "name", "execution_input", "trace_header"),
     ),
+    PatchPoint("moto.stepfunctions.parser.backend.execution", "Execution", "get_start_execution_details", ("self",)),
     PatchPoint("moto.stepfunctions.parser.asl.component.common.retry.retrier_decl", "", "time", None),
     PatchPoint(
         "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function",
@@ -192,6 +195,7 @@ class MotoPatches(Patcher):
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function import timestamp as ts_mod
         from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function as wf_mod
+        from moto.stepfunctions.parser.backend.execution import Execution
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         runner, router, clock, retry_sleeps = self.runner, self.router, self.clock, self.retry_sleeps
@@ -231,6 +235,15 @@ class MotoPatches(Patcher):
             return original_start(backend, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
         self._set(StepFunctionsParserBackend, "start_execution", start_execution)
+
+        original_details = Execution.get_start_execution_details
+
+        def get_start_execution_details(execution: Any) -> Any:
+            details = original_details(execution)
+            details.start_time = dt.datetime.fromtimestamp(clock.now(), tz=dt.UTC)  # type: ignore[misc,assignment]
+            return details
+
+        self._set(Execution, "get_start_execution_details", get_start_execution_details)
 
         real_time = retrier_decl.time  # type: ignore[attr-defined]
 

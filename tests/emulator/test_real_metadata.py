@@ -129,11 +129,11 @@ def test_copy_of_a_real_document_whole_and_in_chunks(clock, mi, document, seeded
     """Through the orchestrator's adapter: a whole copy, then the selection builder's chunks into one destination."""
     imaging = HealthImaging(mi)
     ds, src = seeded.datastore_id, seeded.image_set_id
-    source = imaging.get_metadata(ds, src)
+    source = imaging.get_metadata(ds, src, whole=True)
     assert source == document  # the adapter's gunzip/JSON of the real document
 
     whole = _copy(imaging, clock, CopyRequest(ds, src, "1", None, None, None))
-    copied = imaging.get_metadata(ds, whole)
+    copied = imaging.get_metadata(ds, whole, whole=True)
     assert copied["Study"]["Series"] == document["Study"]["Series"]  # every element as written, padding and all
     assert (copied["Patient"], copied["Study"]["DICOM"]) == (document["Patient"], document["Study"]["DICOM"])
 
@@ -146,7 +146,7 @@ def test_copy_of_a_real_document_whole_and_in_chunks(clock, mi, document, seeded
         request = CopyRequest(ds, src, "1", destination, version, chunk.copiable_attributes())
         destination = _copy(imaging, clock, request)
     assert destination is not None
-    assert imaging.get_metadata(ds, destination)["Study"]["Series"] == document["Study"]["Series"]
+    assert imaging.get_metadata(ds, destination, whole=True)["Study"]["Series"] == document["Study"]["Series"]
     assert imaging.get_image_set(ds, destination).version_id == str(plan.chunk_count)
 
 

@@ -176,12 +176,38 @@ class BotoRule:
     or raise) or ``after`` it (the call happened; raising loses its response). ``times`` bounds the hits."""
 
     name: str
-    event: str  # before | after
+    event: str  # before | after | arm (runs before the call, which then goes ahead)
     service: str  # botocore service id (hyphenized): eventbridge, sfn, dynamodb, medical-imaging
     operation: str
     when: Callable[[dict[str, Any]], bool]
     action: Action
     times: int = 1
+    hits: int = 0
+
+
+# The task a handler thread is running: (construct id, job id, chunk), set by ``StepHooks`` before every handler
+# invocation (the handler runs on the thread that starts it). Faults keyed by it land on that task's own calls.
+_TASK = threading.local()
+TaskIdentity = tuple[str, str | None, int]
+
+
+def current_task() -> TaskIdentity | None:
+    return getattr(_TASK, "identity", None)
+
+
+@dataclass
+class CallFaults:
+    """``times`` faults with error ``code`` on the first ``times`` calls of ``operation`` that the invocations of one
+    task (``identity``: construct id, job id, chunk) make. Unlike a queue of faults in the emulator, taken by whichever
+    thread calls next, the same calls fail whatever order the executions' threads run in (issue #12)."""
+
+    name: str
+    identity: TaskIdentity
+    service: str
+    operation: str
+    code: str
+    times: int
+    status: int = 500
     hits: int = 0
 
 
@@ -193,6 +219,7 @@ class BotoFaults:
 
     def __init__(self) -> None:
         self.rules: list[BotoRule] = []
+        self.call_faults: list[CallFaults] = []
         self._lock = threading.Lock()
         self._session: Any = None
         self.injected: Counter[str] = Counter()
@@ -221,6 +248,34 @@ class BotoFaults:
             self.rules.append(rule)
         return rule
 
+    def add_call_faults(self, faults: CallFaults) -> CallFaults:
+        with self._lock:
+            self.call_faults.append(faults)
+        return faults
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+            self.call_faults.clear()
+
+    def _call_fault(self, event_name: str) -> CallFaults | None:
+        _, service, operation = event_name.split(".", 2)
+        identity = current_task()
+        if identity is None:
+            return None
+        with self._lock:
+            for faults in self.call_faults:
+                if (
+                    faults.identity == identity
+                    and faults.service == service
+                    and faults.operation == operation
+                    and faults.hits < faults.times
+                ):
+                    faults.hits += 1
+                    self.injected[faults.name] += 1
+                    return faults
+        return None
+
     @staticmethod
     def _remember(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
         context["hicopy_params"] = params
@@ -243,6 +298,13 @@ class BotoFaults:
         return None
 
     def _before(self, event_name: str, context: dict[str, Any], **_: Any) -> Any:
+        planned = self._call_fault(event_name)
+        if planned is not None:
+            raise client_error(planned.code, planned.operation, "injected", status=planned.status)
+        armed = self._match("arm", event_name, context)  # runs, then the call goes ahead
+        if armed is not None:
+            armed.action(context.get("hicopy_params") or {}, None)
+            return None
         rule = self._match("before", event_name, context)
         if rule is None:
             return None
@@ -274,6 +336,8 @@ class StepHooks:
         def on_start(spec: Any, event: Any) -> None:
             if previous is not None:
                 previous(spec, event)
+            payload = event if isinstance(event, dict) else {}
+            _TASK.identity = (spec.construct_id, task_job_id(payload), task_chunk(payload))
             for construct_id, hook in list(self.hooks):
                 if construct_id == spec.construct_id and isinstance(event, dict):
                     with self._lock:
@@ -384,7 +448,7 @@ class Harness:
             yield sc
         finally:
             # Leave nothing behind for the next scenario: rules, hooks, and faults the emulator did not hand out.
-            self.boto.rules.clear()
+            self.boto.clear()
             self.steps.hooks.clear()
             with contextlib.suppress(Exception):
                 rt.run_until_idle(timeout=IDLE_TIMEOUT)

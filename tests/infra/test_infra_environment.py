@@ -86,7 +86,7 @@ def test_the_handlers_load_the_models_we_expect() -> None:
     assert found == {
         "JobConsumer": ["ConsumerEnv"],
         "Prepare": ["PrepareEnv"],
-        "Pace": ["PaceEnv"],
+        "Pace": ["PaceEnv", "PaceTaskEnv"],
         "Submit": ["PaceEnv"],
         "AwaitCopy": [],
         "Publish": ["PublishEnv"],

@@ -198,7 +198,9 @@ def test_function_environment_values(template_json: dict[str, Any]) -> None:
     assert env("Pace")["STATE_TABLE_NAME"] == table
     pacing = (str(config.copy_rate_per_second), str(config.copy_burst))
     assert (env("Pace")["COPY_RATE_PER_SECOND"], env("Pace")["COPY_BURST"]) == pacing
-    assert {k: v for k, v in env("Submit").items() if k in env("Pace")} == env("Pace")  # the same pacing
+    assert {k: v for k, v in env("Pace").items() if k in env("Submit")} == env("Submit")  # the same pacing
+    # Pace also refuses slots beyond the execution's deadline: it knows the state machine's timeout.
+    assert env("Pace")["EXECUTION_TIMEOUT_SECONDS"] == str(config.execution_timeout_hours * 3600)
     planner = env("ImportPlanner")
     assert planner["JOB_QUEUE_URL"] == _ref(template_json, "JobQueue", "AWS::SQS::Queue")
     assert planner["STATE_TABLE_NAME"] == table

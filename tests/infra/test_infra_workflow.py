@@ -13,8 +13,10 @@ from hicopy.errors import (
     REPACE_ERRORS,
     STATE_ERRORS,
     STILL_COPYING_ERRORS,
+    TERMINAL_ERRORS,
     TRANSIENT_ERRORS,
 )
+from infra.state_machine import AWAIT_TRANSIENT_MAX_ATTEMPTS
 from tests.infra.helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
 
 TASKS = ["Prepare", "Pace", "Submit", "AwaitCopy", "PublishResult", "PublishFailure"]
@@ -34,7 +36,19 @@ TRANSIENT_RETRY = {
     "MaxAttempts": 6,
     "JitterStrategy": "FULL",
 }
-PAYLOAD = {"state.$": "$", "executionArn.$": "$$.Execution.Id", "retryCount.$": "$$.State.RetryCount"}
+PAYLOAD = {
+    "state.$": "$",
+    "executionArn.$": "$$.Execution.Id",
+    "executionStartTime.$": "$$.Execution.StartTime",
+    "retryCount.$": "$$.State.RetryCount",
+}
+# AwaitCopy outlasts a HealthImaging outage of 30 minutes (sized in tests/unit/test_resilience.py).
+AWAIT_TRANSIENT_RETRY = {
+    **{k: v for k, v in TRANSIENT_RETRY.items() if k != "MaxAttempts"},
+    "IntervalSeconds": 5,
+    "MaxDelaySeconds": 120,
+    "MaxAttempts": AWAIT_TRANSIENT_MAX_ATTEMPTS,
+}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +106,37 @@ def test_graph(states: dict[str, Any]) -> None:
     assert states["PublishFailure"]["Next"] == "CopyFailed"
     assert states["CopyFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     assert states["PublishFailed"]["Type"] == "Fail"
-    assert set(states) == {*TASKS, "NeedsPacing?", "PaceWait", "MoreChunks?", "Done", "CopyFailed", "PublishFailed"}
+    # Verify: AwaitCopy's last look at the destination before a transient error becomes a failure event
+    assert states["Verify"]["Next"] == "StillCopying?"
+    still = states["StillCopying?"]
+    assert still["Choices"] == [{"Variable": "$.submission", "IsPresent": True, "Next": "AwaitCopy"}]
+    assert still["Default"] == "MoreChunks?"
+    assert set(states) == {
+        *TASKS,
+        "NeedsPacing?",
+        "PaceWait",
+        "MoreChunks?",
+        "Done",
+        "CopyFailed",
+        "PublishFailed",
+        "Verify",
+        "StillCopying?",
+    }
+
+
+def test_verify_reads_the_destination_with_the_await_copy_function(
+    template_json: dict[str, Any], states: dict[str, Any]
+) -> None:
+    verify = states["Verify"]
+    function_id = logical_id(template_json, "AwaitCopy", "AWS::Lambda::Function")
+    assert verify["Resource"] == "${" + function_id + ".Arn}"
+    assert verify["Parameters"] == {**PAYLOAD, "verify": True}
+    assert verify["ResultPath"] == "$"
+    assert "Retry" not in verify  # checked once more, not retried again
+    assert verify["Catch"] == [
+        {"ErrorEquals": TERMINAL_ERRORS + STILL_COPYING_ERRORS, "ResultPath": "$.error", "Next": "PublishFailure"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.verifyError", "Next": "PublishFailure"},
+    ]
 
 
 @pytest.mark.parametrize("state_name", TASKS)
@@ -112,7 +156,7 @@ def test_every_task_invokes_its_function_with_the_state_payload(
 
 @pytest.mark.parametrize("state_name", TASKS)
 def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, Any], state_name: str) -> None:
-    assert TRANSIENT_RETRY in states[state_name]["Retry"]
+    assert (AWAIT_TRANSIENT_RETRY if state_name == "AwaitCopy" else TRANSIENT_RETRY) in states[state_name]["Retry"]
     for retrier in states[state_name]["Retry"]:
         assert retrier["JitterStrategy"] == "FULL"
         assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
@@ -161,7 +205,7 @@ def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
             "MaxAttempts": expected_attempts,
             "JitterStrategy": "FULL",
         },
-        TRANSIENT_RETRY,
+        AWAIT_TRANSIENT_RETRY,
         CRASH_RETRY,
     ]
 
@@ -200,8 +244,12 @@ def test_catch_all_publishes_the_failure_once(states: dict[str, Any]) -> None:
     for name in ("Prepare", "Pace", "Submit", "AwaitCopy"):
         # Submit that missed its turn first goes back to Pace for a new slot (Pace bounds how often)
         repace = [MISSED_SLOT_CATCH] if name == "Submit" else []
+        # AwaitCopy's transient errors and crashes are verified once more first
+        errors = LAMBDA_SERVICE_ERRORS + TRANSIENT_ERRORS + LAMBDA_CRASH_ERRORS
+        verify = [{"ErrorEquals": errors, "ResultPath": "$.error", "Next": "Verify"}] if name == "AwaitCopy" else []
         assert states[name]["Catch"] == [
             *repace,
+            *verify,
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "PublishFailure"},
         ], name
     for name in ("PublishResult", "PublishFailure"):

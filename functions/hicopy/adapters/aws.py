@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import PaceKey, PlannedCopy, SubmissionRecord
+from hicopy.domain.ports import CorruptPaceValue, PaceKey, PaceValue, PlannedCopy, SubmissionRecord
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -66,12 +66,18 @@ class DynamoPaceStore(_StateTable):
     def _key(key: PaceKey) -> dict[str, Any]:
         return {"pk": {"S": f"pace#{key.action}#call" if key.turn else f"pace#{key.action}"}}
 
-    def read(self, key: PaceKey) -> float | None:
+    def read(self, key: PaceKey) -> PaceValue:
         with self.calling("pacing read"):
             item = self.client.get_item(TableName=self.table_name, Key=self._key(key), ConsistentRead=True).get("Item")
-        return float(item["tat"]["N"]) if item else None
+        if not item or "tat" not in item:
+            return None
+        value = item["tat"]
+        try:
+            return float(value["N"])
+        except (KeyError, TypeError, ValueError):  # not a number attribute: the domain repairs it
+            return CorruptPaceValue(value)
 
-    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: PaceValue, new: float) -> bool:
         params: dict[str, Any] = {
             "TableName": self.table_name,
             "Key": self._key(key),
@@ -82,7 +88,8 @@ class DynamoPaceStore(_StateTable):
             params["ConditionExpression"] = "attribute_not_exists(tat)"
         else:
             params["ConditionExpression"] = "tat = :old"
-            params["ExpressionAttributeValues"][":old"] = {"N": _num(expected)}
+            old = expected.raw if isinstance(expected, CorruptPaceValue) else {"N": _num(expected)}
+            params["ExpressionAttributeValues"][":old"] = old
         try:
             with self.calling("pacing write", expected=[CONDITION_FAILED]):
                 self.client.update_item(**params)

@@ -26,12 +26,14 @@ class ReadOnlyImaging(HealthImaging):
 
     def __init__(self, client: Any) -> None:
         super().__init__(client)
-        self._metadata: dict[tuple[str, str, str | None], dict[str, Any]] = {}
+        self._metadata: dict[tuple[str, str, str | None, bool], dict[str, Any]] = {}
 
-    def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
-        key = (datastore_id, image_set_id, version_id)
+    def get_metadata(
+        self, datastore_id: str, image_set_id: str, version_id: str | None = None, *, whole: bool = False
+    ) -> dict[str, Any]:
+        key = (datastore_id, image_set_id, version_id, whole)
         if key not in self._metadata:
-            self._metadata[key] = super().get_metadata(datastore_id, image_set_id, version_id)
+            self._metadata[key] = super().get_metadata(datastore_id, image_set_id, version_id, whole=whole)
         return self._metadata[key]
 
     def copy_image_set(self, request: Any) -> Any:

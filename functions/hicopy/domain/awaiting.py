@@ -16,9 +16,32 @@ from hicopy.domain.state import ChunkResult, SourceDeletion, WorkflowState
 from hicopy.domain.statuses import Verdict, verdict
 from hicopy.errors import CopyFailed, CopyStillInProgress, InvalidRequest, UnexpectedImageSetStatus
 
+# How many times Verify may send a still-running copy back to AwaitCopy (each after a whole transient retry budget
+# of AwaitCopy was spent on an outage) before the job fails ``CopyWaitBudgetExhausted``.
+MAX_VERIFICATIONS = 3
 
-def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retry_count: int) -> WorkflowState:
-    """Check the destination version written by this chunk. Still copying → ``CopyStillInProgress`` (retried)."""
+
+def await_copy(
+    state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retry_count: int, verify: bool = False
+) -> WorkflowState:
+    """Check the destination version written by this chunk. Still copying → ``CopyStillInProgress`` (retried).
+
+    ``verify`` (the Verify state, after AwaitCopy's retries ran out on a transient error caught in ``state.error``):
+    COPIED → the same success state, the error cleared; still copying → the state with the error cleared and the
+    submission kept (the state machine goes back to AwaitCopy), at most ``MAX_VERIFICATIONS`` times; COPY_FAILED →
+    ``CopyFailed``. Any error reading the image set propagates (the original error is reported).
+    """
+    if verify:
+        try:
+            return await_copy(state.model_copy(update={"error": None}), imaging, clock, retry_count=retry_count)
+        except CopyStillInProgress as still:
+            if state.verifications >= MAX_VERIFICATIONS:
+                cause = state.error.Error if state.error else "an error"
+                raise CopyStillInProgress(
+                    f"{still.message}; the status checks failed with {cause} {state.verifications + 1} times in a "
+                    "row (an outage): no longer waiting; the copy may still complete"
+                ) from None
+            return state.model_copy(update={"error": None, "verifications": state.verifications + 1})
     plan, sub = planned(state), state.submission
     if sub is None or sub.chunk != state.chunkIndex:
         raise InvalidRequest("AwaitCopy ran without a submission for the current chunk")
@@ -63,5 +86,6 @@ def await_copy(state: WorkflowState, imaging: ImagingPort, clock: Clock, *, retr
             "pace": None,
             "submission": None,
             "sourceDeletion": deletion,
+            "verifications": 0,
         }
     )

@@ -62,7 +62,10 @@ class ImagingPort(Protocol):
 
     def get_image_set(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> ImageSetInfo: ...
 
-    def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]: ...
+    def get_metadata(self, datastore_id: str, image_set_id: str, version_id: str | None = None) -> dict[str, Any]:
+        """GetImageSetMetadata's document, at least its outline (``Study.Series.<uid>.Instances.<uid>.ImageFrames``):
+        the adapter drops the DICOM attributes while parsing (memory; the workflow reads only UIDs and frames)."""
+        ...
 
     def copy_image_set(self, request: CopyRequest) -> CopyStarted: ...
 
@@ -129,12 +132,24 @@ class PaceKey:
     turn: bool = False  # False: the slots reserved ahead (Pace); True: the turns taken right before calling
 
 
+@dataclass(frozen=True)
+class CorruptPaceValue:
+    """A stored pacing value that is not a number (e.g. a string where a number belongs), kept exactly as found so
+    that a conditional write replaces that value and nothing newer (``raw`` is the store's own representation)."""
+
+    raw: Any
+
+
+# What a pacing cell holds: nothing yet, a theoretical arrival time, or a value that is not one.
+PaceValue = float | CorruptPaceValue | None
+
+
 class PaceStorePort(Protocol):
     """Stores one theoretical arrival time per ``PaceKey`` with compare-and-set semantics."""
 
-    def read(self, key: PaceKey) -> float | None: ...
+    def read(self, key: PaceKey) -> PaceValue: ...
 
-    def compare_and_set(self, key: PaceKey, expected: float | None, new: float) -> bool:
+    def compare_and_set(self, key: PaceKey, expected: PaceValue, new: float) -> bool:
         """Store ``new`` if the stored value is still ``expected``; False if another caller won the race."""
         ...
 

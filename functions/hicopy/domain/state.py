@@ -1,6 +1,7 @@
 """The execution state: one JSON object that every task of the state machine receives and returns.
 
-Each Lambda task is invoked with ``{"state": $, "executionArn": $$.Execution.Id, "retryCount": $$.State.RetryCount}``
+Each Lambda task is invoked with ``{"state": $, "executionArn": $$.Execution.Id, "executionStartTime":
+$$.Execution.StartTime, "retryCount": $$.State.RetryCount}``
 and returns the next state. A ``Catch`` adds ``error`` (``{"Error", "Cause"}``) before the failure publisher runs.
 """
 
@@ -83,6 +84,8 @@ class WorkflowState(_Model):
     sourceDeletion: SourceDeletion | None = None
     deletionError: SfnError | None = None  # set by the DeleteSource task's Catch
     missedSlot: SfnError | None = None  # set by the Catch that sends a task which missed its turn back to Pace
+    verifications: int = 0  # times Verify found this chunk's copy still running after AwaitCopy's retries ran out
+    verifyError: SfnError | None = None  # Verify's own error (PublishFailure reports the original one, ``error``)
     error: SfnError | None = None
 
     @property
@@ -110,4 +113,6 @@ class TaskInput(_Model):
 
     state: WorkflowState
     executionArn: str | None = None
+    executionStartTime: str | None = None  # $$.Execution.StartTime (ISO 8601): Pace sizes slots to the deadline
     retryCount: int = 0
+    verify: bool = False  # the Verify state: AwaitCopy's last check of the destination after a caught error

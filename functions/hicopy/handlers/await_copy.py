@@ -23,4 +23,6 @@ def _imaging() -> HealthImaging:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount))
+    return run_task(
+        event, lambda t: await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount, verify=t.verify)
+    )
