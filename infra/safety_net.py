@@ -14,7 +14,7 @@ from constructs import Construct
 
 from hicopy.contract import ENDED_WITHOUT_SUCCESS, EXECUTION_STATUS_CHANGE, STATES_SOURCE
 from hicopy.settings import PublishEnv
-from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
 from infra.config import HicopyConfig
 from infra.ingress import RULE_MAX_EVENT_AGE_HOURS, RULE_RETRY_ATTEMPTS, JobQueues
 from infra.lambda_factory import LambdaFactory
@@ -77,7 +77,8 @@ class SafetyNet(Construct):
         assert self.function.role is not None  # the factory gives every function its own role
         acknowledge(
             self.function.role,
-            f"{AWS_SOLUTIONS}-IAM5",
+            f"{AWS_SOLUTIONS}-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"<{logical_id(state_machine)}.Name>:*]",
             "states:DescribeExecution/GetExecutionHistory on the executions of the copy state machine only "
             "(execution names are job IDs, not known in advance).",
         )

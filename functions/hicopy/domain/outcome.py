@@ -12,6 +12,7 @@ failure event whose reason says how the execution ended, with the progress of th
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hicopy.clock import Clock, iso
@@ -150,6 +151,13 @@ def _end_reason(facts: ExecutionFacts) -> SfnError:
     return SfnError(Error=cls.error_name(), Cause=message)
 
 
+def _described(facts: ExecutionFacts, reader: ExecutionReaderPort) -> ExecutionFacts:
+    """The event's facts completed by ``DescribeExecution`` (input, error); the status stays the event's: the
+    description is eventually consistent and may still say RUNNING."""
+    described = reader.describe(facts.execution_arn)
+    return replace(facts, input=facts.input or described.input, error=facts.error or described.error)
+
+
 def publish_for_ended_execution(
     facts: ExecutionFacts,
     reader: ExecutionReaderPort,
@@ -166,7 +174,7 @@ def publish_for_ended_execution(
     from_publisher = state is not None and last is not None and last[0] in PUBLISH_STATES
     if state is None:  # no readable task state in the history: the execution's own input (the job as accepted)
         if facts.input is None:
-            facts = reader.describe(facts.execution_arn)
+            facts = _described(facts, reader)
         state = _state_of(facts.input)
     if state is None:
         raise ExecutionFailed("the ended execution's input is not a job state; no terminal event can be built")
@@ -174,7 +182,7 @@ def publish_for_ended_execution(
         if marker.seen(state.job_id):
             return None
         if facts.status == "FAILED" and facts.error is None:
-            facts = reader.describe(facts.execution_arn)
+            facts = _described(facts, reader)
         state = state.model_copy(update={"error": _end_reason(facts)})
     return publish_outcome(state, publisher, clock, facts.execution_arn, marker)
 
