@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from pydantic.alias_generators import to_camel
 
 from hicopy.contract import DATASTORE_ID_PATTERN, Policy
+from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, PUBLISH_EXPECTED_WAIT_FACTOR
 
 CONTEXT_KEY = "hicopy"
 
@@ -156,6 +157,14 @@ class HicopyConfig(_Model):
             raise ValueError(
                 f"polling.maxWaitSeconds ({self.polling.max_wait_seconds}) must be shorter than "
                 f"executionTimeoutHours ({self.execution_timeout_hours} h = {self.execution_timeout_hours * 3600} s)"
+            )
+        # The longest expected wait of an execution: the status polling, then a Publish riding out an outage.
+        publish_wait = int(OUTAGE_TOLERANCE_SECONDS * PUBLISH_EXPECTED_WAIT_FACTOR)
+        if self.polling.max_wait_seconds + publish_wait >= self.execution_timeout_hours * 3600:
+            raise ValueError(
+                f"executionTimeoutHours ({self.execution_timeout_hours} h) must exceed polling.maxWaitSeconds "
+                f"({self.polling.max_wait_seconds} s) plus the Publish retries' expected wait ({publish_wait} s, "
+                "an EventBridge outage of 2 h ridden out)"
             )
         return self
 

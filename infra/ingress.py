@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as sources
@@ -20,6 +21,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from hicopy.contract import COPY_REQUESTED
+from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, redelivery_budget_seconds
 from hicopy.settings import ConsumerEnv
 from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
 from infra.lambda_factory import LambdaFactory
@@ -33,6 +35,10 @@ CONSUMER_BATCH_SIZE = 10
 CONSUMER_BATCHING_WINDOW_SECONDS = 1
 # AWS guidance for SQS-triggered functions: visibility timeout >= 6 x function timeout + batching window.
 JOB_QUEUE_VISIBILITY_SECONDS = 6 * CONSUMER_TIMEOUT_SECONDS + 10
+# A rejection whose event could not be published is redelivered on hicopy.domain.backoff's schedule: the receives
+# the queue allows must outlast the outage tolerance.
+if redelivery_budget_seconds(MAX_RECEIVE_COUNT) <= OUTAGE_TOLERANCE_SECONDS:
+    raise ValueError("the job queue's maxReceiveCount does not let a rejection outlast the outage tolerance")
 # EventBridge's maximum delivery effort; whatever still fails lands in the rule's DLQ.
 RULE_RETRY_ATTEMPTS = 185
 RULE_MAX_EVENT_AGE_HOURS = 24
@@ -84,6 +90,10 @@ class JobQueues:
         self.import_rule_dlq = secure_queue(
             parent, "ImportRuleDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
         )
+        # The safety net's status change events that could not be handled (rule delivery or the function's retries).
+        self.execution_ended_dlq = secure_queue(
+            parent, "ExecutionEndedDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.Queue]:
@@ -91,6 +101,7 @@ class JobQueues:
             "JobDeadLetterQueue": self.job_dlq,
             "CopyRequestedRuleDeadLetterQueue": self.copy_requested_rule_dlq,
             "ImportRuleDeadLetterQueue": self.import_rule_dlq,
+            "ExecutionEndedDeadLetterQueue": self.execution_ended_dlq,
         }
 
 
@@ -126,6 +137,7 @@ class Ingress(Construct):
         queues: JobQueues,
         bus: events.IEventBus,
         state_machine: sfn.IStateMachine,
+        state_table: dynamodb.ITable,
         datastore_ids: list[str],
         event_source: str,
         max_concurrency: int,
@@ -140,6 +152,8 @@ class Ingress(Construct):
             environment={
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "REJECTED_QUEUE_URL": queues.job_dlq.queue_url,
+                "JOB_QUEUE_URL": queues.job_queue.queue_url,
+                "STATE_TABLE_NAME": state_table.table_name,
                 "DATASTORE_IDS": datastore_ids,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": event_source,
@@ -161,6 +175,9 @@ class Ingress(Construct):
         state_machine.grant_start_execution(self.consumer)
         bus.grant_put_events_to(self.consumer)
         queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
+        # rejected#<messageId>: a rejection redelivered during an EventBridge outage keeps one DLQ copy and one event.
+        # (ChangeMessageVisibility on the job queue comes with the SQS event source's grant.)
+        state_table.grant(self.consumer, "dynamodb:GetItem", "dynamodb:PutItem")
         # Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers.
         self.consumer.add_event_source(
             sources.SqsEventSource(

@@ -10,6 +10,7 @@ Construct tree (ids as they appear in construct paths)::
       Ingress/                the Copy Requested rule and the JobConsumer (infra.ingress)
       Copy/                   the task functions, their states (CopyWorkflow) and the CopyStateMachine
       ImportPlanning/         the ImportPlanner and its ImportEventsRule (infra.import_planning)
+      SafetyNet/              the ExecutionEnded function and its ExecutionEndedRule (infra.safety_net)
       Monitoring/             alarms, their topic and the dashboard (infra.monitoring)
 
 The shared resources sit directly under the orchestrator: every capability uses them.
@@ -32,6 +33,7 @@ from infra.ingress import Ingress, JobQueues, copy_event_bus
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.paths import FUNCTIONS_DIR
+from infra.safety_net import SafetyNet
 
 STATE_TABLE_PARTITION_KEY = "pk"
 STATE_TABLE_TTL_ATTRIBUTE = "expiresAt"
@@ -39,6 +41,7 @@ STATE_TABLE_TTL_ATTRIBUTE = "expiresAt"
 INGRESS_ID = "Ingress"
 COPY_ID = "Copy"
 IMPORT_PLANNING_ID = "ImportPlanning"
+SAFETY_NET_ID = "SafetyNet"
 MONITORING_ID = "Monitoring"
 
 
@@ -86,6 +89,7 @@ class CopyOrchestrator(Construct):
             queues=self.queues,
             bus=self.event_bus,
             state_machine=self.state_machine,
+            state_table=self.state_table,
             datastore_ids=config.datastore_ids,
             event_source=config.event_source,
             max_concurrency=config.consumer_max_concurrency,
@@ -98,6 +102,16 @@ class CopyOrchestrator(Construct):
             queues=self.queues,
             bus=self.event_bus,
             state_table=self.state_table,
+        )
+        self.safety_net = SafetyNet(
+            self,
+            SAFETY_NET_ID,
+            config=config,
+            factory=factory,
+            queues=self.queues,
+            bus=self.event_bus,
+            state_table=self.state_table,
+            state_machine=self.state_machine,
         )
         self.functions: dict[str, lambda_.Function] = dict(factory.functions)
         self.monitoring = Monitoring(

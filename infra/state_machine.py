@@ -25,7 +25,14 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
-from hicopy.domain.backoff import max_attempts_for
+from hicopy.contract import PUBLISH_FAILURE_STATE, PUBLISH_RESULT_STATE
+from hicopy.domain.backoff import (
+    PUBLISH_BACKOFF_RATE,
+    PUBLISH_FIRST_INTERVAL_SECONDS,
+    PUBLISH_MAX_DELAY_SECONDS,
+    max_attempts_for,
+    publish_max_attempts,
+)
 from hicopy.errors import (
     LAMBDA_CRASH_ERRORS,
     LAMBDA_SERVICE_ERRORS,
@@ -160,8 +167,8 @@ class CopySteps(Construct):
         await_copy = invoke("AwaitCopy", functions.await_copy)
         # Verify: AwaitCopy's function once more, after its retries ran out on a transient error (an outage).
         verify = invoke("Verify", functions.await_copy, payload=task_payload(verify=True))
-        publish_result = invoke("PublishResult", functions.publish)
-        publish_failure = invoke("PublishFailure", functions.publish, result_path=PUBLISH_FAILURE_RESULT_PATH)
+        publish_result = invoke(PUBLISH_RESULT_STATE, functions.publish)
+        publish_failure = invoke(PUBLISH_FAILURE_STATE, functions.publish, result_path=PUBLISH_FAILURE_RESULT_PATH)
 
         # AwaitCopy: the still-copying retrier FIRST (Step Functions uses the first retrier that matches).
         await_copy.add_retry(
@@ -181,8 +188,20 @@ class CopySteps(Construct):
             max_attempts=AWAIT_TRANSIENT_MAX_ATTEMPTS,
             jitter_strategy=sfn.JitterType.FULL,
         )
-        for task in (prepare, pace, submit, publish_result, publish_failure):
+        for task in (prepare, pace, submit):
             retry_transient(task)
+        # Publish outlasts an EventBridge (or state table) outage of OUTAGE_TOLERANCE_SECONDS (2 h): its own long,
+        # bounded retrier (up to 5 min apart, full jitter), sized in hicopy.domain.backoff. A terminal event is
+        # never given up on after a minute.
+        for task in (publish_result, publish_failure):
+            task.add_retry(
+                errors=transient,
+                interval=Duration.seconds(PUBLISH_FIRST_INTERVAL_SECONDS),
+                backoff_rate=PUBLISH_BACKOFF_RATE,
+                max_delay=Duration.seconds(PUBLISH_MAX_DELAY_SECONDS),
+                max_attempts=publish_max_attempts(),
+                jitter_strategy=sfn.JitterType.FULL,
+            )
         # Submit: conflicts (image set locked, version moved) are re-read and retried. Never States.Timeout or
         # States.TaskFailed: a retry after an unknown outcome could start a second copy.
         # Prepare too: an image set locked by another writer (or by a copy in flight) is waited for, not failed.

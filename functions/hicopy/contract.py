@@ -39,6 +39,15 @@ IMPORT_JOB_COMPLETED = "Import Job Completed"
 IMPORT_JOB_FAILED = "Import Job Failed"
 HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
 
+# --- the copy state machine's publisher states (their input is the outcome the execution meant to publish) ----------
+PUBLISH_RESULT_STATE = "PublishResult"
+PUBLISH_FAILURE_STATE = "PublishFailure"
+PUBLISH_STATES = (PUBLISH_RESULT_STATE, PUBLISH_FAILURE_STATE)
+# Step Functions' own events on the default bus (in: the safety net)
+STATES_SOURCE = "aws.states"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+ENDED_WITHOUT_SUCCESS = ("FAILED", "TIMED_OUT", "ABORTED")
+
 # --- observability ----------------------------------------------------------------------------------------------
 SERVICE_NAME = "hicopy"  # Powertools service name (log key ``service``)
 METRICS_NAMESPACE = "HealthImagingCopy"  # CloudWatch namespace of the custom metrics

@@ -189,6 +189,25 @@ class JobRejected(OrchestratorError):
     handling = Handling.TERMINAL
 
 
+# --- an execution that ended without its terminal event (the safety net's reason codes) ---------------------------
+class ExecutionTimedOut(OrchestratorError):
+    """The execution ran past the state machine's timeout (TIMED_OUT runs no Catch)."""
+
+    handling = Handling.TERMINAL
+
+
+class ExecutionAborted(OrchestratorError):
+    """The execution was stopped (StopExecution) before it published its terminal event."""
+
+    handling = Handling.TERMINAL
+
+
+class ExecutionFailed(OrchestratorError):
+    """The execution failed outside any task's Catch (e.g. ``States.DataLimitExceeded``)."""
+
+    handling = Handling.TERMINAL
+
+
 class ConfigurationError(OrchestratorError):
     """The function's environment is invalid (raised at cold start)."""
 

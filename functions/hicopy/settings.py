@@ -60,6 +60,8 @@ class BusEnv(_Env):
 class ConsumerEnv(DatastoreEnv, BusEnv):
     STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
     REJECTED_QUEUE_URL: Annotated[str, Field(min_length=1)]
+    JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]  # a failed rejection comes back later (ChangeMessageVisibility)
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]  # rejected#<messageId>: one DLQ copy, one event
 
 
 class PrepareEnv(DatastoreEnv):

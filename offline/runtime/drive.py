@@ -2,8 +2,8 @@
 
 Step Functions executions run on moto's own worker threads, and the HealthImaging emulator completes copies on its
 ticker thread. What nothing runs by itself is driven by ``Driver.pump``: the SQS event source mappings (the poller)
-and the due asynchronous Lambda invocations, plus a tick of the emulator. ``run_until_idle`` pumps until nothing
-moves any more.
+and the due asynchronous Lambda invocations, Step Functions' status change events for ended executions, plus a tick
+of the emulator. ``run_until_idle`` pumps until nothing moves any more.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from offline.runtime.eventbridge import AsyncInvoker
 from offline.runtime.inspection import ExecutionTracker
 from offline.runtime.progress import ProgressReporter
 from offline.runtime.sqs_poller import SqsPoller
+from offline.runtime.status_events import ExecutionStatusEvents
 
 if TYPE_CHECKING:
     from offline.healthimaging import HealthImagingEmulator
@@ -44,11 +45,14 @@ class Driver:
     executions: ExecutionTracker
     invocation_count: Callable[[], int]
     progress: ProgressReporter
+    status_events: ExecutionStatusEvents | None = None  # Step Functions' status change events (moto emits none)
 
     def pump(self) -> int:
         """One round of the event loop: SQS mappings, due async invocations, emulator time. Returns work done."""
         moved = self.poller.poll_once()
         moved += self.async_invoker.run_due()
+        if self.status_events is not None:
+            moved += self.status_events.emit_due()
         if self.emulator is not None:
             moved += self.emulator.tick()
         return moved

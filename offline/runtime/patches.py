@@ -21,6 +21,16 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
 - ``botocore.session.create_loader`` (botocore, not moto): every new botocore session (moto resets boto3's default
   session for each mock, and each Lambda container creates clients) parses the service models again (~0.1 s per
   service) -> one shared, memoized loader per search path;
+- ``SQSBackend.change_message_visibility`` (wrapped, not replaced): a handler that delays a message (the consumer
+  after a failed rejection) sets a visibility timeout in real seconds -> reported to ``on_visibility`` so that the
+  SQS poller releases the message after that many *virtual* seconds;
+- ``StepFunctionResponse.get_execution_history``: ``reverseOrder`` is ignored (always oldest first) -> newest first
+  when asked, as AWS does (the safety net reads the last task state);
+- ``Environment.set_error``: an error raised after the execution was stopped or timed out (a task or a Retry
+  back-off still under way) overwrites ABORTED/TIMED_OUT with FAILED -> ignored once the program no longer runs, as
+  ``set_ended``/``set_stop`` already are (AWS: a stopped execution is ABORTED);
+- ``Program.eval``: the state machine's ``TimeoutSeconds`` is waited for in real seconds -> scaled with the runtime
+  clock (an execution times out after its virtual timeout);
 - ``cloudformation.models.Stack.parse_template``: every template goes through PyYAML's pure-Python loader
   (0.3-1 s for ours) -> ``json.loads`` first (same result for JSON), YAML otherwise.
 """
@@ -34,6 +44,7 @@ import threading
 import time
 import types
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +96,15 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         ("region", "service", "state_credentials"),
     ),
     PatchPoint("botocore.session", "", "create_loader", ("search_path_string",)),
+    PatchPoint(
+        "moto.sqs.models",
+        "SQSBackend",
+        "change_message_visibility",
+        ("self", "queue_name", "receipt_handle", "visibility_timeout"),
+    ),
+    PatchPoint("moto.stepfunctions.parser.asl.component.program.program", "Program", "eval", ("self", "env")),
+    PatchPoint("moto.stepfunctions.responses", "StepFunctionResponse", "get_execution_history", ("self",)),
+    PatchPoint("moto.stepfunctions.parser.asl.eval.environment", "Environment", "set_error", ("self", "error")),
 )
 
 # Other moto internals read (not replaced); also checked by the canary tests.
@@ -181,13 +201,20 @@ class MotoPatches(Patcher):
     """
 
     def __init__(
-        self, *, runner: LambdaRunner, router: EventRouter, clock: ScaledClock, retry_sleeps: list[RetrySleep]
+        self,
+        *,
+        runner: LambdaRunner,
+        router: EventRouter,
+        clock: ScaledClock,
+        retry_sleeps: list[RetrySleep],
+        on_visibility: Callable[[str, int], None] | None = None,
     ) -> None:
         super().__init__()
         self.runner = runner
         self.router = router
         self.clock = clock
         self.retry_sleeps = retry_sleeps
+        self.on_visibility = on_visibility
 
     def apply(self) -> None:
         from moto.awslambda.models import LambdaFunction
@@ -311,3 +338,64 @@ class MotoPatches(Patcher):
         import botocore.session
 
         self._set(botocore.session, "create_loader", _shared_loader)
+        self._apply_visibility()
+        self._apply_execution_timeout()
+        self._apply_history_order()
+
+    def _apply_history_order(self) -> None:
+        from moto.stepfunctions.responses import StepFunctionResponse
+
+        original = StepFunctionResponse.get_execution_history
+
+        def get_execution_history(response: Any) -> Any:
+            result = original(response)
+            if response._get_param("reverseOrder"):
+                history = result.result if hasattr(result, "result") else None
+                if isinstance(history, dict) and isinstance(history.get("events"), list):
+                    history["events"] = list(reversed(history["events"]))
+            return result
+
+        self._set(StepFunctionResponse, "get_execution_history", get_execution_history)
+
+    def _apply_visibility(self) -> None:
+        from moto.sqs.models import SQSBackend
+
+        original = SQSBackend.change_message_visibility
+        on_visibility = self.on_visibility
+
+        def change_message_visibility(
+            backend: Any, queue_name: str, receipt_handle: str, visibility_timeout: int
+        ) -> None:
+            original(backend, queue_name, receipt_handle, visibility_timeout)
+            if on_visibility is not None:
+                on_visibility(receipt_handle, int(visibility_timeout))
+
+        self._set(SQSBackend, "change_message_visibility", change_message_visibility)
+
+    def _apply_execution_timeout(self) -> None:
+        from moto.stepfunctions.parser.asl.component.program import program as program_mod
+        from moto.stepfunctions.parser.asl.eval.environment import Environment
+
+        original_set_error = Environment.set_error
+
+        def set_error(env: Any, error: Any) -> None:
+            if env.is_running():
+                original_set_error(env, error)
+
+        self._set(Environment, "set_error", set_error)
+
+        clock = self.clock
+        program_cls = program_mod.Program
+
+        def eval_program(program: Any, env: Any) -> None:
+            timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            env.next_state_name = program.start_at.start_at_name
+            body = super(program_cls, program).eval  # type: ignore[misc]  # EvalComponent.eval: the program's body
+            worker = threading.Thread(target=body, args=(env,), daemon=True)
+            program_mod.TMP_THREADS.append(worker)  # type: ignore[attr-defined]
+            worker.start()
+            worker.join(timeout=clock.real_seconds(timeout) if timeout is not None else None)
+            if worker.is_alive():
+                env.set_timed_out()
+
+        self._set(program_cls, "eval", eval_program)

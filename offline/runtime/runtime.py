@@ -61,6 +61,7 @@ from offline.runtime.lambdas import Invocation, LambdaRunner, LoggingSnapshot
 from offline.runtime.patches import MotoPatches, RetrySleep
 from offline.runtime.progress import Progress, ProgressReporter
 from offline.runtime.sqs_poller import BatchResult, SqsPoller
+from offline.runtime.status_events import ExecutionStatusEvents
 
 if TYPE_CHECKING:  # imported at start-up: the emulator imports hicopy, which start() makes importable
     from hicopy.contract import Policy
@@ -174,6 +175,7 @@ class LocalRuntime:
         self._deployment: Deployment | None = None
         self._poller: SqsPoller | None = None
         self._executions: ExecutionTracker | None = None
+        self._status_events: ExecutionStatusEvents | None = None
         self._driver: Driver | None = None
 
     # ============================================================================================ lifecycle
@@ -227,7 +229,13 @@ class LocalRuntime:
         )
         runner.install_streams()
         self._logging = LoggingSnapshot()
-        self._patches = MotoPatches(runner=runner, router=router, clock=self.clock, retry_sleeps=self.retry_sleeps)
+        self._patches = MotoPatches(
+            runner=runner,
+            router=router,
+            clock=self.clock,
+            retry_sleeps=self.retry_sleeps,
+            on_visibility=self._visibility_requested,
+        )
         self._patches.apply()
         if self.with_emulator:
             self._emulator = self._start_emulator()
@@ -256,6 +264,9 @@ class LocalRuntime:
             state_machine_arns=deployment.state_machine_arns,
             progress=progress,
         )
+        self._status_events = ExecutionStatusEvents(
+            clients=self.client, account=ACCOUNT, region=REGION, state_machine_arns=deployment.state_machine_arns
+        )
         self._driver = Driver(
             poller=poller,
             async_invoker=async_invoker,
@@ -263,6 +274,7 @@ class LocalRuntime:
             executions=self._executions,
             invocation_count=lambda: len(runner.invocations),
             progress=progress,
+            status_events=self._status_events,
         )
         if self._emulator is not None:
             self._emulator.create_datastore("local", datastore_id=self.datastore_id)
@@ -330,6 +342,16 @@ class LocalRuntime:
             if service not in self._clients:
                 self._clients[service] = self._session.client(service, region_name=REGION)
             return self._clients[service]
+
+    def _visibility_requested(self, receipt_handle: str, seconds: int) -> None:
+        if self._poller is not None:
+            self._poller.requested_visibility(receipt_handle, seconds)
+
+    @property
+    def status_change_events(self) -> list[dict[str, Any]]:
+        """The details of the ``Step Functions Execution Status Change`` events the runtime put (one per ended
+        execution)."""
+        return list(self._status_events.emitted) if self._status_events is not None else []
 
     def _construct_name(self, function_name: str) -> str:
         spec = self.runner.functions.get(function_name)

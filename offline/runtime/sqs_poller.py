@@ -10,7 +10,9 @@ For each (enabled-in-the-template) SQS mapping, ``poll_once``:
 4. deletes the successful messages; failed ones stay in flight and become visible again when the queue's
    visibility timeout has passed **in scaled time** (the poller releases them early with
    ``ChangeMessageVisibility(0)``), so ``maxReceiveCount`` -> DLQ redrive happens after the right number of receives
-   (moto performs the move on the next receive).
+   (moto performs the move on the next receive). A handler that set a failed message's visibility itself
+   (``ChangeMessageVisibility``, reported through ``requested_visibility``) gets it released after that many
+   virtual seconds instead.
 """
 
 from __future__ import annotations
@@ -66,7 +68,16 @@ class SqsPoller:
         self.mappings: list[Mapping] = []
         self.batches: list[BatchResult] = []
         self._release: list[tuple[float, str, str]] = []  # (due monotonic, queue url, receipt handle)
+        self._requested: dict[str, int] = {}  # receipt handle -> visibility timeout a handler asked for (virtual s)
+        self._releasing = threading.local()
         self._lock = threading.Lock()
+
+    def requested_visibility(self, receipt_handle: str, seconds: int) -> None:
+        """A ``ChangeMessageVisibility`` was made (by a handler, unless the poller is releasing a message)."""
+        if getattr(self._releasing, "active", False):
+            return
+        with self._lock:
+            self._requested[receipt_handle] = seconds
 
     def add_mapping(self, esm: dict[str, Any]) -> Mapping:
         from moto.events.models import EventPattern
@@ -121,9 +132,13 @@ class SqsPoller:
         with self._lock:
             due = [r for r in self._release if r[0] <= now]
             self._release = [r for r in self._release if r[0] > now]
-        for _, url, handle in due:
-            with contextlib.suppress(ClientError):  # deleted, or moved to the DLQ meanwhile
-                self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+        self._releasing.active = True
+        try:
+            for _, url, handle in due:
+                with contextlib.suppress(ClientError):  # deleted, or moved to the DLQ meanwhile
+                    self.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handle, VisibilityTimeout=0)
+        finally:
+            self._releasing.active = False
         return len(due)
 
     def poll_once(self) -> int:
@@ -213,14 +228,18 @@ class SqsPoller:
             failed = self._batch_item_failures(raw, ids)
         else:
             failed = set()
-        release_at = time.monotonic() + self.real_seconds(mapping.visibility_timeout)
+        now = time.monotonic()
         for record in records:
+            handle = record["receiptHandle"]
             if record["messageId"] in failed:
                 with self._lock:
-                    self._release.append((release_at, mapping.queue_url, record["receiptHandle"]))
+                    seconds = self._requested.pop(handle, mapping.visibility_timeout)
+                    self._release.append((now + self.real_seconds(seconds), mapping.queue_url, handle))
             else:
+                with self._lock:
+                    self._requested.pop(handle, None)
                 with contextlib.suppress(ClientError):
-                    self.sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=record["receiptHandle"])
+                    self.sqs.delete_message(QueueUrl=mapping.queue_url, ReceiptHandle=handle)
         result = BatchResult(
             mapping=mapping,
             received=len(messages),

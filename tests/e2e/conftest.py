@@ -43,3 +43,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "tests/e2e/" in str(item.path):
             item.add_marker(quiet)
+
+
+@pytest.fixture
+def rt_publish_broken(make_runtime: Callable[..., LocalRuntime]) -> LocalRuntime:
+    """A runtime whose Publish function puts its events on a bus that does not exist: every PutEvents of the
+    workflow's publisher fails (the safety net's own function is configured right)."""
+    return make_runtime(env_overrides={"Publish": {"EVENT_BUS_NAME": "no-such-bus"}})

@@ -507,7 +507,8 @@ def check(sc: Scenario) -> Outcome:
 
     1. every accepted job (an execution was started for it) has exactly one terminal event, ``Image Set Copy
        Succeeded`` or ``Image Set Copy Failed``, and every valid job was accepted (none silently dropped);
-    2. every rejected message has exactly one ``Copy Job Rejected`` (and a copy in the DLQ); no other events;
+    2. every rejected message has exactly one ``Copy Job Rejected`` and exactly one copy in the DLQ (its rejected
+       copy; never redriven there a second time); no other events;
     3. no duplicate copy: for each job and chunk at most one CopyImageSet call the emulator accepted; a succeeded job
        has exactly one per chunk, and its reported destination was written by its own source's copy;
     4. nothing in flight: no RUNNING execution, the job queue empty (the DLQ holds what was dead-lettered), no image
@@ -539,7 +540,10 @@ def check(sc: Scenario) -> Outcome:
         if x.status == "RUNNING":
             violations.append(f"execution {x.name} still RUNNING in {x.current_state}")
 
-    dlq_bodies = [m["Body"] for m in rt.dlq_messages()]
+    dlq = rt.dlq_messages()
+    dlq_bodies = [m["Body"] for m in dlq]
+    # Rejected copies carry the original message id; a message redriven by the queue itself carries none.
+    dlq_copies = Counter(m["MessageAttributes"].get("originalMessageId") for m in dlq)
     for job in sc.jobs:
         if job.valid:
             got = terminal.get(job.job_id or "", [])
@@ -558,6 +562,12 @@ def check(sc: Scenario) -> Outcome:
             body = job.body if isinstance(job.body, str) else json.dumps(job.body)
             if body not in dlq_bodies:
                 violations.append(f"invalid message {job.message_ids}: not kept in the DLQ")
+            for mid in job.message_ids:
+                if dlq_copies[mid] != 1:
+                    violations.append(f"invalid message {mid}: {dlq_copies[mid]} rejected copies in the DLQ")
+            redriven = sum(1 for m in dlq if m["Body"] == body and "originalMessageId" not in m["MessageAttributes"])
+            if redriven:
+                violations.append(f"invalid message {job.message_ids}: also redriven to the DLQ {redriven} time(s)")
     known = {j.job_id for j in sc.jobs if j.valid}
     for job_id in terminal:
         if job_id not in known:

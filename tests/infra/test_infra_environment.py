@@ -92,6 +92,7 @@ def test_the_handlers_load_the_models_we_expect() -> None:
         "Publish": ["PublishEnv"],
         "ImportPlanner": ["PlannerEnv"],
         "DeleteSource": ["PaceEnv"],
+        "ExecutionEnded": ["PublishEnv"],
     }
 
 

@@ -54,7 +54,18 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:StartExecution",
         "events:PutEvents",
         "sqs:SendMessage",
-        *SQS_CONSUME,  # the SQS event source mapping polls with the function's role
+        "dynamodb:GetItem",  # rejected#<messageId>: one DLQ copy and one event per rejected message
+        "dynamodb:PutItem",
+        *SQS_CONSUME,  # the SQS event source mapping polls with the function's role (ChangeMessageVisibility too)
+    },
+    # The safety net: the ended execution's description and history, its terminal event and the outcome marker.
+    "ExecutionEnded": {
+        "states:DescribeExecution",
+        "states:GetExecutionHistory",
+        "events:PutEvents",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "sqs:SendMessage",  # its own async-invocation DLQ
     },
     "ImportPlanner": {
         "medical-imaging:GetDICOMImportJob",
@@ -140,13 +151,24 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     import_dlq = _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     machine = _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
 
-    for name in ("Pace", "Submit", "Publish", "ImportPlanner"):
+    for name in ("Pace", "Submit", "Publish", "ImportPlanner", "JobConsumer", "ExecutionEnded"):
         statements = _statements(template_json, name)
         for action in actions(statements):
             if action.startswith("dynamodb:"):
                 assert resources_for(statements, action) == {table}
-    for name in ("Publish", "JobConsumer", "ImportPlanner"):
+    for name in ("Publish", "JobConsumer", "ImportPlanner", "ExecutionEnded"):
         assert resources_for(_statements(template_json, name), "events:PutEvents") == {bus}
+    safety_net = _statements(template_json, "ExecutionEnded")
+    executions = (
+        "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
+        + _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine", "Name")
+        + ":*"
+    )
+    for action in ("states:DescribeExecution", "states:GetExecutionHistory"):  # this state machine's executions
+        assert resources_for(safety_net, action) == {executions}
+    assert resources_for(safety_net, "sqs:SendMessage") == {
+        _ref(template_json, "ExecutionEndedDeadLetterQueue", "AWS::SQS::Queue", "Arn")
+    }
 
     consumer = _statements(template_json, "JobConsumer")
     assert resources_for(consumer, "states:StartExecution") == {machine}

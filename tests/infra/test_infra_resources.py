@@ -10,7 +10,13 @@ from infra.config import config_from_dict
 from infra.import_planning import MANIFEST_WAIT_SECONDS
 from tests.infra.helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
 
-QUEUES = ["JobQueue", "JobDeadLetterQueue", "CopyRequestedRuleDeadLetterQueue", "ImportRuleDeadLetterQueue"]
+QUEUES = [
+    "JobQueue",
+    "JobDeadLetterQueue",
+    "CopyRequestedRuleDeadLetterQueue",
+    "ImportRuleDeadLetterQueue",
+    "ExecutionEndedDeadLetterQueue",
+]
 DLQS = QUEUES[1:]
 # construct id -> handler module (its environment is tested in test_infra_environment.py)
 FUNCTIONS = {
@@ -21,6 +27,7 @@ FUNCTIONS = {
     "AwaitCopy": "hicopy.handlers.await_copy",
     "Publish": "hicopy.handlers.publish",
     "ImportPlanner": "hicopy.handlers.planner",
+    "ExecutionEnded": "hicopy.handlers.execution_ended",
 }
 
 
@@ -143,13 +150,39 @@ def test_import_rule_on_default_bus_filtered_to_datastores(template_json: dict[s
         "Arn": _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     }
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    (permission,) = resources(template_json, "AWS::Lambda::Permission").values()
-    assert render(permission["Properties"]) == {
+    permissions = [render(p["Properties"]) for p in resources(template_json, "AWS::Lambda::Permission").values()]
+    assert {
         "Action": "lambda:InvokeFunction",
         "FunctionName": _ref(template_json, "ImportPlanner", "AWS::Lambda::Function", "Arn"),
         "Principal": "events.amazonaws.com",
         "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
+    } in permissions
+    assert len(permissions) == 2  # and the safety net's rule (below)
+
+
+def test_safety_net_rule_on_default_bus_filtered_to_the_state_machine(template_json: dict[str, Any]) -> None:
+    rule = render(_props(template_json, "ExecutionEndedRule", "AWS::Events::Rule"))
+    assert "EventBusName" not in rule  # the default bus: where Step Functions puts its own events
+    assert rule["EventPattern"] == {
+        "source": ["aws.states"],
+        "detail-type": ["Step Functions Execution Status Change"],
+        "detail": {
+            "stateMachineArn": [_ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")],
+            "status": ["FAILED", "TIMED_OUT", "ABORTED"],
+        },
     }
+    (target,) = rule["Targets"]
+    function = _ref(template_json, "ExecutionEnded", "AWS::Lambda::Function", "Arn")
+    assert target["Arn"] == function
+    dead_letter = {"Arn": _ref(template_json, "ExecutionEndedDeadLetterQueue", "AWS::SQS::Queue", "Arn")}
+    assert target["DeadLetterConfig"] == dead_letter
+    permissions = [render(p["Properties"]) for p in resources(template_json, "AWS::Lambda::Permission").values()]
+    assert {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": function,
+        "Principal": "events.amazonaws.com",
+        "SourceArn": _ref(template_json, "ExecutionEndedRule", "AWS::Events::Rule", "Arn"),
+    } in permissions
 
 
 # --- table and functions -------------------------------------------------------------------------------------------
@@ -219,6 +252,7 @@ def test_one_code_asset_and_async_retries(template_json: dict[str, Any]) -> None
     }
     planner = _ref(template_json, "ImportPlanner", "AWS::Lambda::Function")
     assert configs.pop(planner) == 2
+    assert configs.pop(_ref(template_json, "ExecutionEnded", "AWS::Lambda::Function")) == 2
     assert set(configs.values()) == {0}
     dead_letter = _props(template_json, "ImportPlanner", "AWS::Lambda::Function")["DeadLetterConfig"]
     assert render(dead_letter) == {

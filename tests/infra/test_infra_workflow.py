@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hicopy.domain.backoff import max_attempts_for
+from hicopy.domain.backoff import max_attempts_for, publish_max_attempts
 from hicopy.errors import (
     LAMBDA_CRASH_ERRORS,
     LAMBDA_SERVICE_ERRORS,
@@ -48,6 +48,15 @@ AWAIT_TRANSIENT_RETRY = {
     "IntervalSeconds": 5,
     "MaxDelaySeconds": 120,
     "MaxAttempts": AWAIT_TRANSIENT_MAX_ATTEMPTS,
+}
+# Publish outlasts a 2-hour EventBridge outage: up to 5 minutes apart, expected total 3 h (hicopy.domain.backoff).
+PUBLISH_RETRY = {
+    "ErrorEquals": LAMBDA_SERVICE_ERRORS + TRANSIENT_ERRORS,
+    "IntervalSeconds": 5,
+    "BackoffRate": 2,
+    "MaxDelaySeconds": 300,
+    "MaxAttempts": 77,
+    "JitterStrategy": "FULL",
 }
 
 
@@ -156,7 +165,8 @@ def test_every_task_invokes_its_function_with_the_state_payload(
 
 @pytest.mark.parametrize("state_name", TASKS)
 def test_every_task_retries_transient_errors_with_full_jitter(states: dict[str, Any], state_name: str) -> None:
-    assert (AWAIT_TRANSIENT_RETRY if state_name == "AwaitCopy" else TRANSIENT_RETRY) in states[state_name]["Retry"]
+    expected = {"AwaitCopy": AWAIT_TRANSIENT_RETRY, "PublishResult": PUBLISH_RETRY, "PublishFailure": PUBLISH_RETRY}
+    assert expected.get(state_name, TRANSIENT_RETRY) in states[state_name]["Retry"]
     for retrier in states[state_name]["Retry"]:
         assert retrier["JitterStrategy"] == "FULL"
         assert not {"States.ALL", "States.Timeout", "States.TaskFailed"} & set(retrier["ErrorEquals"])
@@ -213,7 +223,8 @@ def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
 def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
     assert states["Pace"]["Retry"] == [TRANSIENT_RETRY, CRASH_RETRY]
     for name in ("PublishResult", "PublishFailure"):
-        assert states[name]["Retry"] == [TRANSIENT_RETRY], name
+        assert states[name]["Retry"] == [PUBLISH_RETRY], name
+    assert PUBLISH_RETRY["MaxAttempts"] == publish_max_attempts()
 
 
 def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None:

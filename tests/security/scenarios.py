@@ -34,7 +34,17 @@ import boto3
 
 from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
-from hicopy.handlers import await_copy, consumer, delete_source, pace, planner, prepare, publish, submit
+from hicopy.handlers import (
+    await_copy,
+    consumer,
+    delete_source,
+    execution_ended,
+    pace,
+    planner,
+    prepare,
+    publish,
+    submit,
+)
 from offline.healthimaging.dicom import build_metadata
 from tests.support.calls import Call, CallRecorder
 from tests.support.environment import AwsEnv, aws_environment, invoke
@@ -253,6 +263,26 @@ def consumer_scenarios(run: ScenarioRun) -> None:
     assert len(run.dlq) == 2
 
 
+def safety_net_scenarios(run: ScenarioRun) -> None:
+    """An execution the consumer started ends TIMED_OUT without its event: the safety net reads its history, then
+    (the status change event left the input out) DescribeExecution, and publishes one failure event."""
+    env = run.env
+    [execution] = [e for e in env.executions() if e["name"] == "c-good"]
+    detail = {
+        "executionArn": execution["executionArn"],
+        "stateMachineArn": env.state_machine_arn,
+        "name": execution["name"],
+        "status": "TIMED_OUT",
+        "input": None,
+        "inputDetails": {"included": False},
+    }
+    result = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
+    assert result == {"status": "TIMED_OUT", "published": "Image Set Copy Failed"}, result
+    again = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
+    assert again["published"] is None  # the outcome marker: never a second event
+    run.collect()
+
+
 def copy_scenarios(run: ScenarioRun) -> None:
     env, emu, ds = run.env, run.env.emulator, run.env.datastore_id
     source = emu.seed_image_set_from_metadata(ds, phi_metadata(PHI, seed=1, series=2))
@@ -462,6 +492,7 @@ def scenario_run() -> ScenarioRun:
     with aws_environment() as env, captured_logs(env.recorder) as logs:
         run = ScenarioRun(env, logs)
         consumer_scenarios(run)
+        safety_net_scenarios(run)
         copy_scenarios(run)
         delete_after_scenarios(run)
         planner_scenarios(run)

@@ -47,13 +47,17 @@ USED_OUTSIDE_THE_CODE: dict[str, dict[str, str]] = {
         "sqs:GetQueueAttributes": "event source mapping (reads the queue's settings)",
         # Added by CDK's SqsEventSource (queue.grantConsumeMessages); the mapping does not document needing them
         # (AWSLambdaSQSQueueExecutionRole has only the three above). Trim candidates, scoped to the job queue.
-        "sqs:ChangeMessageVisibility": "CDK SqsEventSource grant (grantConsumeMessages); not needed by our code",
+        "sqs:ChangeMessageVisibility": "CDK SqsEventSource grant (grantConsumeMessages); our code uses it only when "
+        "a rejection's event could not be published (the message comes back later), not in these scenarios",
         "sqs:GetQueueUrl": "CDK SqsEventSource grant (grantConsumeMessages); not needed by our code",
     },
     "hicopy.handlers.planner.handler": {
         # Without ListBucket, S3 answers a missing object with 403 AccessDenied instead of 404 NoSuchKey, and
         # S3Reader would turn "the manifest is not written yet" into a transient error instead of ManifestNotReady.
         "s3:ListBucket": "S3 reports missing objects as NoSuchKey only to callers allowed to list the bucket",
+    },
+    "hicopy.handlers.execution_ended.handler": {
+        "sqs:SendMessage": "the Lambda service (its asynchronous-invocation DLQ, ExecutionEndedDeadLetterQueue)",
     },
 }
 # Lambda's asynchronous-invocation DLQ (the import rule's DLQ) is written by the Lambda service with the
@@ -70,6 +74,7 @@ HANDLERS = [
     "hicopy.handlers.delete_source.handler",
     "hicopy.handlers.publish.handler",
     "hicopy.handlers.planner.handler",
+    "hicopy.handlers.execution_ended.handler",
 ]
 
 
@@ -180,6 +185,13 @@ def touched(template: dict[str, Any], run: ScenarioRun, call: Call) -> list[str]
         return [_wired(template, call.handler, run, p["TableName"])]
     if call.service == "events":
         return [_wired(template, call.handler, run, e["EventBusName"]) for e in p["Entries"]]
+    if call.service == "stepfunctions" and "executionArn" in p:  # an execution of the state machine the consumer starts
+        machine_arn, _, name = p["executionArn"].replace(":execution:", ":stateMachine:").rpartition(":")
+        assert machine_arn == run.variables["STATE_MACHINE_ARN"], p["executionArn"]
+        (machine,) = [
+            lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"
+        ]
+        return [PARTITION_REGION_ACCOUNT.replace("{service}", "states") + f"execution:${{{machine}.Name}}:{name}"]
     if call.service == "stepfunctions":
         return [_wired(template, call.handler, run, p["stateMachineArn"])]
     raise AssertionError(f"no resource mapping for {call.service}:{call.operation}")

@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import CorruptPaceValue, PaceKey, PaceValue, PlannedCopy, SubmissionRecord
+from hicopy.domain.ports import CorruptPaceValue, ExecutionFacts, PaceKey, PaceValue, PlannedCopy, SubmissionRecord
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -215,6 +215,46 @@ class ExecutionStarter(AwsAdapter):
         return str(r["executionArn"]), True
 
 
+class ExecutionReader(AwsAdapter):
+    """``ExecutionReaderPort``: ``DescribeExecution`` and ``GetExecutionHistory`` (newest first, a bounded number of
+    pages) of the copy state machine's executions."""
+
+    SERVICE = "stepfunctions"
+    HISTORY_PAGES = 10  # of 100 events: a task state is entered every few events
+
+    def __init__(self, client: Any | None = None) -> None:
+        self._client = client
+
+    def describe(self, execution_arn: str) -> ExecutionFacts:
+        with self.calling("DescribeExecution"):
+            d = self.client.describe_execution(executionArn=execution_arn)
+        return ExecutionFacts(
+            execution_arn=execution_arn, status=str(d["status"]), input=d.get("input"), error=d.get("error")
+        )
+
+    def last_task_input(self, execution_arn: str) -> tuple[str, str] | None:
+        params: dict[str, Any] = {
+            "executionArn": execution_arn,
+            "reverseOrder": True,
+            "maxResults": 100,
+            "includeExecutionData": True,
+        }
+        for _ in range(self.HISTORY_PAGES):
+            with self.calling("GetExecutionHistory"):
+                page = self.client.get_execution_history(**params)
+            for event in page.get("events", []):
+                details = event.get("stateEnteredEventDetails") or {}
+                if event.get("type") != "TaskStateEntered" or "input" not in details:
+                    continue
+                if (details.get("inputDetails") or {}).get("truncated"):
+                    continue
+                return str(details["name"]), str(details["input"])
+            if not page.get("nextToken"):
+                return None
+            params["nextToken"] = page["nextToken"]
+        return None
+
+
 BODY_ENCODING_ATTRIBUTE = "hicopyBodyEncoding"
 
 
@@ -291,6 +331,35 @@ class PublishedMarker(_OnceMarker):
 
     def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
         self._mark(f"outcome#{job_id}", now, {"detailType": detail_type})
+
+
+class RejectionMarker(_OnceMarker):
+    """``RejectionMarkerPort`` on the state table: item ``pk = rejected#<messageId>``, attribute ``stage``."""
+
+    def stage(self, message_id: str) -> str | None:
+        with self.calling("state table read"):
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": f"rejected#{message_id}"}}, ConsistentRead=True
+            ).get("Item")
+        return str(item["stage"]["S"]) if item and "stage" in item else None
+
+    def mark(self, message_id: str, now: float, *, stage: str) -> None:
+        self._mark(f"rejected#{message_id}", now, {"stage": stage})
+
+
+class MessageVisibility(AwsAdapter):
+    """Returns a received message to its queue after a delay (``ChangeMessageVisibility``)."""
+
+    SERVICE = "sqs"
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url, self._client = queue_url, client
+
+    def delay(self, receipt_handle: str, seconds: int) -> None:
+        with self.calling("SQS ChangeMessageVisibility"):
+            self.client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
 
 
 class ImportMarker(_OnceMarker):

@@ -47,3 +47,57 @@ def expected_status_checks(
 
 def ceil_seconds(seconds: float) -> int:
     return max(0, math.ceil(seconds))
+
+
+# --- outages of the services a terminal event depends on (EventBridge, DynamoDB) --------------------------------
+# How long an outage of PutEvents (or of the state table) may last without losing or duplicating a terminal or a
+# rejection event. The Publish tasks' retrier and the consumer's redelivery schedule are sized from it.
+OUTAGE_TOLERANCE_SECONDS = 2 * 3600
+# The Publish retrier's *expected* total wait is this multiple of the tolerance: under full jitter the total is a sum
+# of ~70 independent uniform waits (mean 3 h, standard deviation ~12 min), so it falls short of 2 h with a
+# probability below 1e-6 (checked by simulation in tests/unit/test_outage_budgets.py).
+PUBLISH_EXPECTED_WAIT_FACTOR = 1.5
+PUBLISH_FIRST_INTERVAL_SECONDS = 5
+PUBLISH_BACKOFF_RATE = 2.0
+PUBLISH_MAX_DELAY_SECONDS = 300  # at most 5 minutes between two attempts
+
+
+def publish_max_attempts() -> int:
+    """MaxAttempts of the Publish tasks' retrier (transient errors, EventPublishFailed included)."""
+    return max_attempts_for(
+        OUTAGE_TOLERANCE_SECONDS * PUBLISH_EXPECTED_WAIT_FACTOR,
+        PUBLISH_FIRST_INTERVAL_SECONDS,
+        PUBLISH_BACKOFF_RATE,
+        PUBLISH_MAX_DELAY_SECONDS,
+    )
+
+
+def worst_case_wait(attempts: int, first: float, rate: float, cap: float) -> float:
+    """The longest total wait of ``attempts`` retries (every jittered wait at its nominal maximum)."""
+    return sum(nominal_delay(k, first, rate, cap) for k in range(attempts))
+
+
+def publish_worst_case_seconds() -> float:
+    """The longest time the Publish retrier can keep an execution alive (the execution timeout must exceed it)."""
+    return worst_case_wait(
+        publish_max_attempts(), PUBLISH_FIRST_INTERVAL_SECONDS, PUBLISH_BACKOFF_RATE, PUBLISH_MAX_DELAY_SECONDS
+    )
+
+
+# The consumer's rejection path: a message whose ``Copy Job Rejected`` could not be published goes back to the queue
+# with ``ChangeMessageVisibility``, after these many seconds for its 1st, 2nd, ... failed receive (deterministic: few
+# messages are rejected, and a rejection waits for nothing else). The queue's maxReceiveCount allows
+# ``maxReceiveCount - 1`` redeliveries: their sum must exceed the tolerance (checked at synth and by a test).
+REDELIVERY_DELAYS_SECONDS = (300, 1200, 3600, 7200)  # 5 min, 20 min, 1 h, 2 h: 3 h 25 min in all
+SQS_MAX_VISIBILITY_SECONDS = 12 * 3600
+
+
+def redelivery_delay(receive_count: int) -> int:
+    """Visibility timeout for a message whose rejection event failed on its ``receive_count``-th receive (1-based)."""
+    index = min(max(receive_count, 1), len(REDELIVERY_DELAYS_SECONDS)) - 1
+    return min(REDELIVERY_DELAYS_SECONDS[index], SQS_MAX_VISIBILITY_SECONDS)
+
+
+def redelivery_budget_seconds(max_receive_count: int) -> int:
+    """How long the redeliveries of a rejected message span before the queue dead-letters it."""
+    return sum(redelivery_delay(k) for k in range(1, max_receive_count))

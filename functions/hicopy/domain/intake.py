@@ -20,7 +20,7 @@ from hicopy.clock import Clock, iso
 from hicopy.contract import COPY_REQUESTED, DATASTORE_ID_PATTERN, REJECTED
 from hicopy.domain.events import Reason, RejectedDetail, TriggerOut, dump, excerpt
 from hicopy.domain.job import CORRELATION_ID_PATTERN, JOB_ID_PATTERN, CopyJob, Trigger, parse_job, safe_name
-from hicopy.domain.ports import EventPublisherPort, MessageSenderPort
+from hicopy.domain.ports import EventPublisherPort, MessageSenderPort, RejectionMarkerPort
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import JobRejected
 
@@ -123,6 +123,10 @@ def rejected_event(
     return dump(detail)
 
 
+REJECTION_KEPT = "KEPT"  # the message's dead-letter copy was sent
+REJECTION_PUBLISHED = "PUBLISHED"  # and its Copy Job Rejected was put
+
+
 def reject(
     body: str,
     reason: JobRejected,
@@ -132,15 +136,29 @@ def reject(
     dead_letters: MessageSenderPort,
     publisher: EventPublisherPort,
     clock: Clock,
-) -> dict[str, Any]:
-    """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected`` (in that order: a retry after a
-    failed publish may duplicate the DLQ copy, never the event)."""
-    dead_letters.send(
-        body,
-        {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id},
-    )
+    marker: RejectionMarkerPort | None = None,
+) -> dict[str, Any] | None:
+    """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected``, each once per message.
+
+    With ``marker`` (the state table's ``rejected#<messageId>``), a message redelivered because the publish failed
+    (an EventBridge outage) is not copied to the DLQ again, and one whose event is out publishes nothing more. A
+    crash between a side effect and its mark can still repeat that one step (EventBridge and SQS take no
+    idempotency token). Returns the published detail, or None when the event was already published.
+    """
+    stage = marker.stage(message_id) if marker is not None else None
+    if stage == REJECTION_PUBLISHED:
+        return None
+    if stage != REJECTION_KEPT:
+        dead_letters.send(
+            body,
+            {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id},
+        )
+        if marker is not None:
+            marker.mark(message_id, clock.now(), stage=REJECTION_KEPT)
     detail = rejected_event(body, reason, message_id=message_id, trigger_type=trigger_type, clock=clock)
     publisher.publish(REJECTED, detail)
+    if marker is not None:
+        marker.mark(message_id, clock.now(), stage=REJECTION_PUBLISHED)
     return detail
 
 

@@ -2,15 +2,21 @@
 
 A failed task's error reaches Publish as Step Functions' ``Error``/``Cause`` pair; ``describe_error`` turns it back
 into the failure event's reason (and the details ``with_details`` packed into the message, e.g. status checks).
+
+The safety net (``publish_for_ended_execution``, the ExecutionEnded function) covers an execution that ended FAILED,
+TIMED_OUT or ABORTED without its terminal event (no ``outcome#<jobId>`` marker): it publishes the outcome the
+execution was publishing when it died (the input of PublishResult/PublishFailure: the copy's true result), or else a
+failure event whose reason says how the execution ended, with the progress of the last task state it entered.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 from hicopy.clock import Clock, iso
-from hicopy.contract import FAILED, SUCCEEDED
+from hicopy.contract import ENDED_WITHOUT_SUCCESS, FAILED, PUBLISH_STATES, SUCCEEDED
 from hicopy.domain.events import (
     ChunkOut,
     CopyOutcomeDetail,
@@ -20,9 +26,15 @@ from hicopy.domain.events import (
     TriggerOut,
     dump,
 )
-from hicopy.domain.ports import EventPublisherPort, PublishedMarkerPort
-from hicopy.domain.state import WorkflowState
-from hicopy.errors import reason_code_for
+from hicopy.domain.ports import EventPublisherPort, ExecutionFacts, ExecutionReaderPort, PublishedMarkerPort
+from hicopy.domain.state import SfnError, WorkflowState
+from hicopy.errors import (
+    ExecutionAborted,
+    ExecutionFailed,
+    ExecutionTimedOut,
+    OrchestratorError,
+    reason_code_for,
+)
 
 
 def outcome_event(state: WorkflowState, clock: Clock, execution_arn: str | None) -> tuple[str, dict[str, Any]]:
@@ -99,6 +111,84 @@ def publish_outcome(
     if marker is not None:
         marker.mark(state.job_id, clock.now(), detail_type=detail_type)
     return detail_type
+
+
+# --- the safety net: an execution that ended without its terminal event -------------------------------------------
+_END_ERRORS: dict[str, type[OrchestratorError]] = {
+    "TIMED_OUT": ExecutionTimedOut,
+    "ABORTED": ExecutionAborted,
+    "FAILED": ExecutionFailed,
+}
+
+
+def ended_execution(detail: dict[str, Any]) -> ExecutionFacts:
+    """The facts a ``Step Functions Execution Status Change`` event's detail carries (its ``input`` may be absent,
+    or left out as too large: ``inputDetails.included`` false)."""
+    included = (detail.get("inputDetails") or {}).get("included", True)
+    raw_input = detail.get("input")
+    return ExecutionFacts(
+        execution_arn=str(detail["executionArn"]),
+        status=str(detail.get("status")),
+        input=raw_input if isinstance(raw_input, str) and included is not False else None,
+        error=detail.get("error") if isinstance(detail.get("error"), str) else None,
+    )
+
+
+def _state_of(text: str | None) -> WorkflowState | None:
+    if not text:
+        return None
+    try:
+        return WorkflowState.model_validate_json(text)
+    except ValueError:
+        return None
+
+
+def _end_reason(facts: ExecutionFacts) -> SfnError:
+    cls = _END_ERRORS[facts.status]
+    if facts.status == "TIMED_OUT":
+        message = "the execution ran past the state machine's timeout (executionTimeoutHours)"
+    elif facts.status == "ABORTED":
+        message = "the execution was stopped (StopExecution)"
+    else:
+        message = f"the execution failed ({facts.error or 'no error name'})"
+    message += " before it published its terminal event; the progress reported is that of its last task state"
+    return SfnError(Error=cls.error_name(), Cause=message)
+
+
+def _described(facts: ExecutionFacts, reader: ExecutionReaderPort) -> ExecutionFacts:
+    """The event's facts completed by ``DescribeExecution`` (input, error); the status stays the event's: the
+    description is eventually consistent and may still say RUNNING."""
+    described = reader.describe(facts.execution_arn)
+    return replace(facts, input=facts.input or described.input, error=facts.error or described.error)
+
+
+def publish_for_ended_execution(
+    facts: ExecutionFacts,
+    reader: ExecutionReaderPort,
+    publisher: EventPublisherPort,
+    clock: Clock,
+    marker: PublishedMarkerPort,
+) -> str | None:
+    """The safety net's one terminal event for an execution that ended FAILED, TIMED_OUT or ABORTED, unless the job's
+    terminal event is out already (the marker). Returns the detail-type published, or None."""
+    if facts.status not in ENDED_WITHOUT_SUCCESS:
+        return None
+    last = reader.last_task_input(facts.execution_arn)
+    state = _state_of(last[1]) if last else None
+    from_publisher = state is not None and last is not None and last[0] in PUBLISH_STATES
+    if state is None:  # no readable task state in the history: the execution's own input (the job as accepted)
+        if facts.input is None:
+            facts = _described(facts, reader)
+        state = _state_of(facts.input)
+    if state is None:
+        raise ExecutionFailed("the ended execution's input is not a job state; no terminal event can be built")
+    if not from_publisher:
+        if marker.seen(state.job_id):
+            return None
+        if facts.status == "FAILED" and facts.error is None:
+            facts = _described(facts, reader)
+        state = state.model_copy(update={"error": _end_reason(facts)})
+    return publish_outcome(state, publisher, clock, facts.execution_arn, marker)
 
 
 # --- errors carried through Step Functions ----------------------------------------------------------------------

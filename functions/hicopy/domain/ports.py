@@ -217,6 +217,35 @@ class PublishedMarkerPort(Protocol):
     def mark(self, job_id: str, now: float, *, detail_type: str) -> None: ...
 
 
+class RejectionMarkerPort(Protocol):
+    """Remembers how far the rejection of one queue message got: ``KEPT`` (its dead-letter copy was sent), then
+    ``PUBLISHED`` (its ``Copy Job Rejected`` was put), so that a redelivered message repeats neither."""
+
+    def stage(self, message_id: str) -> str | None: ...
+
+    def mark(self, message_id: str, now: float, *, stage: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ExecutionFacts:
+    """What Step Functions says about an execution that ended (``DescribeExecution``)."""
+
+    execution_arn: str
+    status: str
+    input: str | None  # the execution's input (JSON text), None when it was left out
+    error: str | None = None
+
+
+class ExecutionReaderPort(Protocol):
+    """Reads an ended execution: its description, and the input of the last task state it entered."""
+
+    def describe(self, execution_arn: str) -> ExecutionFacts: ...
+
+    def last_task_input(self, execution_arn: str) -> tuple[str, str] | None:
+        """(state name, input JSON) of the most recent task state entered, or None if none is in the history."""
+        ...
+
+
 class ImportMarkerPort(Protocol):
     """Remembers that an import job was planned, so that a redelivered event plans nothing more."""
 
