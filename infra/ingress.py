@@ -159,6 +159,8 @@ class Ingress(Construct):
             "reserved concurrency would only subtract from the account pool.",
         )
         state_machine.grant_start_execution(self.consumer)
+        # A job ID that already names an execution: its input tells a redelivered job from a reused job ID.
+        state_machine.grant_execution(self.consumer, "states:DescribeExecution")
         bus.grant_put_events_to(self.consumer)
         queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
         # Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers.

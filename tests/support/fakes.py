@@ -148,16 +148,18 @@ class FakeQueue:
 
 
 class FakePublishedMarker:
-    """A ``PublishedMarkerPort`` in memory: the detail-type published per job ID."""
+    """A ``PublishedMarkerPort`` in memory: the detail-type published per job ID, and the run it was for."""
 
     def __init__(self) -> None:
         self.published: dict[str, str] = {}
+        self.runs: dict[str, str] = {}
 
-    def seen(self, job_id: str) -> bool:
-        return job_id in self.published
+    def seen(self, job_id: str, received_at: str, now: float) -> bool:
+        return self.runs.get(job_id) == received_at
 
-    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+    def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None:
         self.published[job_id] = detail_type
+        self.runs[job_id] = received_at
 
 
 class FakeImportMarker:
@@ -166,7 +168,7 @@ class FakeImportMarker:
     def __init__(self) -> None:
         self.planned: dict[tuple[str, str], dict[str, Any]] = {}
 
-    def seen(self, datastore_id: str, import_job_id: str) -> bool:
+    def seen(self, datastore_id: str, import_job_id: str, now: float) -> bool:
         return (datastore_id, import_job_id) in self.planned
 
     def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:

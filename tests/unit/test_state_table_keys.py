@@ -84,6 +84,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "at": {"N": "100.0"},
                 "expiresAt": {"N": str(100 + PublishedMarker.TTL_SECONDS)},
                 "detailType": {"S": "Image Set Copy Succeeded"},
+                "receivedAt": {"S": "2026-11-27T10:00:00.000Z"},
             },
         },
     )
@@ -103,8 +104,8 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
         },
     )
     published = PublishedMarker(TABLE, client=client)
-    assert not published.seen("job-1")
-    published.mark("job-1", 100.0, detail_type="Image Set Copy Succeeded")
+    assert not published.seen("job-1", "2026-11-27T10:00:00.000Z", 100.0)
+    published.mark("job-1", "2026-11-27T10:00:00.000Z", 100.0, detail_type="Image Set Copy Succeeded")
     imports = ImportMarker(TABLE, client=client)
-    assert imports.seen("a" * 32, "imp-1")
+    assert imports.seen("a" * 32, "imp-1", 100.0)
     imports.mark("a" * 32, "imp-1", 100.0, status="COMPLETED", jobs=3)

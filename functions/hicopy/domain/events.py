@@ -95,6 +95,9 @@ class RejectedDetail(_Detail):
     originalBodyEncoding: Literal["utf-8", "base64"] = "utf-8"
     originalBodyTruncated: bool = False
     originalBodyBytes: int
+    existingExecutionArn: str | None = Field(
+        default=None, description="JobIdReused: the execution that already holds this job ID (for a different job)"
+    )
     receivedAt: str
     completedAt: str
 

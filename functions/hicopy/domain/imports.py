@@ -326,7 +326,7 @@ def handle_import_event(
     if datastore_id not in settings.allowed_datastores:
         raise InvalidRequest(f"data store {datastore_id} is not one this orchestrator is configured for")
     outcome = PlannerOutcome(import_job_id)
-    if marker.seen(datastore_id, import_job_id):
+    if marker.seen(datastore_id, import_job_id, clock.now()):
         outcome.duplicate = True
         return outcome
     job = jobs_api.get_import_job(datastore_id, import_job_id)
