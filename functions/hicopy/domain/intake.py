@@ -120,7 +120,9 @@ def same_job(existing: Any, job: CopyJob) -> bool:
 
 
 def _canonical(job: CopyJob) -> str:
-    data = job.model_dump(mode="json")
+    data = job.model_dump(mode="json", exclude_none=True)
+    if not data.get("destination"):
+        data.pop("destination", None)  # {} and no destination both mean a new image set
     for name in ("instances", "series"):
         if data.get(name) is not None:
             data[name] = sorted(data[name])
