@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, SubmissionRecord
+from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, ImportMark, SubmissionRecord
 from hicopy.errors import ImageSetNotFound
 
 
@@ -166,10 +166,10 @@ class FakeImportMarker:
     """An ``ImportMarkerPort`` in memory: what was recorded per (data store, import job)."""
 
     def __init__(self) -> None:
-        self.planned: dict[tuple[str, str], dict[str, Any]] = {}
+        self.planned: dict[tuple[str, str], ImportMark] = {}
 
-    def seen(self, datastore_id: str, import_job_id: str, now: float) -> bool:
-        return (datastore_id, import_job_id) in self.planned
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None:
+        return self.planned.get((datastore_id, import_job_id))
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
-        self.planned[(datastore_id, import_job_id)] = {"status": status, "jobs": jobs}
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None:
+        self.planned[(datastore_id, import_job_id)] = mark

@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from hicopy.adapters.aws import DynamoPaceStore, DynamoSubmissionStore, ImportMarker, PublishedMarker
-from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.domain.ports import ImportMark, PaceKey, SubmissionRecord
 
 TABLE = "state"
 
@@ -100,6 +100,8 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "expiresAt": {"N": str(100 + ImportMarker.TTL_SECONDS)},
                 "status": {"S": "COMPLETED"},
                 "jobs": {"S": "3"},
+                "jobIds": {"S": "j1,j2,j3"},
+                "reported": {"S": "false"},
             },
         },
     )
@@ -107,5 +109,5 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
     assert not published.seen("job-1", "2026-11-27T10:00:00.000Z", 100.0)
     published.mark("job-1", "2026-11-27T10:00:00.000Z", 100.0, detail_type="Image Set Copy Succeeded")
     imports = ImportMarker(TABLE, client=client)
-    assert imports.seen("a" * 32, "imp-1", 100.0)
-    imports.mark("a" * 32, "imp-1", 100.0, status="COMPLETED", jobs=3)
+    assert imports.get("a" * 32, "imp-1", 100.0) == ImportMark(status="COMPLETED", jobs=0, reported=True)
+    imports.mark("a" * 32, "imp-1", 100.0, ImportMark(status="COMPLETED", jobs=3, job_ids=("j1", "j2", "j3")))

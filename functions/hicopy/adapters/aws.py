@@ -15,7 +15,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.domain.ports import ImportMark, PaceKey, SubmissionRecord
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -289,10 +289,27 @@ class PublishedMarker(_OnceMarker):
 
 class ImportMarker(_OnceMarker):
     """``ImportMarkerPort`` on the state table: item ``pk = import#<datastoreId>#<importJobId>``, attributes
-    ``status`` and ``jobs`` (how many copy jobs were planned)."""
+    ``status``, ``jobs`` (how many copy jobs were planned), ``jobIds`` (the first of them, comma-separated) and
+    ``reported`` (``true`` once both reports were published)."""
 
-    def seen(self, datastore_id: str, import_job_id: str, now: float) -> bool:
-        return self._found(f"import#{datastore_id}#{import_job_id}", now) is not None
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None:
+        found = self._found(f"import#{datastore_id}#{import_job_id}", now)
+        if found is None:
+            return None
+        ids = found.get("jobIds", {}).get("S", "")
+        return ImportMark(
+            status=found.get("status", {}).get("S", ""),
+            jobs=int(found.get("jobs", {}).get("S", "0")),
+            job_ids=tuple(i for i in ids.split(",") if i),
+            # An item without ``reported`` predates the reports' own step: it was planned and reported together.
+            reported=found.get("reported", {}).get("S", "true") == "true",
+        )
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
-        self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None:
+        attributes = {
+            "status": mark.status,
+            "jobs": str(mark.jobs),
+            "jobIds": ",".join(mark.job_ids),
+            "reported": "true" if mark.reported else "false",
+        }
+        self._mark(f"import#{datastore_id}#{import_job_id}", now, attributes)

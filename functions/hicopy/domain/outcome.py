@@ -87,7 +87,8 @@ def publish_outcome(
     marker: PublishedMarkerPort | None = None,
 ) -> str | None:
     """Publish the job's terminal event, unless one was already published for this run of the job (a retried
-    Publish, or the failure path after a Publish that crashed once its event was out). Returns the detail-type, or None when it was skipped."""
+    Publish, or the failure path after a Publish that crashed once its event was out). Returns the detail-type, or
+    None when it was skipped."""
     if marker is not None and marker.seen(state.job_id, state.receivedAt, clock.now()):
         return None
     detail_type, detail = outcome_event(state, clock, execution_arn)

@@ -181,9 +181,20 @@ class PublishedMarkerPort(Protocol):
     def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class ImportMark:
+    """What the planner recorded about an import: planned (its jobs queued), then reported (its events out)."""
+
+    status: str  # the import job's status
+    jobs: int  # how many copy jobs were planned
+    job_ids: tuple[str, ...] = ()  # the first of them (what ``Import Job Planned`` lists)
+    reported: bool = False
+
+
 class ImportMarkerPort(Protocol):
-    """Remembers that an import job was planned, so that a redelivered event plans nothing more."""
+    """Remembers that an import job was planned and reported, so that a redelivered event plans nothing more and a
+    retry after a failed report only reports."""
 
-    def seen(self, datastore_id: str, import_job_id: str, now: float) -> bool: ...
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None: ...
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None: ...
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None: ...
