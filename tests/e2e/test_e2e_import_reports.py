@@ -52,9 +52,11 @@ def _import_with_many_failures(rt: LocalRuntime) -> tuple[str, Any]:
         series_uids=(primary.series_uids[0],),
         patient_id="ANOTHER-PATIENT",  # a non-primary image set: the planner merges it into the primary
     )
+    # S3 keys of up to 1 KB, and service messages that quote them: 100 such failures are over 256 KiB.
+    names = [f"dicom/{PATIENT_KEY}/study-{n:05d}/{'series-0001/' * 80}IM{n:06d}.dcm" for n in range(FAILED_FILES)]
     failures = [
-        (f"dicom/{PATIENT_KEY}/study-{n:05d}/{'series-0001/' * 8}IM{n:06d}.dcm", "ValidationException", f"bad {n}")
-        for n in range(FAILED_FILES)
+        (name, "ValidationException", f"bad {n}: {name} " + "missing (0008,0016); " * 40)
+        for n, name in enumerate(names)
     ]
     failures[0] = (failures[0][0], "UnsupportedTransferSyntax", f"file {PATIENT_KEY} rejected")
     return rt.simulate_import(image_sets=[conflicting], failures=failures), primary
@@ -63,8 +65,8 @@ def _import_with_many_failures(rt: LocalRuntime) -> tuple[str, Any]:
 def test_a_large_failure_report_fits_and_never_blocks_the_plan(
     rt: LocalRuntime, enforce_put_events_limit: list[int]
 ) -> None:
-    """Was: 3,000 failed files made an Import Job Failures entry of about 500 KB, refused; published before the
-    jobs were queued, the import was never planned (the planner's retries, then its DLQ)."""
+    """Was: the first 100 failed files, listed verbatim, made an Import Job Failures entry of about 290 KB, refused;
+    published before the jobs were queued, the import was never planned (the planner's retries, then its DLQ)."""
     import_job_id, primary = _import_with_many_failures(rt)
     rt.run_until_idle(timeout=90)
 

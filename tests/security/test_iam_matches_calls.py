@@ -180,6 +180,10 @@ def touched(template: dict[str, Any], run: ScenarioRun, call: Call) -> list[str]
         return [_wired(template, call.handler, run, p["TableName"])]
     if call.service == "events":
         return [_wired(template, call.handler, run, e["EventBusName"]) for e in p["Entries"]]
+    if call.service == "stepfunctions" and call.operation == "DescribeExecution":
+        machine_arn, _, name = p["executionArn"].replace(":execution:", ":stateMachine:").rpartition(":")
+        machine = _wired(template, call.handler, run, machine_arn).strip("${}")
+        return [f"{PARTITION_REGION_ACCOUNT.replace('{service}', 'states')}execution:${{{machine}.Name}}:{name}"]
     if call.service == "stepfunctions":
         return [_wired(template, call.handler, run, p["stateMachineArn"])]
     raise AssertionError(f"no resource mapping for {call.service}:{call.operation}")
