@@ -171,7 +171,7 @@ class Ingress(Construct):
             iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
         )
         acknowledge(
-            self.consumer,
+            self.consumer.role or self.consumer,
             f"{AWS_SOLUTIONS}-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
             f"<{logical_id(state_machine)}.Name>:*]",
             "DescribeExecution of the copy state machine's executions only (execution names are job IDs, not known "
