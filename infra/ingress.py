@@ -126,7 +126,7 @@ class Ingress(Construct):
         factory: LambdaFactory,
         queues: JobQueues,
         bus: events.IEventBus,
-        state_machine: sfn.IStateMachine,
+        state_machine: sfn.StateMachine,
         datastore_ids: list[str],
         event_source: str,
         max_concurrency: int,
