@@ -111,3 +111,20 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
     imports = ImportMarker(TABLE, client=client)
     assert imports.get("a" * 32, "imp-1", 100.0) == ImportMark(status="COMPLETED", jobs=0, reported=True)
     imports.mark("a" * 32, "imp-1", 100.0, ImportMark(status="COMPLETED", jobs=3, job_ids=("j1", "j2", "j3")))
+
+
+def test_the_outcome_marker_belongs_to_one_run_and_expires(ddb):
+    """A job ID's execution name can be used again 90 days after its execution closed; DynamoDB's TTL deletes
+    expired items only some time later. Neither an expired marker nor another run's marker is this run's."""
+    client, stub = ddb
+    marker = PublishedMarker(TABLE, client=client)
+    run, other = "2026-11-27T10:00:00.000Z", "2026-08-01T10:00:00.000Z"
+    cases = [
+        ({"receivedAt": {"S": run}, "expiresAt": {"N": "1000"}}, True),  # this run's
+        ({"receivedAt": {"S": other}, "expiresAt": {"N": "1000"}}, False),  # an earlier run of the job ID
+        ({"receivedAt": {"S": run}, "expiresAt": {"N": "500"}}, False),  # expired, not deleted yet
+        ({"expiresAt": {"N": "1000"}}, True),  # written before runs were told apart, still alive: kept as seen
+    ]
+    for item, _ in cases:
+        get(stub, "outcome#job-1", item)
+    assert [marker.seen("job-1", run, 500.0) for _ in cases] == [seen for _, seen in cases]
