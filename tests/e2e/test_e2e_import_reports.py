@@ -25,9 +25,9 @@ FAILED_FILES = 3_000
 PATIENT_KEY = "DOE^JANE-MRN-0042"  # what S3 keys of DICOM files often carry
 
 
-@pytest.fixture
 def enforce_put_events_limit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The sizes of every entry put; an entry over 256 KiB refused with AWS's ValidationException."""
+    """The sizes of every entry put; an entry over 256 KiB refused with AWS's ValidationException. Called once the
+    runtime runs: its own wrapper of put_events (restored when it stops) is wrapped, and restored first."""
     sizes: list[int] = []
     put_events = EventsBackend.put_events
 
@@ -63,10 +63,11 @@ def _import_with_many_failures(rt: LocalRuntime) -> tuple[str, Any]:
 
 
 def test_a_large_failure_report_fits_and_never_blocks_the_plan(
-    rt: LocalRuntime, enforce_put_events_limit: list[int]
+    rt: LocalRuntime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Was: the first 100 failed files, listed verbatim, made an Import Job Failures entry of about 290 KB, refused;
     published before the jobs were queued, the import was never planned (the planner's retries, then its DLQ)."""
+    sizes = enforce_put_events_limit(monkeypatch)
     import_job_id, primary = _import_with_many_failures(rt)
     rt.run_until_idle(timeout=90)
 
@@ -83,7 +84,7 @@ def test_a_large_failure_report_fits_and_never_blocks_the_plan(
     # No file name and no service message on the bus, anywhere.
     bus = json.dumps(rt.completion_events())
     assert PATIENT_KEY not in bus and "IM000001.dcm" not in bus and "bad 1" not in bus
-    assert max(enforce_put_events_limit) < 16 * 1024
+    assert max(sizes) < 16 * 1024
 
     [event] = terminal_events(rt)
     assert event["detail-type"] == SUCCEEDED and event["detail"]["jobId"] == planned["detail"]["jobsPlanned"][0]
@@ -91,9 +92,10 @@ def test_a_large_failure_report_fits_and_never_blocks_the_plan(
 
 
 def test_with_import_report_details_the_names_are_listed_bounded(
-    make_runtime: Callable[..., LocalRuntime], enforce_put_events_limit: list[int]
+    make_runtime: Callable[..., LocalRuntime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rt = make_runtime(config_overrides={"importReportDetails": True})
+    sizes = enforce_put_events_limit(monkeypatch)
     _import_with_many_failures(rt)
     rt.run_until_idle(timeout=90)
 
@@ -103,5 +105,5 @@ def test_with_import_report_details_the_names_are_listed_bounded(
     assert 0 < len(detail["failures"]) <= 100 and detail["failuresTruncated"] is True
     assert PATIENT_KEY in detail["failures"][0]["inputFile"]
     assert detail["failures"][0]["message"] == f"file {PATIENT_KEY} rejected"
-    assert max(enforce_put_events_limit) < PUT_EVENTS_ENTRY_LIMIT
+    assert max(sizes) < PUT_EVENTS_ENTRY_LIMIT
     assert [e["detail-type"] for e in terminal_events(rt)] == [SUCCEEDED]
