@@ -335,6 +335,18 @@ def test_a_body_nested_1500_levels_deep_is_rejected_once(consumer_env: AwsEnv) -
     assert TRIGGER_ATTRIBUTE in detail["reason"]["message"] and DEEP_HINT in detail["reason"]["message"]
 
 
+def test_a_lone_surrogate_escaped_in_the_trigger_is_rejected(consumer_env: AwsEnv) -> None:
+    """Was: an event's ``source`` or a ``hicopyTrigger`` value spelled ``"\\ud800"`` went into the execution input
+    and the job's events as text no UTF-8 encoder takes. (The job's own fields are refused by their patterns.)"""
+    job = dumps({**VALID, "jobId": "surrogate-1"})
+    event = '{"detail-type":"Copy Requested","source":"pacs\\ud800","id":"e-2","detail":' + job + "}"
+    detail = _rejected_once(consumer_env, _one(consumer_env, event))
+    assert "not valid Unicode" in detail["reason"]["message"] and detail["trigger"]["type"] == "event"
+    trigger = string_attribute('{"type":"import","note":"\\udc00"}')
+    detail = _rejected_once(consumer_env, _one(consumer_env, job, {TRIGGER_ATTRIBUTE: trigger}))
+    assert "not valid Unicode" in detail["reason"]["message"] and consumer_env.executions() == []
+
+
 def test_brackets_inside_strings_are_no_nesting(consumer_env: AwsEnv) -> None:
     job = {**VALID, "jobId": "brackets", "correlationId": "[{" * 60}
     assert _one(consumer_env, dumps(job)) == {"batchItemFailures": []}

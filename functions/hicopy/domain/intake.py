@@ -76,6 +76,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     if job.jobId is None:
         job = job.model_copy(update={"jobId": default_id})
         job = parse_job(job.model_dump(exclude_none=True))  # the default ID must satisfy the same pattern
+    check_text(trigger_data, "the trigger (the event's source, or message attribute hicopyTrigger)")
     trigger = Trigger.model_validate(trigger_data)
     state = WorkflowState(job=job, trigger=trigger, receivedAt=iso(clock.now()))
     state_size = len(json.dumps(state.dump(), separators=(",", ":")).encode())
@@ -145,6 +146,16 @@ def check_depth(text: str, what: str) -> None:
     depth = json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise JobRejected(f"{what} nests arrays or objects {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed")
+
+
+def check_text(value: Any, what: str) -> None:
+    """``JobRejected`` when ``value`` holds a string that is not Unicode text: a lone surrogate, which JSON can
+    spell as an escape (``"\\ud800"``) and which no UTF-8 encoder, so no AWS API downstream, takes. (The job's own
+    fields are refused by their patterns; the trigger travels into the execution input and the events.)"""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JobRejected(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
 
 
 def loads_safe(text: str) -> Any:
