@@ -98,6 +98,7 @@ class HicopyConfig(_Model):
     post_import_policy: Policy = "none"
     consolidate_force: bool = False
     delete_after_consolidate: bool = False
+    import_report_details: bool = False
     copy_rate_per_second: float = Field(default=0.25, gt=0, le=100)
     copy_burst: int = Field(default=1, ge=1, le=1000)
     max_frames_per_copy: int = Field(default=1000, ge=1, le=100_000)

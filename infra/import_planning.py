@@ -55,6 +55,7 @@ class ImportPlanning(Construct):
                 "MANIFEST_WAIT_SECONDS": MANIFEST_WAIT_SECONDS,
                 "CONSOLIDATE_FORCE": config.consolidate_force,
                 "DELETE_AFTER_CONSOLIDATE": config.delete_after_consolidate,
+                "IMPORT_REPORT_DETAILS": config.import_report_details,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
             },

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import re
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
@@ -23,7 +24,7 @@ from constructs import Construct
 from hicopy.contract import COPY_REQUESTED
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, redelivery_budget_seconds
 from hicopy.settings import ConsumerEnv
-from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge
+from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
 from infra.lambda_factory import LambdaFactory
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
@@ -136,7 +137,7 @@ class Ingress(Construct):
         factory: LambdaFactory,
         queues: JobQueues,
         bus: events.IEventBus,
-        state_machine: sfn.IStateMachine,
+        state_machine: sfn.StateMachine,
         state_table: dynamodb.ITable,
         datastore_ids: list[str],
         event_source: str,
@@ -173,6 +174,23 @@ class Ingress(Construct):
             "reserved concurrency would only subtract from the account pool.",
         )
         state_machine.grant_start_execution(self.consumer)
+        # A job ID that already names an execution: its input tells a redelivered job from a reused job ID.
+        executions = Stack.of(self).format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{state_machine.state_machine_name}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        self.consumer.add_to_role_policy(
+            iam.PolicyStatement(actions=["states:DescribeExecution"], resources=[executions])
+        )
+        acknowledge(
+            self.consumer.role or self.consumer,
+            f"{AWS_SOLUTIONS}-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+            f"<{logical_id(state_machine)}.Name>:*]",
+            "DescribeExecution of the copy state machine's executions only (execution names are job IDs, not known "
+            "at deploy time): the consumer reads the input of the execution a job ID already names.",
+        )
         bus.grant_put_events_to(self.consumer)
         queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
         # rejected#<messageId>: a rejection redelivered during an EventBridge outage keeps one DLQ copy and one event.

@@ -189,6 +189,17 @@ class JobRejected(OrchestratorError):
     handling = Handling.TERMINAL
 
 
+class JobIdReused(JobRejected):
+    """The job ID already names an execution of a *different* job (the same job again is a silent duplicate). The
+    message is rejected like any invalid job, naming the existing execution; the sender must pick another job ID."""
+
+    handling = Handling.TERMINAL
+
+    def __init__(self, message: str, *, execution_arn: str) -> None:
+        super().__init__(message)
+        self.execution_arn = execution_arn
+
+
 # --- an execution that ended without its terminal event (the safety net's reason codes) ---------------------------
 class ExecutionTimedOut(OrchestratorError):
     """The execution ran past the state machine's timeout (TIMED_OUT runs no Catch)."""

@@ -93,6 +93,7 @@ class PlannerEnv(DatastoreEnv, BusEnv):
     MANIFEST_WAIT_SECONDS: Annotated[float, Field(ge=0, le=600)]
     CONSOLIDATE_FORCE: bool
     DELETE_AFTER_CONSOLIDATE: bool
+    IMPORT_REPORT_DETAILS: bool  # Import Job Failures lists failed files' names and the service's messages
 
 
 E = TypeVar("E", bound=_Env)

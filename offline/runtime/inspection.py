@@ -70,12 +70,12 @@ class _ExecutionView:
 
 
 def loads(text: Any) -> Any:
-    """JSON text decoded, or ``text`` as it is (not a string, or not JSON)."""
+    """JSON text decoded, or ``text`` as it is (not a string, not JSON, or nested too deep to decode)."""
     if not isinstance(text, str):
         return text
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return text
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE
+from hicopy.domain.intake import MAX_BODY_BYTES, MAX_JSON_DEPTH, TRIGGER_ATTRIBUTE
 from tests.support.calls import sqs_text_problem
 
 SOAK = os.environ.get("HICOPY_SOAK") == "1"
@@ -371,6 +371,24 @@ def binary_attribute(base64_value: str) -> dict[str, Any]:
     return {"binaryValue": base64_value, "stringListValues": [], "binaryListValues": [], "dataType": "Binary"}
 
 
+# --- deep nesting: json.loads recurses once per level (RecursionError near 1,000 levels, in a 3 KB body) ----------
+DEEP_HINT = "levels deep"
+too_deep = st.one_of(st.integers(MAX_JSON_DEPTH + 1, MAX_JSON_DEPTH + 3), st.sampled_from([1_000, 1_500, 20_000]))
+
+
+def nest(depth: int, kind: str, inner: str = "1") -> str:
+    """``inner`` inside ``depth`` arrays (``[``), objects (``{``), alternating (``mixed``), or only opened
+    (``open``: the body ends there, not even JSON)."""
+    if kind == "[":
+        return "[" * depth + inner + "]" * depth
+    if kind == "{":
+        return '{"a":' * depth + inner + "}" * depth
+    if kind == "mixed":
+        pairs = -(-depth // 2)
+        return '[{"k":' * pairs + inner + "}]" * pairs
+    return "[" * depth
+
+
 noise_attributes = st.dictionaries(
     st.sampled_from(["traceparent", "sender", "priority"]),
     st.text(alphabet=PRINTABLE_ASCII, max_size=20).map(string_attribute),
@@ -395,6 +413,7 @@ bad_triggers = st.one_of(
         st.dictionaries(st.just("type"), st.sampled_from(["sqs", "event", "IMPORT", None, 1])).map(dumps),
         st.just("String"),
     ),
+    st.tuples(too_deep.map(lambda depth: '{"type":"import","note":' + nest(depth, "[") + "}"), st.just("String")),
     # Binary attributes trip a known bug (no stringValue key): see test_known_bug_binary_message_attribute.
 )
 
@@ -499,6 +518,30 @@ def corrupt_bodies(draw: st.DrawFn) -> Message:
     return Message(padded, attributes, valid=True, job=job)
 
 
+@st.composite
+def deep_bodies(draw: st.DrawFn) -> Message:
+    """A body nested too deep: alone, as the value of a job's field, or as the detail of a ``Copy Requested``
+    event. It must be rejected before parsing, with its depth in the reason."""
+    depth, kind = draw(too_deep), draw(st.sampled_from(["[", "{", "mixed", "open"]))
+    where = draw(st.sampled_from(["whole", "field", "event"]))
+    job = dumps(draw(valid_jobs()))
+    if where == "whole":
+        return Message(nest(depth, kind), hint=DEEP_HINT)
+    if where == "field":
+        return Message(job[:-1] + ',"note":' + nest(depth - 1, kind) + "}", hint=DEEP_HINT)
+    event = dumps(envelope(draw, "\u0000detail"))
+    # Too deep to be read at all, an event is reported as what it surely is: an SQS message.
+    return Message(event.replace('"\\u0000detail"', nest(depth - 1, kind, job)), hint=DEEP_HINT)
+
+
+@st.composite
+def bracketed_strings(draw: st.DrawFn) -> Message:
+    """A valid job whose correlationId is all brackets: brackets inside strings are no nesting."""
+    job = draw(valid_jobs())
+    job["correlationId"] = draw(st.sampled_from(["[", "{", "[{"])) * draw(st.integers(MAX_JSON_DEPTH + 1, 64))
+    return Message(dumps(job), valid=True, job=job)
+
+
 NON_FINITE_TOKENS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400", "123456789e999"]
 
 
@@ -534,6 +577,8 @@ messages = st.one_of(
     event_messages(valid=False),
     bad_trigger_messages(),
     corrupt_bodies(),
+    deep_bodies(),
+    bracketed_strings(),
 )
 
 

@@ -16,7 +16,6 @@ xfail, and its input kept out of the generated batches).
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -31,21 +30,33 @@ from hicopy.adapters.aws import BODY_ENCODING_ATTRIBUTE
 from hicopy.contract import REJECTED
 from hicopy.domain.events import ORIGINAL_BODY_LIMIT
 from hicopy.domain.imports import MANIFEST, ImportResult, read_import_result
-from hicopy.domain.intake import MAX_BODY_BYTES, TRIGGER_ATTRIBUTE, accept
+from hicopy.domain.intake import (
+    MAX_BODY_BYTES,
+    MAX_JSON_DEPTH,
+    TRIGGER_ATTRIBUTE,
+    accept,
+    json_depth,
+    rejected_event,
+    trigger_type_of,
+)
 from hicopy.domain.job import parse_job
 from hicopy.errors import ImportOutputInvalid, JobRejected, OrchestratorError
 from hicopy.handlers import consumer
 from tests.fuzz.strategies import (
+    DEEP_HINT,
     Message,
     batches,
     binary_attribute,
+    deep_bodies,
     deliverable,
     dumps,
     examples,
     invalid_jobs,
     job_mutations,
     messages,
+    nest,
     string_attribute,
+    too_deep,
     valid_jobs,
 )
 from tests.support.contracts import assert_valid_event, assert_valid_job
@@ -100,7 +111,16 @@ def run_batch(env: AwsEnv, batch: list[Message]) -> None:
     assert result == {"batchItemFailures": []}, "a message was left for a retry"
     assert env.recorder.problems == [], "a call the real service would refuse"
     by_id = dict(zip(ids, batch, strict=True))
-    invalid = [mid for mid, m in by_id.items() if not m.valid]
+    # Valid jobs: the first message with a job ID starts it; the same job again is a silent duplicate; another job
+    # under that ID is rejected (JobIdReused).
+    expected: dict[str, tuple[Message, str]] = {}
+    codes = {mid: "JobRejected" for mid, m in by_id.items() if not m.valid}
+    for mid, m in by_id.items():
+        if m.valid:
+            first = expected.setdefault(m.expected_job_id(mid), (m, mid))
+            if canonical_job(first[0].job) != canonical_job(m.job):
+                codes[mid] = "JobIdReused"
+    invalid = list(codes)
 
     # Rejections: one event per invalid message, with a reason that names the problem.
     published = env.events()
@@ -109,9 +129,14 @@ def run_batch(env: AwsEnv, batch: list[Message]) -> None:
     for e in published:
         detail = e["detail"]
         assert_valid_event(REJECTED, detail, e["source"])
-        message = by_id[detail["trigger"]["messageId"]]
-        assert message.hint in detail["reason"]["message"], (message.hint, detail["reason"], message.body[:500])
-        assert detail["reason"]["code"] == "JobRejected" and detail["trigger"]["type"] == message.trigger
+        mid = detail["trigger"]["messageId"]
+        message = by_id[mid]
+        hint = REUSED_HINT if codes[mid] == "JobIdReused" else message.hint
+        assert hint in detail["reason"]["message"], (hint, detail["reason"], message.body[:500])
+        assert detail["reason"]["code"] == codes[mid] and detail["trigger"]["type"] == message.trigger
+        if codes[mid] == "JobIdReused":
+            arn = detail["existingExecutionArn"]
+            assert arn.endswith(f":{message.expected_job_id(mid)}") and arn in detail["reason"]["message"]
         body_bytes = message.body.encode("utf-8")
         assert detail["originalBodyBytes"] == len(body_bytes)
         assert (
@@ -126,14 +151,9 @@ def run_batch(env: AwsEnv, batch: list[Message]) -> None:
     for d in dead:
         mid = d["MessageAttributes"]["originalMessageId"]["StringValue"]
         assert d["Body"] == by_id[mid].body and BODY_ENCODING_ATTRIBUTE not in d["MessageAttributes"]
-        assert d["MessageAttributes"]["rejectionCode"]["StringValue"] == "JobRejected"
+        assert d["MessageAttributes"]["rejectionCode"]["StringValue"] == codes[mid]
         assert d["MessageAttributes"]["rejectionReason"]["StringValue"] == reasons[mid][:256]
 
-    # Valid jobs: one execution per job ID; the first message with an ID wins.
-    expected: dict[str, tuple[Message, str]] = {}
-    for mid, m in by_id.items():
-        if m.valid:
-            expected.setdefault(m.expected_job_id(mid), (m, mid))
     started = env.executions()
     assert sorted(e["name"] for e in started) == sorted(expected)
     for execution in started:
@@ -142,6 +162,23 @@ def run_batch(env: AwsEnv, batch: list[Message]) -> None:
         assert state["job"]["jobId"] == execution["name"]
         assert state["job"].items() >= strip_none(m.job).items(), (state["job"], m.job)
         assert state["trigger"] == m.expected_trigger(mid)
+
+
+REUSED_HINT = "is already used by execution"
+
+
+def canonical_job(job: dict[str, Any] | None) -> str:
+    """What makes two valid jobs the same copy (the test's own statement of it): defaults filled in, no empty
+    destination, selections as sets."""
+    data = strip_none(dict(job or {}))
+    data.setdefault("force", False)
+    data.setdefault("promoteToPrimary", False)
+    if not data.get("destination"):
+        data.pop("destination", None)
+    for name in ("instances", "series"):
+        if name in data:
+            data[name] = sorted(data[name])
+    return json.dumps(data, sort_keys=True)
 
 
 def _batch(*items: Message) -> list[Message]:
@@ -157,7 +194,10 @@ VALID = {"datastoreId": DS, "source": {"imageSetId": "b" * 32}}
 @example(  # one of each extreme, deterministic
     batch=_batch(
         Message(dumps({**VALID, "jobId": "dup"}), valid=True, job={**VALID, "jobId": "dup"}),
-        Message(dumps({**VALID, "jobId": "dup", "force": True}), valid=True, job={**VALID, "jobId": "dup"}),
+        Message(dumps({**VALID, "jobId": "dup", "force": False}), valid=True, job={**VALID, "jobId": "dup"}),
+        Message(
+            dumps({**VALID, "jobId": "dup", "force": True}), valid=True, job={**VALID, "jobId": "dup", "force": True}
+        ),
         Message(json.dumps(VALID) + " " * (MAX_BODY_BYTES - len(json.dumps(VALID))), valid=True, job=VALID),
         Message(json.dumps(VALID) + " " * (MAX_BODY_BYTES + 1 - len(json.dumps(VALID))), hint="bytes"),
         Message('{"datastoreId": "' + DS + '", "source": {"imageSetId": ', hint="not valid JSON"),
@@ -274,6 +314,45 @@ def test_a_lone_surrogate_in_the_body_is_settled(consumer_env: AwsEnv) -> None:
     assert detail["originalBodyEncoding"] == "base64" and detail["originalBody"] == dead["Body"]
 
 
+def test_a_body_nested_1500_levels_deep_is_rejected_once(consumer_env: AwsEnv) -> None:
+    """Was: a 3 KB body nested 1,500 levels deep raised RecursionError in json.loads, which escaped validation: five
+    receives, then the redrive DLQ with no rejectionCode and no ``Copy Job Rejected``."""
+    job = dumps({**VALID, "jobId": "deep-1"})
+    event = dumps({"detail-type": "Copy Requested", "source": "my.pacs", "id": "e-1", "detail": {}})
+    for body, trigger in (
+        (nest(1500, "["), "sqs"),
+        (nest(1500, "{"), "sqs"),
+        (job[:-1] + ',"note":' + nest(1500, "mixed") + "}", "sqs"),
+        (event.replace('"detail":{}', '"detail":' + nest(1500, "[", job)), "sqs"),  # unreadable: an SQS message
+        (nest(100_000, "open"), "sqs"),
+    ):
+        detail = _rejected_once(consumer_env, _one(consumer_env, body))
+        assert DEEP_HINT in detail["reason"]["message"] and detail["reason"]["code"] == "JobRejected"
+        assert detail["trigger"]["type"] == trigger and consumer_env.executions() == []
+    deep_trigger = '{"type":"import","note":' + nest(1500, "[") + "}"
+    result = _one(consumer_env, job, {TRIGGER_ATTRIBUTE: string_attribute(deep_trigger)})
+    detail = _rejected_once(consumer_env, result)
+    assert TRIGGER_ATTRIBUTE in detail["reason"]["message"] and DEEP_HINT in detail["reason"]["message"]
+
+
+def test_a_lone_surrogate_escaped_in_the_trigger_is_rejected(consumer_env: AwsEnv) -> None:
+    """Was: an event's ``source`` or a ``hicopyTrigger`` value spelled ``"\\ud800"`` went into the execution input
+    and the job's events as text no UTF-8 encoder takes. (The job's own fields are refused by their patterns.)"""
+    job = dumps({**VALID, "jobId": "surrogate-1"})
+    event = '{"detail-type":"Copy Requested","source":"pacs\\ud800","id":"e-2","detail":' + job + "}"
+    detail = _rejected_once(consumer_env, _one(consumer_env, event))
+    assert "not valid Unicode" in detail["reason"]["message"] and detail["trigger"]["type"] == "event"
+    trigger = string_attribute('{"type":"import","note":"\\udc00"}')
+    detail = _rejected_once(consumer_env, _one(consumer_env, job, {TRIGGER_ATTRIBUTE: trigger}))
+    assert "not valid Unicode" in detail["reason"]["message"] and consumer_env.executions() == []
+
+
+def test_brackets_inside_strings_are_no_nesting(consumer_env: AwsEnv) -> None:
+    job = {**VALID, "jobId": "brackets", "correlationId": "[{" * 60}
+    assert _one(consumer_env, dumps(job)) == {"batchItemFailures": []}
+    assert [e["name"] for e in consumer_env.executions()] == ["brackets"]
+
+
 # --- the job contract, pure (no AWS) ------------------------------------------------------------------------------
 def _accept(body: str, attributes: dict[str, str] | None = None) -> Any:
     return accept(
@@ -337,14 +416,33 @@ def test_mutations_compose(job: dict[str, Any], data: st.DataObject) -> None:
     body=st.one_of(
         st.text(alphabet=st.characters(exclude_categories=()), max_size=300),
         st.binary(max_size=300).map(lambda b: b.decode("latin-1")),
+        deep_bodies().map(lambda m: m.body),
+        st.tuples(too_deep, st.sampled_from(["[", "{", "mixed", "open"])).map(lambda t: nest(*t)),
     ),
-    trigger=st.one_of(st.none(), st.text(alphabet=st.characters(exclude_categories=()), max_size=50)),
+    trigger=st.one_of(
+        st.none(),
+        st.text(alphabet=st.characters(exclude_categories=()), max_size=50),
+        too_deep.map(lambda depth: nest(depth, "[")),
+    ),
 )
 def test_accept_never_raises_anything_but_job_rejected(body: str, trigger: str | None) -> None:
-    """Arbitrary text (lone surrogates included) and an arbitrary trigger attribute."""
+    """Arbitrary text (lone surrogates included), bodies nested far too deep, and an arbitrary trigger attribute:
+    either a job whose execution input is valid, or ``JobRejected`` with a reason from which the whole rejection (its
+    trigger type, its hints, its event) is built; never any other exception (e.g. RecursionError)."""
     attributes = {} if trigger is None else {TRIGGER_ATTRIBUTE: trigger}
-    with contextlib.suppress(JobRejected):
-        _accept(body, attributes)
+    try:
+        accepted = _accept(body, attributes)
+    except JobRejected as exc:
+        assert type(exc) is JobRejected and exc.message
+        if json_depth(body) > MAX_JSON_DEPTH:  # refused before anything else is read
+            assert DEEP_HINT in exc.message
+        trigger_type = trigger_type_of(body, attributes)
+        detail = rejected_event(body, exc, message_id="m-1", trigger_type=trigger_type, clock=FakeClock())
+        assert_valid_event(REJECTED, detail, "hicopy.orchestrator")
+        assert detail["reason"] == {"code": "JobRejected", "message": exc.message[:1024]}
+    else:
+        assert json_depth(body) <= MAX_JSON_DEPTH
+        assert_valid_job(accepted.state.dump()["job"])
 
 
 @pytest.mark.slow

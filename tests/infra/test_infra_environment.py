@@ -117,6 +117,7 @@ def test_environment_takes_every_key_of_the_model_and_no_other() -> None:
         "MANIFEST_WAIT_SECONDS": 120,
         "CONSOLIDATE_FORCE": True,
         "DELETE_AFTER_CONSOLIDATE": False,
+        "IMPORT_REPORT_DETAILS": False,
     }
     env = environment(PlannerEnv, values)
     assert (env["DATASTORE_IDS"], env["CONSOLIDATE_FORCE"], env["DELETE_AFTER_CONSOLIDATE"]) == (

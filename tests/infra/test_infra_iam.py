@@ -52,6 +52,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem"},  # + the "published" marker
     "JobConsumer": {
         "states:StartExecution",
+        "states:DescribeExecution",  # a job ID that names an execution: same job (duplicate) or JobIdReused
         "events:PutEvents",
         "sqs:SendMessage",
         "dynamodb:GetItem",  # rejected#<messageId>: one DLQ copy and one event per rejected message
@@ -172,6 +173,9 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
 
     consumer = _statements(template_json, "JobConsumer")
     assert resources_for(consumer, "states:StartExecution") == {machine}
+    assert resources_for(consumer, "states:DescribeExecution") == {
+        f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{{machine.strip('${}')}.Name}}:*"
+    }
     assert resources_for(consumer, "sqs:SendMessage") == {job_dlq}  # rejected jobs are kept in the DLQ
     assert resources_for(consumer, "sqs:ReceiveMessage") == {job_queue}
 

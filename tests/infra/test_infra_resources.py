@@ -239,6 +239,7 @@ def test_function_environment_values(template_json: dict[str, Any]) -> None:
     assert planner["STATE_TABLE_NAME"] == table
     assert planner["POST_IMPORT_POLICY"] == TEST_CONFIG["postImportPolicy"]
     assert (planner["CONSOLIDATE_FORCE"], planner["DELETE_AFTER_CONSOLIDATE"]) == ("false", "false")
+    assert planner["IMPORT_REPORT_DETAILS"] == "false"  # no file names or service messages on the bus by default
     assert planner["MANIFEST_WAIT_SECONDS"] == str(MANIFEST_WAIT_SECONDS)
 
 

@@ -435,7 +435,14 @@ def planner_scenarios(run: ScenarioRun) -> None:
         input_s3_uri="s3://imports/in/",
         output_s3_uri="s3://imports/out/",
         image_sets=[reimport],
-        failures=[("in/broken-0001.dcm", "ValidationException", "DICOM attribute TransferSyntaxUID does not exist")],
+        # S3 keys often carry patient names, and the service's messages quote them.
+        failures=[
+            (
+                f"in/{PHI['PatientName']}/{PHI['PatientID']}/broken-0001.dcm",
+                "ValidationException",
+                f"in/{PHI['PatientName']}/broken-0001.dcm: DICOM attribute TransferSyntaxUID does not exist",
+            )
+        ],
     )
     event = _import_event(run, job_id)
     outcome = run.call(planner, event)

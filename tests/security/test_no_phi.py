@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from hicopy.contract import REJECTED
+from hicopy.contract import IMPORT_FAILURES, REJECTED
 from hicopy.domain.intake import accept
 from hicopy.errors import JobRejected
 from tests.security.scenarios import ALL_PHI_VALUES, PHI, ScenarioRun
@@ -68,6 +68,10 @@ def test_no_phi_in_published_events_except_the_rejected_body(run: ScenarioRun) -
             detail.pop("originalBody")  # the user's own message: the allowed exception
         items.append((f"{event['detail-type']} {detail.get('jobId') or detail.get('importJobId')}", detail))
     assert_clean("published events", items)
+    # Not vacuous: the import's failed file (its S3 key names the patient) was reported, by counts.
+    [failures] = [e["detail"] for e in run.events if e["detail-type"] == IMPORT_FAILURES]
+    assert failures["failedFiles"] == 1 and failures["failuresByType"] == {"ValidationException": 1}
+    assert "failures" not in failures and failures["failureReportS3Uri"].endswith("failure.ndjson")
 
 
 def test_no_phi_in_message_attributes_we_add(run: ScenarioRun) -> None:

@@ -6,7 +6,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, SubmissionRecord
+from hicopy.domain.ports import CopyRequest, CopyStarted, ImageSetInfo, ImportMark, SubmissionRecord
 from hicopy.errors import ImageSetNotFound
 
 
@@ -162,26 +162,28 @@ class FakeQueue:
 
 
 class FakePublishedMarker:
-    """A ``PublishedMarkerPort`` in memory: the detail-type published per job ID."""
+    """A ``PublishedMarkerPort`` in memory: the detail-type published per job ID, and the run it was for."""
 
     def __init__(self) -> None:
         self.published: dict[str, str] = {}
+        self.runs: dict[str, str] = {}
 
-    def seen(self, job_id: str) -> bool:
-        return job_id in self.published
+    def seen(self, job_id: str, received_at: str, now: float) -> bool:
+        return self.runs.get(job_id) == received_at
 
-    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+    def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None:
         self.published[job_id] = detail_type
+        self.runs[job_id] = received_at
 
 
 class FakeImportMarker:
     """An ``ImportMarkerPort`` in memory: what was recorded per (data store, import job)."""
 
     def __init__(self) -> None:
-        self.planned: dict[tuple[str, str], dict[str, Any]] = {}
+        self.planned: dict[tuple[str, str], ImportMark] = {}
 
-    def seen(self, datastore_id: str, import_job_id: str) -> bool:
-        return (datastore_id, import_job_id) in self.planned
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None:
+        return self.planned.get((datastore_id, import_job_id))
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
-        self.planned[(datastore_id, import_job_id)] = {"status": status, "jobs": jobs}
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None:
+        self.planned[(datastore_id, import_job_id)] = mark

@@ -52,6 +52,7 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "POST_IMPORT_POLICY": "consolidate",
         "CONSOLIDATE_FORCE": "false",
         "DELETE_AFTER_CONSOLIDATE": "true",
+        "IMPORT_REPORT_DETAILS": "false",
         "MANIFEST_WAIT_SECONDS": "30",
     }
 

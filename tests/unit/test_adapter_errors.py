@@ -66,7 +66,7 @@ CALLS: dict[str, tuple[str, str, Callable[[Any], Any]]] = {
     "DynamoDB marker": (
         "dynamodb",
         "put_item",
-        lambda c: PublishedMarker("t", client=c).mark("j", 1.0, detail_type="x"),
+        lambda c: PublishedMarker("t", client=c).mark("j", "2026-11-27T10:00:00.000Z", 1.0, detail_type="x"),
     ),
     "S3 GetObject": ("s3", "get_object", lambda c: S3Reader(c).read("s3://bucket/key")),
     "SQS SendMessage": ("sqs", "send_message", lambda c: QueueSender("https://sqs/q", client=c).send("{}")),

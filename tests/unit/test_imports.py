@@ -1,4 +1,5 @@
 import json
+from typing import Any
 
 import pytest
 
@@ -15,7 +16,7 @@ from hicopy.domain.imports import (
     read_import_result,
 )
 from hicopy.domain.job import parse_job
-from hicopy.errors import InvalidRequest, ManifestNotReady
+from hicopy.errors import EventPublishFailed, InvalidRequest, ManifestNotReady
 from tests.support.contracts import assert_valid_event
 from tests.support.fakes import FakeClock, FakeImportMarker, FakePublisher, FakeQueue
 
@@ -190,10 +191,24 @@ class Jobs:
         return job_props(self.status)
 
 
-def run(ev, files, *, policy="consolidate", status="COMPLETED", marker=None, clock=None, wait=120.0):
-    queue, pub, marker = FakeQueue(), FakePublisher(), marker or FakeImportMarker()
-    imaging = Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1})
-    settings = PlannerSettings(allowed_datastores=frozenset({DS}), policy=policy, manifest_wait_seconds=wait)
+def run(
+    ev,
+    files,
+    *,
+    policy="consolidate",
+    status="COMPLETED",
+    marker=None,
+    clock=None,
+    wait=120.0,
+    details=False,
+    publisher=None,
+    imaging=None,
+):
+    queue, pub, marker = FakeQueue(), publisher or FakePublisher(), marker or FakeImportMarker()
+    imaging = imaging or Imaging(series={N1: ["1.2.3"]}, primaries={"1.2.3": P1})
+    settings = PlannerSettings(
+        allowed_datastores=frozenset({DS}), policy=policy, manifest_wait_seconds=wait, report_details=details
+    )
     outcome = handle_import_event(
         ev,
         settings,
@@ -226,9 +241,84 @@ def test_completed_import_enqueues_jobs_reports_failures_and_marks_the_import():
     assert [t for t, _ in pub.events] == [IMPORT_FAILURES, IMPORT_PLANNED]
     for detail_type, detail in pub.events:
         assert_valid_event(detail_type, detail)
-    assert pub.events[0][1]["failures"][0]["inputFile"] == "x.dcm"
+    failures = pub.events[0][1]
+    assert failures["failedFiles"] == 1 and failures["failuresByType"] == {"ValidationException": 1}
+    assert failures["failureReportS3Uri"] == OUT + "FAILURE/failure.ndjson"
+    assert "x.dcm" not in json.dumps(pub.events) and "bad" not in json.dumps(failures), "no names by default"
     again, queue2, pub2, _ = run(event(), FILES, marker=marker)
     assert again.duplicate and queue2.messages == [] and pub2.events == []
+
+
+def test_with_report_details_the_failed_files_are_listed():
+    _, _, pub, _ = run(event(), FILES, details=True)
+    failures = pub.events[0][1]
+    assert failures["failures"] == [{"inputFile": "x.dcm", "exceptionType": "ValidationException", "message": "bad"}]
+    assert failures["failuresTruncated"] is False
+    assert_valid_event(IMPORT_FAILURES, failures)
+
+
+class FailingPublisher(FakePublisher):
+    """Refuses the first ``failures`` events."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        if self.failures > 0:
+            self.failures -= 1
+            raise EventPublishFailed(f"PutEvents {detail_type} not accepted")
+        super().publish(detail_type, detail)
+
+
+def test_a_failed_report_never_loses_the_plan_and_the_retry_only_reports():
+    """The jobs are queued and recorded before any report; a refused report fails the invocation (its retry
+    publishes the reports, plans nothing again), and the other report is still tried."""
+    marker, pub = FakeImportMarker(), FailingPublisher(failures=1)
+    with pytest.raises(EventPublishFailed):
+        run(event(), FILES, marker=marker, publisher=pub)
+    [mark] = marker.planned.values()
+    assert mark.jobs == 1 and mark.job_ids == (f"imp-{JOB}-{N1}",) and not mark.reported
+    assert [t for t, _ in pub.events] == [IMPORT_PLANNED], "the other report was still published"
+
+    retry, queue, pub2, _ = run(event(), FILES, marker=marker)
+    assert not retry.duplicate and queue.messages == [], "nothing planned or queued twice"
+    assert [t for t, _ in pub2.events] == [IMPORT_FAILURES, IMPORT_PLANNED]
+    assert pub2.events[1][1]["jobsPlanned"] == [f"imp-{JOB}-{N1}"]
+    assert next(iter(marker.planned.values())).reported
+    assert run(event(), FILES, marker=marker)[0].duplicate
+
+
+def test_reports_fit_put_events_whatever_the_import():
+    """50,000 failed files with 1 KB names, and 5,000 planned jobs: each report stays far below 256 KiB."""
+    name = "dicom/DOE^JANE/" + "x" * 1000
+    lines = [
+        json.dumps({"inputFile": f"{name}{n}", "exception": {"exceptionType": f"E{n % 50}", "message": "m" * 900}})
+        for n in range(50_000)
+    ]
+    non_primary = [f"{n:032x}" for n in range(5_000)]
+    files = {
+        OUT + "job-output-manifest.json": manifest(*({"imageSetId": i, "isPrimary": False} for i in non_primary)),
+        OUT + "FAILURE/failure.ndjson": "\n".join(lines).encode(),
+    }
+    imaging = Imaging(series={i: ["1.2.3"] for i in non_primary}, primaries={"1.2.3": P1})
+    for details in (False, True):
+        outcome, queue, pub, _ = run(event(), files, details=details, imaging=imaging)
+        assert len(outcome.planned) == len(queue.messages) == 5_000
+        for detail_type, detail in pub.events:
+            assert_valid_event(detail_type, detail)
+            assert len(json.dumps(detail, separators=(",", ":"))) < 200 * 1024, detail_type
+        failures, planned = (d for _, d in pub.events)
+        assert failures["failedFiles"] == 50_000 and sum(failures["failuresByType"].values()) == 50_000
+        assert len(failures["failuresByType"]) == 21 and failures["failuresByType"]["Other"] == 30 * 1_000
+        assert (planned["jobsPlannedCount"], len(planned["jobsPlanned"]), planned["jobsPlannedTruncated"]) == (
+            5_000,
+            100,
+            True,
+        )
+        if details:
+            assert 0 < len(failures["failures"]) <= 100 and failures["failuresTruncated"] is True
+            assert all(len(f["inputFile"]) <= 1024 for f in failures["failures"])
 
 
 def test_late_manifest_is_awaited_with_growing_waits():

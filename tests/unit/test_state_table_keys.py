@@ -11,7 +11,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from hicopy.adapters.aws import DynamoPaceStore, DynamoSubmissionStore, ImportMarker, PublishedMarker
-from hicopy.domain.ports import PaceKey, SubmissionRecord
+from hicopy.domain.ports import ImportMark, PaceKey, SubmissionRecord
 
 TABLE = "state"
 
@@ -84,6 +84,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "at": {"N": "100.0"},
                 "expiresAt": {"N": str(100 + PublishedMarker.TTL_SECONDS)},
                 "detailType": {"S": "Image Set Copy Succeeded"},
+                "receivedAt": {"S": "2026-11-27T10:00:00.000Z"},
             },
         },
     )
@@ -99,15 +100,34 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "expiresAt": {"N": str(100 + ImportMarker.TTL_SECONDS)},
                 "status": {"S": "COMPLETED"},
                 "jobs": {"S": "3"},
+                "jobIds": {"S": "j1,j2,j3"},
+                "reported": {"S": "false"},
             },
         },
     )
     published = PublishedMarker(TABLE, client=client)
-    assert not published.seen("job-1")
-    published.mark("job-1", 100.0, detail_type="Image Set Copy Succeeded")
+    assert not published.seen("job-1", "2026-11-27T10:00:00.000Z", 100.0)
+    published.mark("job-1", "2026-11-27T10:00:00.000Z", 100.0, detail_type="Image Set Copy Succeeded")
     imports = ImportMarker(TABLE, client=client)
-    assert imports.seen("a" * 32, "imp-1")
-    imports.mark("a" * 32, "imp-1", 100.0, status="COMPLETED", jobs=3)
+    assert imports.get("a" * 32, "imp-1", 100.0) == ImportMark(status="COMPLETED", jobs=0, reported=True)
+    imports.mark("a" * 32, "imp-1", 100.0, ImportMark(status="COMPLETED", jobs=3, job_ids=("j1", "j2", "j3")))
+
+
+def test_the_outcome_marker_belongs_to_one_run_and_expires(ddb):
+    """A job ID's execution name can be used again 90 days after its execution closed; DynamoDB's TTL deletes
+    expired items only some time later. Neither an expired marker nor another run's marker is this run's."""
+    client, stub = ddb
+    marker = PublishedMarker(TABLE, client=client)
+    run, other = "2026-11-27T10:00:00.000Z", "2026-08-01T10:00:00.000Z"
+    cases = [
+        ({"receivedAt": {"S": run}, "expiresAt": {"N": "1000"}}, True),  # this run's
+        ({"receivedAt": {"S": other}, "expiresAt": {"N": "1000"}}, False),  # an earlier run of the job ID
+        ({"receivedAt": {"S": run}, "expiresAt": {"N": "500"}}, False),  # expired, not deleted yet
+        ({"expiresAt": {"N": "1000"}}, True),  # written before runs were told apart, still alive: kept as seen
+    ]
+    for item, _ in cases:
+        get(stub, "outcome#job-1", item)
+    assert [marker.seen("job-1", run, 500.0) for _ in cases] == [seen for _, seen in cases]
 
 
 def test_a_new_image_set_is_claimed_once_under_its_own_key(ddb):

@@ -15,7 +15,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
-from hicopy.domain.ports import CorruptPaceValue, ExecutionFacts, PaceKey, PaceValue, PlannedCopy, SubmissionRecord
+from hicopy.domain.ports import (
+    CorruptPaceValue,
+    ExecutionFacts,
+    ImportMark,
+    PaceKey,
+    PaceValue,
+    PlannedCopy,
+    SubmissionRecord,
+)
 from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
@@ -196,7 +204,8 @@ class DynamoSubmissionStore(_StateTable):
 
 
 class ExecutionStarter(AwsAdapter):
-    """Starts one state-machine execution per job; the execution name is the job ID (duplicates are detected)."""
+    """``ExecutionsPort``: one state-machine execution per job; the execution name is the job ID (duplicates are
+    detected)."""
 
     SERVICE = "stepfunctions"
 
@@ -213,6 +222,13 @@ class ExecutionStarter(AwsAdapter):
         except ClientError:  # an execution of that name exists: the job was started before
             return self.state_machine_arn.replace(":stateMachine:", ":execution:") + f":{name}", False
         return str(r["executionArn"]), True
+
+    def input_of(self, execution_arn: str) -> dict[str, Any]:
+        """The execution's input (DescribeExecution): how a reused job ID is told apart from a redelivered job."""
+        with self.calling("DescribeExecution"):
+            r = self.client.describe_execution(executionArn=execution_arn)
+        value = json.loads(r.get("input") or "{}")
+        return value if isinstance(value, dict) else {}
 
 
 class ExecutionReader(AwsAdapter):
@@ -303,14 +319,20 @@ class S3Reader(AwsAdapter):
 
 
 class _OnceMarker(_StateTable):
-    """Marks a key as done in the state table (a put); ``_seen`` tells whether it already was."""
+    """Marks a key as done in the state table (a put); ``_found`` reads it back, ignoring an expired item.
+
+    DynamoDB's TTL deletes expired items lazily (up to a few days late): an item past its ``expiresAt`` is gone as
+    far as the markers are concerned."""
 
     TTL_SECONDS = 90 * 24 * 3600
 
-    def _seen(self, pk: str) -> bool:
+    def _found(self, pk: str, now: float) -> dict[str, Any] | None:
         with self.calling("state table read"):
             item = self.client.get_item(TableName=self.table_name, Key={"pk": {"S": pk}}, ConsistentRead=True)
-        return "Item" in item
+        found: dict[str, Any] | None = item.get("Item")
+        if found is None or ("expiresAt" in found and float(found["expiresAt"]["N"]) <= now):
+            return None
+        return found
 
     def _mark(self, pk: str, now: float, attributes: dict[str, str]) -> None:
         item = {
@@ -324,13 +346,20 @@ class _OnceMarker(_StateTable):
 
 
 class PublishedMarker(_OnceMarker):
-    """``PublishedMarkerPort`` on the state table: item ``pk = outcome#<jobId>``, attribute ``detailType``."""
+    """``PublishedMarkerPort`` on the state table: item ``pk = outcome#<jobId>``, attributes ``detailType`` and
+    ``receivedAt`` (the run it was published for; a later run of the same job ID overwrites it)."""
 
-    def seen(self, job_id: str) -> bool:
-        return self._seen(f"outcome#{job_id}")
+    def seen(self, job_id: str, received_at: str, now: float) -> bool:
+        found = self._found(f"outcome#{job_id}", now)
+        if found is None:
+            return False
+        # An item without receivedAt was written before runs were told apart: within its lifetime the execution
+        # name cannot have been reused, so it is this run's.
+        run = found.get("receivedAt", {}).get("S")
+        return run is None or run == received_at
 
-    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
-        self._mark(f"outcome#{job_id}", now, {"detailType": detail_type})
+    def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None:
+        self._mark(f"outcome#{job_id}", now, {"detailType": detail_type, "receivedAt": received_at})
 
 
 class RejectionMarker(_OnceMarker):
@@ -364,13 +393,30 @@ class MessageVisibility(AwsAdapter):
 
 class ImportMarker(_OnceMarker):
     """``ImportMarkerPort`` on the state table: item ``pk = import#<datastoreId>#<importJobId>``, attributes
-    ``status`` and ``jobs`` (how many copy jobs were planned)."""
+    ``status``, ``jobs`` (how many copy jobs were planned), ``jobIds`` (the first of them, comma-separated) and
+    ``reported`` (``true`` once both reports were published)."""
 
-    def seen(self, datastore_id: str, import_job_id: str) -> bool:
-        return self._seen(f"import#{datastore_id}#{import_job_id}")
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None:
+        found = self._found(f"import#{datastore_id}#{import_job_id}", now)
+        if found is None:
+            return None
+        ids = found.get("jobIds", {}).get("S", "")
+        return ImportMark(
+            status=found.get("status", {}).get("S", ""),
+            jobs=int(found.get("jobs", {}).get("S", "0")),
+            job_ids=tuple(i for i in ids.split(",") if i),
+            # An item without ``reported`` predates the reports' own step: it was planned and reported together.
+            reported=found.get("reported", {}).get("S", "true") == "true",
+        )
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None:
-        self._mark(f"import#{datastore_id}#{import_job_id}", now, {"status": status, "jobs": str(jobs)})
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None:
+        attributes = {
+            "status": mark.status,
+            "jobs": str(mark.jobs),
+            "jobIds": ",".join(mark.job_ids),
+            "reported": "true" if mark.reported else "false",
+        }
+        self._mark(f"import#{datastore_id}#{import_job_id}", now, attributes)
 
 
 class PlanRecords(_StateTable):

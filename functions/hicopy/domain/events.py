@@ -98,6 +98,9 @@ class RejectedDetail(_Detail):
     originalBodyEncoding: Literal["utf-8", "base64"] = "utf-8"
     originalBodyTruncated: bool = False
     originalBodyBytes: int
+    existingExecutionArn: str | None = Field(
+        default=None, description="JobIdReused: the execution that already holds this job ID (for a different job)"
+    )
     receivedAt: str
     completedAt: str
 
@@ -109,18 +112,33 @@ class FileFailureOut(_Detail):
 
 
 class ImportFailuresDetail(_Detail):
-    """Detail of ``Import Job Failures``: an import failed, or some of its files did (from ``failure.ndjson``)."""
+    """Detail of ``Import Job Failures``: an import failed, or some of its files did (from ``failure.ndjson``).
+
+    Counts only by default: file names (S3 keys, which often carry patient names) and the service's messages are
+    listed only with the ``importReportDetails`` configuration, bounded so that the event always fits PutEvents."""
 
     schemaVersion: Literal["1.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
     jobStatus: str
-    message: str | None = None
     failedFiles: int
-    failures: list[FileFailureOut] = Field(description="The first 100 failed files")
-    failuresTruncated: bool
+    failuresByType: dict[str, int] = Field(
+        default_factory=dict, description="Failed files per exception type (at most 20 types; the rest as 'Other')"
+    )
+    failureReportS3Uri: str | None = Field(
+        default=None, description="Where failure.ndjson is: the complete list of failed files and their reasons"
+    )
     outputS3Uri: str | None = None
     summary: dict[str, int] = Field(default_factory=dict, description="numberOf* counters of the job summary")
+    message: str | None = Field(
+        default=None, description="importReportDetails only: the import job's own message (first 1,024 characters)"
+    )
+    failures: list[FileFailureOut] | None = Field(
+        default=None, description="importReportDetails only: the first failed files (at most 100, each bounded)"
+    )
+    failuresTruncated: bool | None = Field(
+        default=None, description="importReportDetails only: true when failures lists fewer than failedFiles"
+    )
 
 
 class NeedsResolutionOut(_Detail):
@@ -139,7 +157,9 @@ class ImportPlannedDetail(_Detail):
     imageSets: int
     primaryImageSets: int
     nonPrimaryImageSets: int
-    jobsPlanned: list[str]
+    jobsPlanned: list[str] = Field(description="The planned jobs' IDs (the first 100)")
+    jobsPlannedCount: int = Field(description="How many copy jobs were planned")
+    jobsPlannedTruncated: bool = Field(description="True when jobsPlanned lists fewer than jobsPlannedCount")
     failedFiles: int
     warnings: int
     needsResolution: list[NeedsResolutionOut] = Field(

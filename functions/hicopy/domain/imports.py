@@ -34,17 +34,13 @@ from hicopy.contract import (
     Policy,
 )
 from hicopy.domain.conflicts import NeedsResolution, conflicting_attributes
-from hicopy.domain.events import (
-    FileFailureOut,
-    ImportFailuresDetail,
-    ImportPlannedDetail,
-    NeedsResolutionOut,
-    dump,
-)
+from hicopy.domain.events import NeedsResolutionOut
+from hicopy.domain.import_reports import MAX_LISTED_JOBS, failures_report, planned_report
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE
 from hicopy.domain.ports import (
     EventPublisherPort,
     ImportJobsPort,
+    ImportMark,
     ImportMarkerPort,
     ImportOutputPort,
     MessageSenderPort,
@@ -52,10 +48,9 @@ from hicopy.domain.ports import (
     PlannerImagingPort,
     PlanRecordPort,
 )
-from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady
+from hicopy.errors import ImportOutputInvalid, InvalidRequest, ManifestNotReady, OrchestratorError
 
 MANIFEST = "job-output-manifest.json"
-MAX_REPORTED_FAILURES = 100
 
 
 @dataclass
@@ -85,6 +80,7 @@ class ImportResult:
     warnings: int = 0
     summary: dict[str, Any] = field(default_factory=dict)
     needs_resolution: list[NeedsResolution] = field(default_factory=list)  # what plan_jobs refused to promote
+    failure_report_uri: str | None = None  # where failure.ndjson was read
 
     @property
     def non_primary(self) -> list[ImportedImageSet]:
@@ -191,7 +187,8 @@ def _read_import_result(job: dict[str, Any], output: ImportOutputPort) -> Import
     for record in warnings:
         note(record.get("importResponse") or {})
     result.warnings = len(warnings)
-    for record in parse_ndjson(output.read(_join(failure, "failure.ndjson"))):
+    result.failure_report_uri = _join(failure, "failure.ndjson")
+    for record in parse_ndjson(output.read(result.failure_report_uri)):
         exc = record.get("exception") or {}
         result.failures.append(
             FileFailure(
@@ -294,36 +291,33 @@ def _conflicts(datastore_id: str, image_set_id: str, imaging: PlannerImagingPort
     return None
 
 
-def failures_detail(result: ImportResult, *, event_status: str) -> dict[str, Any]:
-    shown = result.failures[:MAX_REPORTED_FAILURES]
-    detail = ImportFailuresDetail(
-        importJobId=result.job_id,
-        datastoreId=result.datastore_id,
-        jobStatus=result.status or event_status,
+def failures_detail(result: ImportResult, *, event_status: str, details: bool = False) -> dict[str, Any]:
+    return failures_report(
+        import_job_id=result.job_id,
+        datastore_id=result.datastore_id,
+        job_status=result.status or event_status,
         message=result.message,
-        failedFiles=len(result.failures),
-        failures=[
-            FileFailureOut(inputFile=f.input_file, exceptionType=f.exception_type, message=f.message) for f in shown
-        ],
-        failuresTruncated=len(result.failures) > len(shown),
-        outputS3Uri=result.output_uri,
+        failures=[(f.input_file, f.exception_type, f.message) for f in result.failures],
+        failure_report_uri=result.failure_report_uri,
+        output_uri=result.output_uri,
         summary={k: int(v) for k, v in result.summary.items() if isinstance(v, int)},
+        details=details,
     )
-    return dump(detail)
 
 
-def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Policy) -> dict[str, Any]:
-    detail = ImportPlannedDetail(
-        importJobId=result.job_id,
-        datastoreId=result.datastore_id,
+def planned_detail(result: ImportResult, mark: ImportMark, *, policy: Policy) -> dict[str, Any]:
+    return planned_report(
+        import_job_id=result.job_id,
+        datastore_id=result.datastore_id,
         policy=policy,
-        imageSets=len(result.image_sets),
-        primaryImageSets=sum(1 for s in result.image_sets if s.is_primary),
-        nonPrimaryImageSets=len(result.non_primary),
-        jobsPlanned=[p.job["jobId"] for p in jobs],
-        failedFiles=len(result.failures),
+        image_sets=len(result.image_sets),
+        primary=sum(1 for s in result.image_sets if s.is_primary),
+        non_primary=len(result.non_primary),
+        job_ids=list(mark.job_ids),
+        job_count=mark.jobs,
+        failed_files=len(result.failures),
         warnings=result.warnings,
-        needsResolution=[
+        needs_resolution=[
             NeedsResolutionOut(
                 imageSetId=n.image_set_id,
                 primaryImageSetId=n.primary_image_set_id,
@@ -332,7 +326,6 @@ def planned_detail(result: ImportResult, jobs: list[PlannedJob], *, policy: Poli
             for n in result.needs_resolution
         ],
     )
-    return dump(detail)
 
 
 # --- the planner's one entry point ----------------------------------------------------------------------------------
@@ -343,6 +336,7 @@ class PlannerSettings:
     force: bool = False
     delete_after: bool = False
     manifest_wait_seconds: float = 120.0
+    report_details: bool = False  # list failed files' names and the service's messages in Import Job Failures
 
 
 @dataclass
@@ -381,29 +375,63 @@ def handle_import_event(
     if datastore_id not in settings.allowed_datastores:
         raise InvalidRequest(f"data store {datastore_id} is not one this orchestrator is configured for")
     outcome = PlannerOutcome(import_job_id)
-    if marker.seen(datastore_id, import_job_id):
+    mark = marker.get(datastore_id, import_job_id, clock.now())
+    if mark is not None and mark.reported:
         outcome.duplicate = True
         return outcome
     job = jobs_api.get_import_job(datastore_id, import_job_id)
     job.setdefault("outputS3Uri", detail.get("outputS3Uri"))
     result = _read_with_patience(job, output, clock, settings.manifest_wait_seconds)
-    if result.failures or result.status == "FAILED":
-        publisher.publish(IMPORT_FAILURES, failures_detail(result, event_status=str(detail.get("jobStatus", ""))))
-        outcome.failures_reported = len(result.failures)
-    planned = plan_jobs(
-        result, imaging, policy=settings.policy, force=settings.force, delete_after=settings.delete_after
-    )
-    for p in planned:
-        if plans is not None:
-            plans.record(p.record(result.job_id, imaging), clock.now())
-        queue.send(
-            json.dumps(p.job, separators=(",", ":")), {TRIGGER_ATTRIBUTE: json.dumps(p.trigger, separators=(",", ":"))}
+    if mark is None:
+        # The plan first: once its jobs are queued and recorded, no report (however large, whatever the bus does)
+        # can lose it, and a retry only reports.
+        planned = plan_jobs(
+            result, imaging, policy=settings.policy, force=settings.force, delete_after=settings.delete_after
         )
-    outcome.planned = [p.job["jobId"] for p in planned]
-    if result.status == "COMPLETED":
-        publisher.publish(IMPORT_PLANNED, planned_detail(result, planned, policy=settings.policy))
-    marker.mark(datastore_id, import_job_id, clock.now(), status=result.status, jobs=len(planned))
+        for p in planned:
+            if plans is not None:
+                plans.record(p.record(result.job_id, imaging), clock.now())
+            queue.send(
+                json.dumps(p.job, separators=(",", ":")),
+                {TRIGGER_ATTRIBUTE: json.dumps(p.trigger, separators=(",", ":"))},
+            )
+        ids = [p.job["jobId"] for p in planned]
+        mark = ImportMark(status=result.status, jobs=len(ids), job_ids=tuple(ids[:MAX_LISTED_JOBS]))
+        marker.mark(datastore_id, import_job_id, clock.now(), mark)
+        outcome.planned = ids
+    else:
+        outcome.planned = list(mark.job_ids)
+    _report(result, mark, settings, publisher, event_status=str(detail.get("jobStatus", "")))
+    outcome.failures_reported = len(result.failures)
+    marker.mark(datastore_id, import_job_id, clock.now(), ImportMark(**{**vars(mark), "reported": True}))
     return outcome
+
+
+def _report(
+    result: ImportResult,
+    mark: ImportMark,
+    settings: PlannerSettings,
+    publisher: EventPublisherPort,
+    *,
+    event_status: str,
+) -> None:
+    """Publish both reports, each tried even if the other fails; then the first failure is raised (the planner's
+    retry publishes them again, without planning again)."""
+    reports: list[tuple[str, dict[str, Any]]] = []
+    if result.failures or result.status == "FAILED":
+        reports.append(
+            (IMPORT_FAILURES, failures_detail(result, event_status=event_status, details=settings.report_details))
+        )
+    if result.status == "COMPLETED":
+        reports.append((IMPORT_PLANNED, planned_detail(result, mark, policy=settings.policy)))
+    failed: list[OrchestratorError] = []
+    for detail_type, report in reports:
+        try:
+            publisher.publish(detail_type, report)
+        except OrchestratorError as exc:
+            failed.append(exc)
+    if failed:
+        raise failed[0]
 
 
 def _read_with_patience(job: dict[str, Any], output: ImportOutputPort, clock: Clock, budget: float) -> ImportResult:

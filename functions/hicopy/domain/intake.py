@@ -14,15 +14,16 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from itertools import accumulate
+from typing import Any, Literal, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.contract import COPY_REQUESTED, DATASTORE_ID_PATTERN, REJECTED
 from hicopy.domain.events import Reason, RejectedDetail, TriggerOut, dump, excerpt
 from hicopy.domain.job import CORRELATION_ID_PATTERN, JOB_ID_PATTERN, CopyJob, Trigger, parse_job, safe_name
-from hicopy.domain.ports import EventPublisherPort, MessageSenderPort, RejectionMarkerPort
+from hicopy.domain.ports import EventPublisherPort, ExecutionsPort, MessageSenderPort, RejectionMarkerPort
 from hicopy.domain.state import WorkflowState
-from hicopy.errors import JobRejected
+from hicopy.errors import JobIdReused, JobRejected
 
 TRIGGER_ATTRIBUTE = "hicopyTrigger"
 # A job's body, bounded so that the execution input built from it (job + trigger + timestamps) stays below
@@ -30,6 +31,9 @@ TRIGGER_ATTRIBUTE = "hicopyTrigger"
 MAX_BODY_BYTES = 200 * 1024
 MAX_STATE_BYTES = 250 * 1024
 MAX_REASON_CHARS = 1024
+# Arrays and objects nested deeper than this are refused before parsing: a valid job nests 3 levels (4 in an event),
+# and json.loads recurses once per level (RecursionError near 1,000 levels, which a 3 KB body reaches).
+MAX_JSON_DEPTH = 32
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     size = len(body.encode("utf-8", errors="surrogatepass"))
     if size > MAX_BODY_BYTES:
         raise JobRejected(f"the message is {size} bytes; a job is at most {MAX_BODY_BYTES} bytes")
+    check_depth(body, "the message body")
     try:
         data = loads_strict(body)
     except ValueError as exc:
@@ -56,6 +61,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
         default_id = str(data.get("id") or message_id)
         data = data["detail"]
     elif TRIGGER_ATTRIBUTE in attributes:
+        check_depth(attributes[TRIGGER_ATTRIBUTE], f"message attribute {TRIGGER_ATTRIBUTE}")
         try:
             trigger_data = loads_strict(attributes[TRIGGER_ATTRIBUTE])
         except ValueError as exc:
@@ -70,6 +76,7 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
     if job.jobId is None:
         job = job.model_copy(update={"jobId": default_id})
         job = parse_job(job.model_dump(exclude_none=True))  # the default ID must satisfy the same pattern
+    check_text(trigger_data, "the trigger (the event's source, or message attribute hicopyTrigger)")
     trigger = Trigger.model_validate(trigger_data)
     state = WorkflowState(job=job, trigger=trigger, receivedAt=iso(clock.now()))
     state_size = len(json.dumps(state.dump(), separators=(",", ":")).encode())
@@ -78,6 +85,87 @@ def accept(body: str, *, message_id: str, attributes: dict[str, str], clock: Clo
             f"the job is too large: its execution input would be {state_size} bytes (max {MAX_STATE_BYTES})"
         )
     return Accepted(job=job, trigger=trigger, state=state)
+
+
+@dataclass(frozen=True)
+class Admission:
+    outcome: Literal["started", "duplicate"]
+    execution_arn: str
+
+
+def admit(accepted: Accepted, executions: ExecutionsPort) -> Admission:
+    """Start the job's execution. A job ID that already names an execution is a duplicate when that execution runs
+    the same job (a redelivered message: nothing to do), and ``JobIdReused`` when it runs another one (the sender
+    must be told: dropping it would lose a job without a word)."""
+    job_id = accepted.state.job_id
+    arn, started = executions.start(job_id, accepted.state.dump())
+    if started:
+        return Admission("started", arn)
+    existing = executions.input_of(arn).get("job")
+    if same_job(existing, accepted.job):
+        return Admission("duplicate", arn)
+    raise JobIdReused(
+        f"job ID {job_id} is already used by execution {arn} for a different job; send this job with a new jobId",
+        execution_arn=arn,
+    )
+
+
+def same_job(existing: Any, job: CopyJob) -> bool:
+    """Whether ``existing`` (a job as stored in an execution input) asks for the same copy as ``job``: compared as
+    validated jobs (defaults filled in, selections as sets), never by message ID, trigger or receive time."""
+    try:
+        other = CopyJob.model_validate(existing)
+    except ValueError:  # not a job this version can read: not provably the same
+        return False
+    return _canonical(other) == _canonical(job)
+
+
+def _canonical(job: CopyJob) -> str:
+    data = job.model_dump(mode="json", exclude_none=True)
+    if not data.get("destination"):
+        data.pop("destination", None)  # {} and no destination both mean a new image set
+    for name in ("instances", "series"):
+        if data.get(name) is not None:
+            data[name] = sorted(data[name])
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def json_depth(text: str) -> int:
+    """How deeply ``text`` nests arrays and objects, found without parsing or recursion: strings are cut out, then
+    the brackets are counted. (For text that is not JSON the count is only an estimate; it is never too low.)"""
+    brackets = _NOT_A_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return max(accumulate(1 if c in "[{" else -1 for c in brackets), default=0)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_A_BRACKET = re.compile(r"[^\[\]{}]++")
+
+
+def check_depth(text: str, what: str) -> None:
+    """``JobRejected`` when ``text`` nests deeper than ``MAX_JSON_DEPTH`` (checked before any parsing)."""
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise JobRejected(f"{what} nests arrays or objects {depth} levels deep; at most {MAX_JSON_DEPTH} are allowed")
+
+
+def check_text(value: Any, what: str) -> None:
+    """``JobRejected`` when ``value`` holds a string that is not Unicode text: a lone surrogate, which JSON can
+    spell as an escape (``"\\ud800"``) and which no UTF-8 encoder, so no AWS API downstream, takes. (The job's own
+    fields are refused by their patterns; the trigger travels into the execution input and the events.)"""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JobRejected(f"{what} holds text that is not valid Unicode (a lone surrogate)") from None
+
+
+def loads_safe(text: str) -> Any:
+    """``json.loads``, or None for text that is too deeply nested or not JSON (reading a rejected body's hints)."""
+    if json_depth(text) > MAX_JSON_DEPTH:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
 
 
 def loads_strict(text: str) -> Any:
@@ -104,6 +192,7 @@ def rejected_event(
     """Detail of ``Copy Job Rejected``: what was wrong, and the start of the original message."""
     text, encoding, truncated, size = excerpt(body)
     hints = _hints(body)
+    existing = reason.execution_arn if isinstance(reason, JobIdReused) else None
     now = iso(clock.now())
     detail = RejectedDetail(
         jobId=hints.get("jobId"),
@@ -117,6 +206,7 @@ def rejected_event(
         originalBodyEncoding=encoding,
         originalBodyTruncated=truncated,
         originalBodyBytes=size,
+        existingExecutionArn=existing,
         receivedAt=now,
         completedAt=now,
     )
@@ -149,10 +239,14 @@ def reject(
     if stage == REJECTION_PUBLISHED:
         return None
     if stage != REJECTION_KEPT:
-        dead_letters.send(
-            body,
-            {"rejectionReason": reason.message[:256], "rejectionCode": reason.code, "originalMessageId": message_id},
-        )
+        attributes = {
+            "rejectionReason": reason.message[:256],
+            "rejectionCode": reason.code,
+            "originalMessageId": message_id,
+        }
+        if isinstance(reason, JobIdReused):
+            attributes["existingExecutionArn"] = reason.execution_arn
+        dead_letters.send(body, attributes)
         if marker is not None:
             marker.mark(message_id, clock.now(), stage=REJECTION_KEPT)
     detail = rejected_event(body, reason, message_id=message_id, trigger_type=trigger_type, clock=clock)
@@ -164,10 +258,7 @@ def reject(
 
 def trigger_type_of(body: str, attributes: dict[str, str]) -> str:
     """The trigger type of a rejected message, classified as ``accept`` does."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        data = None
+    data = loads_safe(body)
     if _is_event(data):
         return "event"
     return "import" if TRIGGER_ATTRIBUTE in attributes else "sqs"
@@ -202,10 +293,7 @@ def _event_ids(body: str) -> dict[str, str]:
 
 def _hints(body: str) -> dict[str, str]:
     """Identifiers of a rejected job, when they are there and well-formed (never echo arbitrary values)."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return {}
+    data = loads_safe(body)
     if _is_event(data) and isinstance(data["detail"], dict):
         data = data["detail"]
     if not isinstance(data, dict):

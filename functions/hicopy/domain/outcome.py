@@ -102,14 +102,15 @@ def publish_outcome(
     execution_arn: str | None,
     marker: PublishedMarkerPort | None = None,
 ) -> str | None:
-    """Publish the job's terminal event, unless one was already published (a retried Publish, or the failure path
-    after a Publish that crashed once its event was out). Returns the detail-type, or None when it was skipped."""
-    if marker is not None and marker.seen(state.job_id):
+    """Publish the job's terminal event, unless one was already published for this run of the job (a retried
+    Publish, or the failure path after a Publish that crashed once its event was out). Returns the detail-type, or
+    None when it was skipped."""
+    if marker is not None and marker.seen(state.job_id, state.receivedAt, clock.now()):
         return None
     detail_type, detail = outcome_event(state, clock, execution_arn)
     publisher.publish(detail_type, detail)
     if marker is not None:
-        marker.mark(state.job_id, clock.now(), detail_type=detail_type)
+        marker.mark(state.job_id, state.receivedAt, clock.now(), detail_type=detail_type)
     return detail_type
 
 
@@ -183,7 +184,7 @@ def publish_for_ended_execution(
     if state is None:
         raise ExecutionFailed("the ended execution's input is not a job state; no terminal event can be built")
     if not from_publisher:
-        if marker.seen(state.job_id):
+        if marker.seen(state.job_id, state.receivedAt, clock.now()):
             return None
         if facts.status == "FAILED" and facts.error is None:
             facts = _described(facts, reader)

@@ -117,6 +117,18 @@ class EventPublisherPort(Protocol):
         ...
 
 
+class ExecutionsPort(Protocol):
+    """Starts the copy workflow's executions, one per job ID (the execution name), and reads one back."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> tuple[str, bool]:
+        """(execution ARN, started); ``started`` is False when an execution of that name already exists."""
+        ...
+
+    def input_of(self, execution_arn: str) -> dict[str, Any]:
+        """The input the execution was started with."""
+        ...
+
+
 class MessageSenderPort(Protocol):
     """Sends one message to a queue (the job queue, or the dead-letter queue of rejected jobs)."""
 
@@ -210,11 +222,25 @@ class PlanRecordPort(Protocol):
 
 
 class PublishedMarkerPort(Protocol):
-    """Remembers that a job's terminal event was published, so that no second one is."""
+    """Remembers that the terminal event of one *run* of a job was published, so that no second one is.
 
-    def seen(self, job_id: str) -> bool: ...
+    A run is the job ID with the time the consumer received the job (``WorkflowState.receivedAt``): Step Functions
+    lets an execution name be used again 90 days after its execution closed, and that new run gets its own event.
+    A marker past its expiry counts as absent (DynamoDB's TTL deletes it only some time later)."""
 
-    def mark(self, job_id: str, now: float, *, detail_type: str) -> None: ...
+    def seen(self, job_id: str, received_at: str, now: float) -> bool: ...
+
+    def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class ImportMark:
+    """What the planner recorded about an import: planned (its jobs queued), then reported (its events out)."""
+
+    status: str  # the import job's status
+    jobs: int  # how many copy jobs were planned
+    job_ids: tuple[str, ...] = ()  # the first of them (what ``Import Job Planned`` lists)
+    reported: bool = False
 
 
 class RejectionMarkerPort(Protocol):
@@ -247,8 +273,9 @@ class ExecutionReaderPort(Protocol):
 
 
 class ImportMarkerPort(Protocol):
-    """Remembers that an import job was planned, so that a redelivered event plans nothing more."""
+    """Remembers that an import job was planned and reported, so that a redelivered event plans nothing more and a
+    retry after a failed report only reports."""
 
-    def seen(self, datastore_id: str, import_job_id: str) -> bool: ...
+    def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None: ...
 
-    def mark(self, datastore_id: str, import_job_id: str, now: float, *, status: str, jobs: int) -> None: ...
+    def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None: ...

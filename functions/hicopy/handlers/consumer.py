@@ -24,7 +24,7 @@ from hicopy.adapters.aws import (
 )
 from hicopy.clock import get_clock
 from hicopy.domain.backoff import redelivery_delay
-from hicopy.domain.intake import accept, reject, trigger_type_of
+from hicopy.domain.intake import accept, admit, reject, trigger_type_of
 from hicopy.errors import JobRejected, OrchestratorError
 from hicopy.observability import logger, metrics, tracer
 from hicopy.settings import ConsumerEnv, load
@@ -85,18 +85,21 @@ def record_handler(record: SQSRecord) -> str:
     clock = get_clock()
     try:
         accepted = accept(record.body, message_id=record.message_id, attributes=attributes, clock=clock)
+        admission = admit(accepted, starter)
     except JobRejected as exc:
-        logger.warning("job rejected", extra={"message_id": record.message_id, "reason": exc.message})
+        logger.warning("job rejected", extra={"message_id": record.message_id, "code": exc.code, "reason": exc.message})
         _reject(record, record.body, exc, attributes)
         metrics.add_metric(name="JobsRejected", unit=MetricUnit.Count, value=1)
         return "rejected"
     job_id = accepted.state.job_id
-    arn, started = starter.start(job_id, accepted.state.dump())
-    if started:
-        logger.info("job accepted", extra={"job_id": job_id, "execution_arn": arn, "trigger": accepted.trigger.type})
+    if admission.outcome == "started":
+        logger.info(
+            "job accepted",
+            extra={"job_id": job_id, "execution_arn": admission.execution_arn, "trigger": accepted.trigger.type},
+        )
         metrics.add_metric(name="JobsAccepted", unit=MetricUnit.Count, value=1)
         return "started"
-    logger.info("duplicate job ignored: an execution with this job ID exists", extra={"job_id": job_id})
+    logger.info("duplicate job ignored: an execution runs this same job", extra={"job_id": job_id})
     metrics.add_metric(name="DuplicateJobs", unit=MetricUnit.Count, value=1)
     return "duplicate"
 

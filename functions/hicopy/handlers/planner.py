@@ -27,6 +27,7 @@ def _wiring() -> tuple[PlannerSettings, dict[str, Any]]:
         force=env.CONSOLIDATE_FORCE,
         delete_after=env.DELETE_AFTER_CONSOLIDATE,
         manifest_wait_seconds=env.MANIFEST_WAIT_SECONDS,
+        report_details=env.IMPORT_REPORT_DETAILS,
     )
     ports = {
         "jobs_api": imaging,
