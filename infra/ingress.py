@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda_event_sources as sources
@@ -26,7 +27,9 @@ from infra.lambda_factory import LambdaFactory
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
 DLQ_RETENTION_DAYS = 14
-JOB_QUEUE_RETENTION_DAYS = 4
+# Jobs wait here, not in executions (backpressure, ``hicopy.domain.admission``): SQS's maximum retention. The
+# consumer rejects a job older than that itself (``BacklogExpired``), since a deferred job's copy restarts the clock.
+JOB_QUEUE_RETENTION_DAYS = 14
 MAX_RECEIVE_COUNT = 5
 CONSUMER_TIMEOUT_SECONDS = 30
 CONSUMER_BATCH_SIZE = 10
@@ -129,6 +132,9 @@ class Ingress(Construct):
         datastore_ids: list[str],
         event_source: str,
         max_concurrency: int,
+        state_table: dynamodb.ITable,
+        copy_rate_per_second: float,
+        copy_burst: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.consumer = factory.function(
@@ -143,6 +149,11 @@ class Ingress(Construct):
                 "DATASTORE_IDS": datastore_ids,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": event_source,
+                # Admission reads the CopyImageSet schedule's horizon and takes a start turn (the pacing cells).
+                "STATE_TABLE_NAME": state_table.table_name,
+                "COPY_RATE_PER_SECOND": copy_rate_per_second,
+                "COPY_BURST": copy_burst,
+                "JOB_QUEUE_URL": queues.job_queue.queue_url,
             },
             timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )
@@ -161,6 +172,9 @@ class Ingress(Construct):
         state_machine.grant_start_execution(self.consumer)
         bus.grant_put_events_to(self.consumer)
         queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
+        # Deferred jobs go back to the job queue as delayed copies; its depth feeds the drain estimate in the logs.
+        queues.job_queue.grant(self.consumer, "sqs:SendMessage", "sqs:GetQueueAttributes")
+        state_table.grant(self.consumer, "dynamodb:GetItem", "dynamodb:UpdateItem")
         # Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers.
         self.consumer.add_event_source(
             sources.SqsEventSource(

@@ -57,11 +57,6 @@ class BusEnv(_Env):
     EVENT_SOURCE: Annotated[str, Field(min_length=1)]
 
 
-class ConsumerEnv(DatastoreEnv, BusEnv):
-    STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
-    REJECTED_QUEUE_URL: Annotated[str, Field(min_length=1)]
-
-
 class PrepareEnv(DatastoreEnv):
     MAX_FRAMES_PER_COPY: Annotated[int, Field(ge=1, le=100_000)]
 
@@ -72,6 +67,14 @@ class PaceEnv(_Env):
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
     COPY_RATE_PER_SECOND: Annotated[float, Field(gt=0)]
     COPY_BURST: Annotated[int, Field(ge=1)]
+
+
+class ConsumerEnv(DatastoreEnv, BusEnv, PaceEnv):
+    """The consumer reads the pacing schedule's horizon (admission) and sends deferred jobs back to its queue."""
+
+    STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
+    REJECTED_QUEUE_URL: Annotated[str, Field(min_length=1)]
+    JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]
 
 
 class PublishEnv(BusEnv):

@@ -53,6 +53,9 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "states:StartExecution",
         "events:PutEvents",
         "sqs:SendMessage",
+        "sqs:GetQueueAttributes",  # the job queue's depth (drain estimate); also polled by the event source
+        "dynamodb:GetItem",  # admission: the pacing horizon
+        "dynamodb:UpdateItem",  # admission: the start turn
         *SQS_CONSUME,  # the SQS event source mapping polls with the function's role
     },
     "ImportPlanner": {
@@ -139,7 +142,7 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     import_dlq = _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     machine = _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
 
-    for name in ("Pace", "Submit", "Publish", "ImportPlanner"):
+    for name in ("Pace", "Submit", "Publish", "ImportPlanner", "JobConsumer"):
         statements = _statements(template_json, name)
         for action in actions(statements):
             if action.startswith("dynamodb:"):
@@ -149,7 +152,8 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
 
     consumer = _statements(template_json, "JobConsumer")
     assert resources_for(consumer, "states:StartExecution") == {machine}
-    assert resources_for(consumer, "sqs:SendMessage") == {job_dlq}  # rejected jobs are kept in the DLQ
+    # rejected jobs are kept in the DLQ; deferred jobs go back to the job queue (admission)
+    assert resources_for(consumer, "sqs:SendMessage") == {job_dlq, job_queue}
     assert resources_for(consumer, "sqs:ReceiveMessage") == {job_queue}
 
     planner = _statements(template_json, "ImportPlanner")
