@@ -18,8 +18,10 @@ execution waits longer than a few windows plus its copies, however long the queu
   would count a receive each time, and SQS caps ``maxReceiveCount`` at 1,000: a job deferred every 15 minutes would
   reach the DLQ in 10 days without ever failing. The copy keeps the original message ID (the default job ID, so a
   duplicate copy after a crash still starts one execution) and the time the job was first seen (its age: SQS's own
-  ``ApproximateAgeOfOldestMessage`` restarts with every copy). The delay doubles with each deferral (with jitter),
+  ``ApproximateAgeOfOldestMessage`` restarts with every copy). The delay doubles with each deferral (jitter: 50-100 %),
   up to SQS's maximum of 900 s: a small backlog comes back soon, a large one costs few receives.
+- **Oldest first.** The window widens slightly with a job's age (``AdmissionPolicy.window``): SQS hands the
+  deferred copies back in no particular order, and without it a young job (short delays) would overtake old ones.
 - **Limit.** A job older than ``max_age`` (14 days: the job queue's retention) is rejected (``BacklogExpired``, a
   ``Copy Job Rejected`` event and a DLQ copy): never a silent loss.
 
@@ -29,9 +31,10 @@ This module is free of AWS: the consumer passes the pace store and the clock; th
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import NamedTuple
 
 from hicopy.clock import Clock
 from hicopy.domain.job import Priority
@@ -44,12 +47,14 @@ START_ACTION = "StartExecution"
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_ATTRIBUTES = 10
 RETENTION_SECONDS = 14 * 24 * 3600
+_COPY_SLOTS = PaceKey(COPY_ACTION)  # the cell Pace reserves CopyImageSet slots on
 
 
 @dataclass(frozen=True)
 class AdmissionPolicy:
-    bulk_window: float = 120.0  # s of booked CopyImageSet slots beyond which bulk jobs wait in the queue
+    bulk_window: float = 60.0  # s of booked CopyImageSet slots beyond which bulk jobs wait in the queue
     interactive_window: float = 900.0  # same, interactive jobs
+    seniority: float = 120.0  # s added to the window by age, up to this at max_age (older jobs first)
     start_rate: float = 2.0  # StartExecution per second, account-wide
     start_burst: int = 5
     max_start_wait: float = 2.0  # s a consumer waits in the Lambda for a start turn before deferring instead
@@ -58,12 +63,18 @@ class AdmissionPolicy:
     max_delay: float = SQS_MAX_DELAY_SECONDS
     max_age: float = RETENTION_SECONDS
 
-    def window(self, priority: Priority) -> float:
-        return self.interactive_window if priority == "interactive" else self.bulk_window
+    def window(self, priority: Priority, age: float = 0.0) -> float:
+        """The horizon below which a job of this lane and age is admitted. The window widens with the job's age
+        (logarithmically, by up to ``seniority`` at ``max_age``): whenever the schedule has room, the older jobs
+        among those the queue delivers take it first, so the backlog drains close to oldest-first although SQS
+        delivers the deferred copies in no particular order."""
+        base = self.interactive_window if priority == "interactive" else self.bulk_window
+        if age <= 0:
+            return base
+        return base + self.seniority * min(1.0, math.log1p(age / 60) / math.log1p(self.max_age / 60))
 
 
-@dataclass(frozen=True)
-class Ticket:
+class Ticket(NamedTuple):
     """What a queued job carries through its deferrals (the ``hicopyAdmission`` attribute)."""
 
     message_id: str  # the first message's ID: the default job ID
@@ -86,21 +97,16 @@ class Ticket:
                 ticket = cls(str(data["messageId"]), float(data["firstSeen"]), int(data["deferrals"]))
             except (ValueError, KeyError, TypeError):
                 ticket = None
-            if ticket is not None and ticket.message_id and ticket.deferrals >= 0:
+            if ticket is not None and ticket.message_id and ticket.deferrals >= 0 and math.isfinite(ticket.first_seen):
                 return cls(ticket.message_id, min(ticket.first_seen, sent_at), ticket.deferrals)
         return cls(message_id, sent_at)
 
 
-@dataclass(frozen=True)
-class Decision:
-    verdict: Literal["admit", "defer"]
+class Decision(NamedTuple):
+    admitted: bool
     horizon: float  # s of CopyImageSet slots booked ahead when deciding
-    delay: int = 0  # s, for "defer"
+    delay: int = 0  # s, when deferred
     ticket: Ticket | None = None  # the ticket to send with a deferred copy
-
-    @property
-    def admitted(self) -> bool:
-        return self.verdict == "admit"
 
 
 @dataclass
@@ -120,7 +126,7 @@ class Admission:
 
     def horizon(self, now: float) -> float:
         """How far ahead the next free CopyImageSet slot is (0 when the schedule is free now)."""
-        tat = self.store.read(PaceKey(COPY_ACTION))
+        tat = self.store.read(_COPY_SLOTS)
         return 0.0 if tat is None else max(0.0, tat - now)
 
     def drain_seconds(self, copies: int) -> float:
@@ -137,9 +143,9 @@ class Admission:
                 "the job queue's retention): send it again when the backlog is shorter"
             )
         horizon = self.horizon(now)
-        if horizon < self.policy.window(priority) and self._take_start_turn(clock):
-            return Decision("admit", horizon, ticket=ticket)
-        return Decision("defer", horizon, delay=self._delay(priority, ticket), ticket=self._next(ticket))
+        if horizon < self.policy.window(priority, age) and self._take_start_turn(clock):
+            return Decision(True, horizon, 0, ticket)
+        return Decision(False, horizon, self._delay(priority, ticket), Ticket(*ticket[:2], ticket.deferrals + 1))
 
     def _take_start_turn(self, clock: Clock) -> bool:
         waited = 0.0
@@ -153,9 +159,7 @@ class Admission:
     def _delay(self, priority: Priority, ticket: Ticket) -> int:
         if priority == "interactive":
             return max(1, round(self.policy.interactive_delay))
-        ceiling = min(self.policy.max_delay, self.policy.first_delay * 2 ** min(ticket.deferrals, 16))
-        return max(1, min(SQS_MAX_DELAY_SECONDS, round(self.rng.uniform(ceiling / 2, ceiling))))
-
-    @staticmethod
-    def _next(ticket: Ticket) -> Ticket:
-        return Ticket(ticket.message_id, ticket.first_seen, ticket.deferrals + 1)
+        ceiling = min(
+            self.policy.max_delay, SQS_MAX_DELAY_SECONDS, self.policy.first_delay * 2 ** min(ticket.deferrals, 16)
+        )
+        return max(1, round(ceiling * (0.5 + 0.5 * self.rng.random())))
