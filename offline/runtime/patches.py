@@ -13,6 +13,9 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
 - ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
+- ``Program.eval``: the state machine's ``TimeoutSeconds`` is waited in real seconds -> scaled with the runtime clock
+  (an execution still running then ends ``TIMED_OUT``, as in AWS);
+- ``sqs.models.Message.delay``: ``DelaySeconds`` (a deferred job's copy) counts real seconds -> the runtime clock;
 - ``lambda_eval_utils.boto_client_for``: a new boto3 Lambda client for every Lambda task (~40 ms each) -> one
   cached client per runtime;
 - ``botocore.session.create_loader`` (botocore, not moto): every new botocore session (moto resets boto3's default
@@ -74,6 +77,8 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         ("self", "env"),
     ),
     PatchPoint("moto.cloudformation.models", "Stack", "parse_template", ("template",)),
+    PatchPoint("moto.stepfunctions.parser.asl.component.program.program", "Program", "eval", ("self", "env")),
+    PatchPoint("moto.sqs.models", "Message", "delay", ("self", "delay_seconds")),
     PatchPoint(
         "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
         "",
@@ -247,6 +252,7 @@ class MotoPatches(Patcher):
                 env.program_state_event.wait(clock.real_seconds(wait_seconds))
 
         self._set(wf_mod.WaitFunction, "_wait_interval", _wait_interval)
+        self._scale_timeouts_and_delays(clock)
 
         from_string = ts_mod.Timestamp._from_timestamp_string
 
@@ -295,3 +301,30 @@ class MotoPatches(Patcher):
         import botocore.session
 
         self._set(botocore.session, "create_loader", _shared_loader)
+
+    def _scale_timeouts_and_delays(self, clock: ScaledClock) -> None:
+        """The execution timeout and SQS message delays on the runtime clock (issue #13's scaled backlog test)."""
+        from moto.core.utils import unix_time_millis
+        from moto.sqs import models as sqs_models
+        from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+        from moto.stepfunctions.parser.asl.component.program import program as program_mod
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        program_class: Any = program_mod.Program
+
+        def program_eval(program: Any, env: Any) -> None:  # moto's Program.eval, with the timeout scaled
+            timeout = program.timeout_seconds.timeout_seconds if program.timeout_seconds else None
+            env.next_state_name = program.start_at.start_at_name
+            worker = threading.Thread(target=EvalComponent.eval, args=(program, env), daemon=True)  # its super()
+            TMP_THREADS.append(worker)
+            worker.start()
+            worker.join(timeout=None if timeout is None else clock.real_seconds(timeout))
+            if worker.is_alive():
+                env.set_timed_out()
+
+        self._set(program_class, "eval", program_eval)
+
+        def delay(message: Any, delay_seconds: int) -> None:
+            message.delayed_until = unix_time_millis() + clock.real_seconds(int(delay_seconds)) * 1000
+
+        self._set(sqs_models.Message, "delay", delay)

@@ -2,13 +2,15 @@
 
 An execution is started only when the account's CopyImageSet schedule (the GCRA cell Pace reserves slots on, see
 ``hicopy.domain.pacing``) is booked less than an *admission window* ahead. The *horizon* is how far ahead the next
-free slot is: ``max(0, TAT - now)``. A started job reserves its first slot within about one window, and each later
-chunk of it reserves its slot when the previous chunk is copied, again at most about one window ahead; so no
-execution waits longer than a few windows plus its copies, however long the queue, and none reaches its timeout.
+free slot is: ``max(0, TAT - now)``, or further if the jobs admitted but not yet paced need more (a second cell,
+``Admission``, advanced by one slot interval per admitted job: a slow Prepare does not let admission overshoot).
+A started job reserves its first slot within about one window, and each later chunk of it reserves its slot when
+the previous chunk is copied, again at most about one window ahead; so no execution waits longer than a few
+windows plus its copies, however long the queue, and none reaches its timeout.
 
 - **Lanes.** ``bulk`` jobs are admitted while the horizon is below ``bulk_window``; ``interactive`` ones up to the
-  larger ``interactive_window``. Bulk admission alone never books the schedule past ``bulk_window`` (plus the few
-  starts in flight), so an interactive job is admitted at once and its slot is at most about ``bulk_window`` away;
+  larger ``interactive_window``. Bulk admission alone never books the schedule past ``bulk_window`` (plus its
+  age allowance, below), so an interactive job is admitted at once and its slot is at most about ``bulk_window`` away;
   bulk gets every slot interactive jobs do not take.
 - **Start rate.** Each start also takes a turn on a second GCRA cell (``StartExecution``, ``start_rate``/s, burst
   ``start_burst``), so that Prepare's HealthImaging reads (about 3 GetImageSet/GetImageSetMetadata per start) stay
@@ -44,10 +46,12 @@ from hicopy.errors import BacklogExpired
 
 ADMISSION_ATTRIBUTE = "hicopyAdmission"  # JSON {"messageId", "firstSeen", "deferrals"} on a deferred copy
 START_ACTION = "StartExecution"
+ADMISSION_ACTION = "Admission"  # a shadow of the CopyImageSet schedule: one interval per admitted job
 SQS_MAX_DELAY_SECONDS = 900
 SQS_MAX_ATTRIBUTES = 10
 RETENTION_SECONDS = 14 * 24 * 3600
 _COPY_SLOTS = PaceKey(COPY_ACTION)  # the cell Pace reserves CopyImageSet slots on
+_ADMITTED = PaceKey(ADMISSION_ACTION)
 
 
 @dataclass(frozen=True)
@@ -123,11 +127,14 @@ class Admission:
         self._starts = Pacer(
             self.store, rate=self.policy.start_rate, burst=self.policy.start_burst, margin=0.0, call_margin=0.0
         )
+        self._admitted = Pacer(self.store, rate=self.copy_rate, burst=self.copy_burst)
 
     def horizon(self, now: float) -> float:
-        """How far ahead the next free CopyImageSet slot is (0 when the schedule is free now)."""
-        tat = self.store.read(_COPY_SLOTS)
-        return 0.0 if tat is None else max(0.0, tat - now)
+        """How far ahead the next free CopyImageSet slot is (0 when the schedule is free now), counting the jobs
+        admitted whose Pace has not reserved yet (the admission cell: one slot's interval per admitted job), so
+        that a slow Prepare cannot let the consumer admit more than the schedule has room for."""
+        copy, admitted = self.store.read(_COPY_SLOTS), self.store.read(_ADMITTED)
+        return max(0.0, (copy or now) - now, (admitted or now) - now)
 
     def drain_seconds(self, copies: int) -> float:
         """The time ``copies`` take at the configured rate (the pacing's 3 % margin included)."""
@@ -144,6 +151,7 @@ class Admission:
             )
         horizon = self.horizon(now)
         if horizon < self.policy.window(priority, age) and self._take_start_turn(clock):
+            self._admitted.reserve(ADMISSION_ACTION, clock.now())
             return Decision(True, horizon, 0, ticket)
         return Decision(False, horizon, self._delay(priority, ticket), Ticket(*ticket[:2], ticket.deferrals + 1))
 
@@ -160,6 +168,6 @@ class Admission:
         if priority == "interactive":
             return max(1, round(self.policy.interactive_delay))
         ceiling = min(
-            self.policy.max_delay, SQS_MAX_DELAY_SECONDS, self.policy.first_delay * 2 ** min(ticket.deferrals, 16)
+            self.policy.max_delay, SQS_MAX_DELAY_SECONDS, self.policy.first_delay * 2.0 ** min(ticket.deferrals, 16)
         )
-        return max(1, round(ceiling * (0.5 + 0.5 * self.rng.random())))
+        return max(1, round(float(ceiling) * (0.5 + 0.5 * self.rng.random())))

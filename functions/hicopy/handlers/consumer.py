@@ -46,7 +46,7 @@ def record_handler(record: SQSRecord) -> str:
     raw = record.raw_event.get("messageAttributes") or {}
     attributes = {k: str(v.get("stringValue") or "") for k, v in raw.items() if isinstance(v, dict)}
     clock = get_clock()
-    sent_at = int(record.attributes.sent_timestamp or 0) / 1000 or clock.now()
+    sent_at = min(int(record.attributes.sent_timestamp or 0) / 1000 or clock.now(), clock.now())
     ticket = Ticket.of(
         message_id=record.message_id, sent_at=sent_at, attribute=attributes.pop(ADMISSION_ATTRIBUTE, None)
     )
