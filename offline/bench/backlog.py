@@ -350,7 +350,12 @@ def scenarios(scale: float) -> list[Simulation]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m offline.bench.backlog", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="shrink the scenarios (1 = the issue's sizes)")
+    parser.add_argument("--only", type=int, choices=[1, 2, 3], help="run one scenario (no targets checked)")
     args = parser.parse_args(argv)
+    if args.only:
+        result = scenarios(args.scale)[args.only - 1].run()
+        print(table([result]))
+        return 0
     results = []
     for sim in scenarios(args.scale):
         results.append(sim.run())
