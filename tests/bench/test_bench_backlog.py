@@ -88,3 +88,25 @@ def test_mixed_chunks_are_80_15_5() -> None:
 def test_main_runs_and_prints_the_table(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 0
     assert "| scenario |" in capsys.readouterr().out
+
+
+def test_without_backpressure_the_same_backlog_times_out_silently() -> None:
+    """What the first test guards against: the same loop with an unbounded admission window (every job started at
+    once, as before issue #13) ends most executions TIMED_OUT, without an event."""
+    sim = all_at_once(2_000)
+    sim.timeout = 3600.0
+    sim.admission.policy = AdmissionPolicy(bulk_window=1e9)
+    result = sim.run()
+    assert result.outcomes["timed_out"] > 1_000 and result.without_event == result.outcomes["timed_out"]
+
+
+@pytest.mark.parametrize(("start_rate", "within_quota"), [(2.0, True), (1000.0, False)])
+def test_start_turns_keep_prepares_reads_within_quota(start_rate: float, within_quota: bool) -> None:
+    sim = Simulation(
+        "reads",
+        policy=AdmissionPolicy(bulk_window=1e9, start_rate=start_rate, start_burst=5 if start_rate < 10 else 1000),
+    )
+    for _ in range(500):
+        sim.add(0.0, 1)
+    result = sim.run()
+    assert (result.peak_get_image_set <= GET_IMAGE_SET_TPS and result.peak_metadata <= GET_METADATA_TPS) is within_quota
