@@ -10,13 +10,14 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lock lint format typecheck test test-aws unit soak demo run-job seed bench schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test test-aws unit soak demo run-job seed bench bench-backlog schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
 	@echo "make test     lint, type-check and run every test suite"
 	@echo "make soak     long fault-injection and fuzz runs"
 	@echo "make bench    throughput benchmark: shipped policy vs naive policy"
+	@echo "make bench-backlog   backlog benchmark: 100,000 jobs, overload, interactive lane (domain code, simulated clock)"
 	@echo "make synth    synthesize the CDK app (needs hicopy:datastoreIds in cdk.json or CONTEXT=...)"
 	@echo "make deploy / make destroy   deploy to / remove from the current AWS account"
 
@@ -72,6 +73,9 @@ seed: venv
 
 bench: venv
 	$(BIN)/python -m offline.bench
+
+bench-backlog: venv  ## issue #13: exits 1 when a target is missed
+	$(BIN)/python -m offline.bench.backlog
 
 schemas: venv
 	$(BIN)/python -m hicopy.schemas schemas

@@ -29,7 +29,9 @@ from infra.lambda_factory import LambdaFactory
 
 # Plain numbers (no jsii objects at import time: importing infra must not start the jsii/Node runtime).
 DLQ_RETENTION_DAYS = 14
-JOB_QUEUE_RETENTION_DAYS = 4
+# Jobs wait here, not in executions (backpressure, ``hicopy.domain.admission``): SQS's maximum retention. The
+# consumer rejects a job older than that itself (``BacklogExpired``), since a deferred job's copy restarts the clock.
+JOB_QUEUE_RETENTION_DAYS = 14
 MAX_RECEIVE_COUNT = 5
 CONSUMER_TIMEOUT_SECONDS = 30
 CONSUMER_BATCH_SIZE = 10
@@ -142,6 +144,8 @@ class Ingress(Construct):
         datastore_ids: list[str],
         event_source: str,
         max_concurrency: int,
+        copy_rate_per_second: float,
+        copy_burst: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.consumer = factory.function(
@@ -153,11 +157,15 @@ class Ingress(Construct):
             environment={
                 "STATE_MACHINE_ARN": state_machine.state_machine_arn,
                 "REJECTED_QUEUE_URL": queues.job_dlq.queue_url,
-                "JOB_QUEUE_URL": queues.job_queue.queue_url,
-                "STATE_TABLE_NAME": state_table.table_name,
+                "JOB_QUEUE_URL": queues.job_queue.queue_url,  # deferred jobs; a failed rejection comes back later
                 "DATASTORE_IDS": datastore_ids,
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": event_source,
+                # Admission reads the CopyImageSet schedule's horizon and takes a start turn (the pacing cells);
+                # rejected#<messageId> markers live there too.
+                "STATE_TABLE_NAME": state_table.table_name,
+                "COPY_RATE_PER_SECOND": copy_rate_per_second,
+                "COPY_BURST": copy_burst,
             },
             timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )
@@ -193,9 +201,11 @@ class Ingress(Construct):
         )
         bus.grant_put_events_to(self.consumer)
         queues.job_dlq.grant(self.consumer, "sqs:SendMessage")  # the URL is in the environment
-        # rejected#<messageId>: a rejection redelivered during an EventBridge outage keeps one DLQ copy and one event.
-        # (ChangeMessageVisibility on the job queue comes with the SQS event source's grant.)
-        state_table.grant(self.consumer, "dynamodb:GetItem", "dynamodb:PutItem")
+        # rejected#<messageId>: a rejection redelivered during an EventBridge outage keeps one DLQ copy and one event;
+        # the pacing horizon and the start turn (admission). ChangeMessageVisibility: the event source's grant.
+        state_table.grant(self.consumer, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+        # Deferred jobs go back to the job queue as delayed copies; its depth feeds the drain estimate in the logs.
+        queues.job_queue.grant(self.consumer, "sqs:SendMessage", "sqs:GetQueueAttributes")
         # Batches of up to 10 jobs, partial batch responses, and at most ``max_concurrency`` concurrent consumers.
         self.consumer.add_event_source(
             sources.SqsEventSource(

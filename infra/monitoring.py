@@ -15,7 +15,13 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from hicopy.contract import METRICS_NAMESPACE, SERVICE_NAME
+
 PERIOD_MINUTES = 5
+# Backlog (issue #13): the oldest job seen by the consumer's admission (its own age metric: a deferred job's copy
+# restarts SQS's ApproximateAgeOfOldestMessage) and the queue's depth in hours of work at the configured rate.
+BACKLOG_AGE_ALARM_HOURS = 6
+BACKLOG_DRAIN_ALARM_DAYS = 7  # half the job queue's 14-day retention: beyond that, jobs start to expire
 AT_LEAST = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD  # a plain Python enum member
 
 
@@ -29,6 +35,7 @@ class Monitoring(Construct):
         alarm_email: str | None,
         state_machine: sfn.StateMachine,
         job_queue: sqs.IQueue,
+        copy_rate_per_second: float,
         dead_letter_queues: Mapping[str, sqs.IQueue],
         functions: Mapping[str, lambda_.IFunction],
     ) -> None:
@@ -83,6 +90,41 @@ class Monitoring(Construct):
             state_machine.metric_timed_out(period=period, statistic="Sum"),
             description="A copy execution exceeded the state machine timeout (executionTimeoutHours).",
         )
+        oldest_job = cloudwatch.Metric(
+            namespace=METRICS_NAMESPACE,
+            metric_name="JobAgeSeconds",
+            dimensions_map={"service": SERVICE_NAME},
+            statistic="Maximum",
+            period=period,
+            label="oldest job waiting (s)",
+        )
+        depth = {
+            "visible": job_queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
+            "delayed": job_queue.metric("ApproximateNumberOfMessagesDelayed", period=period, statistic="Maximum"),
+            "inflight": job_queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
+        }
+        drain_hours = cloudwatch.MathExpression(
+            expression=f"(visible + delayed + inflight) / {copy_rate_per_second / 1.03 * 3600:.3f}",
+            using_metrics=depth,
+            label="time to drain at the configured rate (h, one copy per job)",
+            period=period,
+        )
+        alarm(
+            "JobBacklogOld",
+            oldest_job,
+            threshold=BACKLOG_AGE_ALARM_HOURS * 3600,
+            description=f"A queued copy job has waited {BACKLOG_AGE_ALARM_HOURS} h or more: the backlog grows faster "
+            "than the account's CopyImageSet quota drains it (see the dashboard's drain time). Jobs older than 14 "
+            "days are rejected (BacklogExpired).",
+        )
+        alarm(
+            "JobBacklogDeep",
+            drain_hours,
+            threshold=BACKLOG_DRAIN_ALARM_DAYS * 24,
+            description=f"The job queue holds {BACKLOG_DRAIN_ALARM_DAYS} days of copies or more at the configured "
+            "rate: jobs beyond 14 days of backlog will be rejected (BacklogExpired). Slow the senders down or raise "
+            "the CopyImageSet quota (and copyRatePerSecond).",
+        )
         for name, fn in functions.items():
             alarm(
                 f"{name}Errors",
@@ -103,14 +145,15 @@ class Monitoring(Construct):
                 width=12,
             ),
             cloudwatch.GraphWidget(
-                title="Job queue",
-                left=[
-                    job_queue.metric_approximate_number_of_messages_visible(period=period, statistic="Maximum"),
-                    job_queue.metric_approximate_number_of_messages_not_visible(period=period, statistic="Maximum"),
-                ],
-                right=[job_queue.metric_approximate_age_of_oldest_message(period=period, statistic="Maximum")],
+                title="Job queue (backlog)",
+                left=list(depth.values()),
+                right=[oldest_job],
                 width=12,
             ),
+        )
+        self.dashboard.add_widgets(
+            cloudwatch.SingleValueWidget(title="Backlog: time to drain (h)", metrics=[drain_hours], width=12),
+            cloudwatch.GraphWidget(title="Backlog: time to drain (h)", left=[drain_hours], width=12),
         )
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(

@@ -93,6 +93,8 @@ class CopyOrchestrator(Construct):
             datastore_ids=config.datastore_ids,
             event_source=config.event_source,
             max_concurrency=config.consumer_max_concurrency,
+            copy_rate_per_second=config.copy_rate_per_second,
+            copy_burst=config.copy_burst,
         )
         self.import_planning = ImportPlanning(
             self,
@@ -121,6 +123,7 @@ class CopyOrchestrator(Construct):
             alarm_email=config.alarm_email,
             state_machine=self.state_machine,
             job_queue=self.job_queue,
+            copy_rate_per_second=config.copy_rate_per_second,
             dead_letter_queues=self.queues.dead_letter_queues,
             functions=self.functions,
         )

@@ -219,6 +219,13 @@ class ExecutionFailed(OrchestratorError):
     handling = Handling.TERMINAL
 
 
+class BacklogExpired(JobRejected):
+    """The job waited longer than the job queue's retention in the backlog (``hicopy.domain.admission``): rejected
+    with a clear reason (event + DLQ) instead of being dropped by SQS without a word."""
+
+    handling = Handling.TERMINAL
+
+
 class ConfigurationError(OrchestratorError):
     """The function's environment is invalid (raised at cold start)."""
 

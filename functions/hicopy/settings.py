@@ -57,13 +57,6 @@ class BusEnv(_Env):
     EVENT_SOURCE: Annotated[str, Field(min_length=1)]
 
 
-class ConsumerEnv(DatastoreEnv, BusEnv):
-    STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
-    REJECTED_QUEUE_URL: Annotated[str, Field(min_length=1)]
-    JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]  # a failed rejection comes back later (ChangeMessageVisibility)
-    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]  # rejected#<messageId>: one DLQ copy, one event
-
-
 class PrepareEnv(DatastoreEnv):
     MAX_FRAMES_PER_COPY: Annotated[int, Field(ge=1, le=100_000)]
 
@@ -80,6 +73,14 @@ class PaceTaskEnv(PaceEnv):
     """The Pace task: it also refuses slots beyond the execution's deadline (its start plus this timeout)."""
 
     EXECUTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=60)]
+
+
+class ConsumerEnv(DatastoreEnv, BusEnv, PaceEnv):
+    """The consumer reads the pacing schedule's horizon (admission) and sends deferred jobs back to its queue."""
+
+    STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
+    REJECTED_QUEUE_URL: Annotated[str, Field(min_length=1)]
+    JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]  # deferred jobs; a failed rejection comes back later
 
 
 class PublishEnv(BusEnv):

@@ -16,6 +16,9 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
 - ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
+- ``Program.eval``: the state machine's ``TimeoutSeconds`` is waited in real seconds -> scaled with the runtime clock
+  (an execution still running then ends ``TIMED_OUT``, as in AWS);
+- ``sqs.models.Message.delay``: ``DelaySeconds`` (a deferred job's copy) counts real seconds -> the runtime clock;
 - ``lambda_eval_utils.boto_client_for``: a new boto3 Lambda client for every Lambda task (~40 ms each) -> one
   cached client per runtime;
 - ``botocore.session.create_loader`` (botocore, not moto): every new botocore session (moto resets boto3's default
@@ -89,6 +92,8 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         ("self", "env"),
     ),
     PatchPoint("moto.cloudformation.models", "Stack", "parse_template", ("template",)),
+    PatchPoint("moto.stepfunctions.parser.asl.component.program.program", "Program", "eval", ("self", "env")),
+    PatchPoint("moto.sqs.models", "Message", "delay", ("self", "delay_seconds")),
     PatchPoint(
         "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
         "",
@@ -290,6 +295,7 @@ class MotoPatches(Patcher):
                 env.program_state_event.wait(clock.real_seconds(wait_seconds))
 
         self._set(wf_mod.WaitFunction, "_wait_interval", _wait_interval)
+        self._scale_message_delays(clock)
 
         from_string = ts_mod.Timestamp._from_timestamp_string
 
@@ -399,3 +405,13 @@ class MotoPatches(Patcher):
                 env.set_timed_out()
 
         self._set(program_cls, "eval", eval_program)
+
+    def _scale_message_delays(self, clock: ScaledClock) -> None:
+        """SQS message delays on the runtime clock (a deferred job's copy: issue #13's scaled backlog test)."""
+        from moto.core.utils import unix_time_millis
+        from moto.sqs import models as sqs_models
+
+        def delay(message: Any, delay_seconds: int) -> None:
+            message.delayed_until = unix_time_millis() + clock.real_seconds(int(delay_seconds)) * 1000
+
+        self._set(sqs_models.Message, "delay", delay)

@@ -57,6 +57,8 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "sqs:SendMessage",
         "dynamodb:GetItem",  # rejected#<messageId>: one DLQ copy and one event per rejected message
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # admission: the start turn (GetItem: the pacing horizon too)
+        "sqs:GetQueueAttributes",  # the job queue's depth (drain estimate); also polled by the event source
         *SQS_CONSUME,  # the SQS event source mapping polls with the function's role (ChangeMessageVisibility too)
     },
     # The safety net: the ended execution's description and history, its terminal event and the outcome marker.
@@ -176,7 +178,8 @@ def test_resource_scoping(template_json: dict[str, Any]) -> None:
     assert resources_for(consumer, "states:DescribeExecution") == {
         f"arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:${{{machine.strip('${}')}.Name}}:*"
     }
-    assert resources_for(consumer, "sqs:SendMessage") == {job_dlq}  # rejected jobs are kept in the DLQ
+    # rejected jobs are kept in the DLQ; deferred jobs go back to the job queue (admission)
+    assert resources_for(consumer, "sqs:SendMessage") == {job_dlq, job_queue}
     assert resources_for(consumer, "sqs:ReceiveMessage") == {job_queue}
 
     planner = _statements(template_json, "ImportPlanner")

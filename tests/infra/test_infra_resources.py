@@ -302,7 +302,7 @@ def test_dlq_depth_alarm(template_json: dict[str, Any], name: str) -> None:
     (alarm,) = [
         a
         for a in _alarms(template_json)
-        if a["MetricName"] == "ApproximateNumberOfMessagesVisible"
+        if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"
         and a["Dimensions"] == [{"Name": "QueueName", "Value": queue_name}]
     ]
     assert alarm["Namespace"] == "AWS/SQS"
@@ -333,7 +333,7 @@ def test_lambda_error_alarms(template_json: dict[str, Any]) -> None:
 def test_every_alarm_notifies_the_topic(template_json: dict[str, Any]) -> None:
     (topic_id,) = resources(template_json, "AWS::SNS::Topic")
     alarms = _alarms(template_json)
-    assert len(alarms) == len(DLQS) + 2 + len(FUNCTIONS)
+    assert len(alarms) == len(DLQS) + 2 + 2 + len(FUNCTIONS)  # DLQs, executions, backlog (age, drain), functions
     for alarm in alarms:
         assert alarm["AlarmActions"] == ["${" + topic_id + "}"]
         assert alarm["TreatMissingData"] == "notBreaching"
@@ -356,3 +356,21 @@ def test_outputs(template_json: dict[str, Any]) -> None:
         "EventBusName": _ref(template_json, "CopyEventBus", "AWS::Events::EventBus"),
         "StateMachineArn": _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine"),
     }
+
+
+def test_backlog_retention_alarms_and_drain_time(template_json: dict[str, Any]) -> None:
+    """Issue #13: jobs wait in the job queue up to SQS's 14 days; the backlog's age and depth are alarmed, and the
+    dashboard shows the time to drain it at the configured rate (0.25/s, slots 3 % wider: 873.8 copies/h)."""
+    assert _props(template_json, "JobQueue", "AWS::SQS::Queue")["MessageRetentionPeriod"] == 14 * 24 * 3600
+    multi = [a for a in _alarms(template_json) if "Metrics" in a]
+    (old,) = [
+        a for a in multi if a["Metrics"][0].get("MetricStat", {}).get("Metric", {}).get("MetricName") == "JobAgeSeconds"
+    ]
+    stat = old["Metrics"][0]["MetricStat"]
+    assert (stat["Metric"]["Namespace"], stat["Stat"], old["Threshold"]) == ("HealthImagingCopy", "Maximum", 6 * 3600)
+    (deep,) = [a for a in multi if "Expression" in a["Metrics"][0]]
+    assert deep["Metrics"][0]["Expression"] == "(visible + delayed + inflight) / 873.786"
+    assert deep["Threshold"] == 7 * 24
+    (dashboard,) = resources(template_json, "AWS::CloudWatch::Dashboard").values()
+    body = render(dashboard["Properties"]["DashboardBody"])
+    assert "time to drain" in body and "ApproximateNumberOfMessagesDelayed" in body and "JobAgeSeconds" in body

@@ -240,7 +240,8 @@ def test_the_resource_check_is_not_vacuous(template: dict[str, Any], run: Scenar
     consumer = statements_of(template, "hicopy.handlers.consumer.handler")
     queues = {lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::SQS::Queue"}
     sendable = {q for q in queues if allows(consumer, "sqs:SendMessage", f"${{{q}.Arn}}")}
-    assert len(sendable) == 1 and sendable.pop().startswith("JobDeadLetterQueue")
+    # the DLQ (rejected jobs) and the job queue itself (deferred jobs, issue #13); no other queue
+    assert sorted(q.rstrip("0123456789ABCDEF") for q in sendable) == ["JobDeadLetterQueue", "JobQueue"]
 
 
 @pytest.mark.parametrize("handler", _cases(KNOWN_MISSING))

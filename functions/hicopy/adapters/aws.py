@@ -297,6 +297,54 @@ class QueueSender(AwsAdapter):
             return str(self.client.send_message(**params)["MessageId"])
 
 
+class JobRequeuer(AwsAdapter):
+    """The job queue seen by the consumer's admission (``hicopy.domain.admission``): sends a deferred job's copy
+    back with ``DelaySeconds`` — the received body unchanged, every message attribute (String, Number, Binary) as
+    received plus ``extra`` — and reads the queue's depth for the drain estimate."""
+
+    SERVICE = "sqs"
+    MAX_ATTRIBUTES = 10  # SQS: at most 10 message attributes per message
+    DEPTH_ATTRIBUTES = (
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateNumberOfMessagesNotVisible",
+    )
+
+    def __init__(self, queue_url: str, client: Any | None = None) -> None:
+        self.queue_url, self._client = queue_url, client
+
+    def requeue(self, body: str, received: dict[str, Any], extra: dict[str, str], delay_seconds: int) -> bool:
+        """Send the copy; False (nothing sent) when the attributes would exceed SQS's 10."""
+        attributes: dict[str, Any] = {}
+        for name, value in received.items():
+            if not isinstance(value, dict) or name in extra:
+                continue
+            data_type = str(value.get("dataType") or "String")
+            if value.get("binaryValue") is not None:
+                attributes[name] = {"DataType": data_type, "BinaryValue": base64.b64decode(value["binaryValue"])}
+            elif value.get("stringValue") is not None:
+                attributes[name] = {"DataType": data_type, "StringValue": str(value["stringValue"])}
+        attributes.update({k: {"DataType": "String", "StringValue": v} for k, v in extra.items()})
+        if len(attributes) > self.MAX_ATTRIBUTES:
+            return False
+        with self.calling("SQS SendMessage (deferred job)"):
+            self.client.send_message(
+                QueueUrl=self.queue_url,
+                MessageBody=body,
+                DelaySeconds=max(0, min(900, delay_seconds)),
+                MessageAttributes=attributes,
+            )
+        return True
+
+    def depth(self) -> int:
+        """Messages in the queue: visible, delayed (deferred jobs) and in flight."""
+        with self.calling("SQS GetQueueAttributes"):
+            found = self.client.get_queue_attributes(
+                QueueUrl=self.queue_url, AttributeNames=list(self.DEPTH_ATTRIBUTES)
+            )["Attributes"]
+        return sum(int(found.get(name, 0)) for name in self.DEPTH_ATTRIBUTES)
+
+
 def _num(value: float) -> str:
     return str(Decimal(repr(value)))
 

@@ -22,6 +22,11 @@ CorrelationId = Annotated[str, StringConstraints(pattern=CORRELATION_ID_PATTERN)
 
 MAX_SELECTION = 100_000  # instances or series named by one job
 
+# The admission lane of a job (``hicopy.domain.admission``): ``interactive`` jobs are admitted ahead of a bulk
+# backlog; ``bulk`` (the default for every trigger, the import planner included) waits in the queue behind it.
+Priority = Literal["interactive", "bulk"]
+DEFAULT_PRIORITY: Priority = "bulk"
+
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -55,6 +60,13 @@ class CopyJob(StrictModel):
     force: bool = False
     promoteToPrimary: bool = False
     correlationId: CorrelationId | None = None
+    priority: Annotated[
+        Priority,
+        Field(
+            description="Admission lane: 'interactive' jobs start ahead of a bulk backlog (a one-off copy a person "
+            "waits for); 'bulk' (default, also for import-planner jobs) waits in the job queue behind the backlog."
+        ),
+    ] = DEFAULT_PRIORITY
 
     @model_validator(mode="after")
     def _consistent(self) -> CopyJob:
