@@ -16,8 +16,8 @@ IMAGE_SET_ID_PATTERN = rf"^{ID32}$"
 
 # --- event detail-types -----------------------------------------------------------------------------------------
 COPY_REQUESTED = "Copy Requested"  # in: a copy job put on the custom bus
-SUCCEEDED = "Image Set Copy Succeeded"  # out: a job's terminal event, success
-FAILED = "Image Set Copy Failed"  # out: a job's terminal event, failure
+SUCCEEDED = "Copy Job Succeeded"  # out: a job's terminal event, success
+FAILED = "Copy Job Failed"  # out: a job's terminal event, failure
 REJECTED = "Copy Job Rejected"  # out: a message that is not a valid job
 IMPORT_PLANNED = "Import Job Planned"  # out: what the post-import policy queued
 IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could not store
@@ -31,9 +31,8 @@ OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"
 HEALTHIMAGING_SOURCE = "aws.medical-imaging"  # the source of HealthImaging's own events (in: Import Job Completed)
 
 # --- AWS HealthImaging's own events (the service's names, not ours) ---------------------------------------------
-# The import planner listens to these. HealthImaging's image-set detail-types (``Image Set Copied``, ``Image Set
-# Copy Failed``, ...) are the emulator's business (offline.healthimaging.events); that HealthImaging's
-# "Image Set Copy Failed" is spelled like our FAILED is a coincidence: they are different events on different buses.
+# The import planner listens to the import events; the copy waker (AwaitCopy's early wake-up) to the copy events.
+# None of our detail-types equals one of HealthImaging's (a test checks it): ours were renamed in schemaVersion 2.0.
 HEALTHIMAGING_SOURCE = "aws.medical-imaging"
 HEALTHIMAGING_IMPORT_COMPLETED = "Import Job Completed"
 HEALTHIMAGING_IMPORT_FAILED = "Import Job Failed"
@@ -43,6 +42,11 @@ HEALTHIMAGING_SOURCE = "aws.medical-imaging"
 IMPORT_JOB_COMPLETED = "Import Job Completed"
 IMPORT_JOB_FAILED = "Import Job Failed"
 IMPORT_RESULT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
+IMAGE_SET_COPIED = "Image Set Copied"  # the destination version of a copy is COPIED
+IMAGE_SET_COPY_FAILED = "Image Set Copy Failed"  # the destination version of a copy is COPY_FAILED
+COPY_RESULT_DETAIL_TYPES = (IMAGE_SET_COPIED, IMAGE_SET_COPY_FAILED)  # what the copy waker is sent
+# The image set ID's key in those events' detail: ``imageSetId`` in real events, ``imagesetId`` in the devguide.
+IMAGE_SET_ID_KEYS = ("imageSetId", "imagesetId")
 
 # --- observability ----------------------------------------------------------------------------------------------
 SERVICE_NAME = "hicopy"  # Powertools service name (log key ``service``)

@@ -98,7 +98,7 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
     assert rule["Properties"]["EventBusName"] == {"Ref": bus_id}
     assert rule["Properties"]["EventPattern"] == {
         "source": ["hicopy.orchestrator"],
-        "detail-type": ["Image Set Copy Succeeded", "Image Set Copy Failed"],
+        "detail-type": ["Copy Job Succeeded", "Copy Job Failed"],
     }
     # the orchestrator, nested under the user's construct id "Copies"
     (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")

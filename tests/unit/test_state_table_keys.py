@@ -83,7 +83,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "pk": {"S": "outcome#job-1"},
                 "at": {"N": "100.0"},
                 "expiresAt": {"N": str(100 + PublishedMarker.TTL_SECONDS)},
-                "detailType": {"S": "Image Set Copy Succeeded"},
+                "detailType": {"S": "Copy Job Succeeded"},
             },
         },
     )
@@ -104,7 +104,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
     )
     published = PublishedMarker(TABLE, client=client)
     assert not published.seen("job-1")
-    published.mark("job-1", 100.0, detail_type="Image Set Copy Succeeded")
+    published.mark("job-1", 100.0, detail_type="Copy Job Succeeded")
     imports = ImportMarker(TABLE, client=client)
     assert imports.seen("a" * 32, "imp-1")
     imports.mark("a" * 32, "imp-1", 100.0, status="COMPLETED", jobs=3)

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hicopy.contract import Policy
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+# 2.0: the terminal events were renamed ``Copy Job Succeeded`` / ``Copy Job Failed`` (1.0: ``Image Set Copy
+# Succeeded`` / ``Image Set Copy Failed``, the latter spelled like HealthImaging's own event); details unchanged.
+SCHEMA_VERSION: Literal["2.0"] = "2.0"
 
 ORIGINAL_BODY_LIMIT = 8_192  # characters of a rejected message echoed in the event; the DLQ keeps all of it
 
@@ -52,9 +54,9 @@ class SourceDeletionOut(_Detail):
 
 
 class CopyOutcomeDetail(_Detail):
-    """Detail of ``Image Set Copy Succeeded`` and ``Image Set Copy Failed``."""
+    """Detail of ``Copy Job Succeeded`` and ``Copy Job Failed``."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     jobId: str
     correlationId: str | None = None
     datastoreId: str
@@ -84,7 +86,7 @@ class CopyOutcomeDetail(_Detail):
 class RejectedDetail(_Detail):
     """Detail of ``Copy Job Rejected``: the message was not a valid job; it is kept in the dead-letter queue."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     jobId: str | None = None
     correlationId: str | None = None
     datastoreId: str | None = None
@@ -108,7 +110,7 @@ class FileFailureOut(_Detail):
 class ImportFailuresDetail(_Detail):
     """Detail of ``Import Job Failures``: an import failed, or some of its files did (from ``failure.ndjson``)."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
     jobStatus: str
@@ -123,7 +125,7 @@ class ImportFailuresDetail(_Detail):
 class ImportPlannedDetail(_Detail):
     """Detail of ``Import Job Planned``: what the post-import policy did with an import's image sets."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
     policy: Policy
@@ -153,8 +155,8 @@ def dump(detail: BaseModel) -> dict[str, Any]:
 
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "image-set-copy-succeeded": CopyOutcomeDetail,
-    "image-set-copy-failed": CopyOutcomeDetail,
+    "copy-job-succeeded": CopyOutcomeDetail,
+    "copy-job-failed": CopyOutcomeDetail,
     "copy-job-rejected": RejectedDetail,
     "import-job-planned": ImportPlannedDetail,
     "import-job-failures": ImportFailuresDetail,
