@@ -12,6 +12,9 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   with ``ExecutionAlreadyExists``) -> a UUID name, as AWS does;
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
 - ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
+- ``Timeout._eval_body``: a task's ``TimeoutSeconds``/``TimeoutSecondsPath`` (AwaitCopy's callback wait) runs out in
+  real seconds -> scaled with the runtime clock (moto's ``.waitForTaskToken`` and ``SendTaskSuccess`` themselves
+  work as AWS documents them: see ``tests/e2e/test_moto_canaries.py``);
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
 - ``lambda_eval_utils.boto_client_for``: a new boto3 Lambda client for every Lambda task (~40 ms each) -> one
   cached client per runtime;
@@ -72,6 +75,9 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         "Timestamp",
         "_get_wait_seconds",
         ("self", "env"),
+    ),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "Timeout", "_eval_body", ("self", "env")
     ),
     PatchPoint("moto.cloudformation.models", "Stack", "parse_template", ("template",)),
     PatchPoint(
@@ -264,6 +270,14 @@ class MotoPatches(Patcher):
             return int(target - clock.now())
 
         self._set(ts_mod.Timestamp, "_get_wait_seconds", _get_wait_seconds)
+
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+
+        def _eval_timeout(timeout: Any, env: Any) -> None:
+            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's.
+            env.stack.append(clock.real_seconds(timeout._eval_seconds(env=env)))
+
+        self._set(Timeout, "_eval_body", _eval_timeout)
 
         from moto.cloudformation.models import Stack
 

@@ -21,6 +21,7 @@ FUNCTIONS = {
     "AwaitCopy": "hicopy.handlers.await_copy",
     "Publish": "hicopy.handlers.publish",
     "ImportPlanner": "hicopy.handlers.planner",
+    "CopyWaker": "hicopy.handlers.copy_waker",
 }
 
 
@@ -143,13 +144,39 @@ def test_import_rule_on_default_bus_filtered_to_datastores(template_json: dict[s
         "Arn": _ref(template_json, "ImportRuleDeadLetterQueue", "AWS::SQS::Queue", "Arn")
     }
     assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
-    (permission,) = resources(template_json, "AWS::Lambda::Permission").values()
-    assert render(permission["Properties"]) == {
-        "Action": "lambda:InvokeFunction",
-        "FunctionName": _ref(template_json, "ImportPlanner", "AWS::Lambda::Function", "Arn"),
-        "Principal": "events.amazonaws.com",
-        "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
+    permissions = [render(p["Properties"]) for p in resources(template_json, "AWS::Lambda::Permission").values()]
+    assert sorted(permissions, key=str) == sorted(
+        [
+            {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": _ref(template_json, "ImportPlanner", "AWS::Lambda::Function", "Arn"),
+                "Principal": "events.amazonaws.com",
+                "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
+            },
+            {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": _ref(template_json, "CopyWaker", "AWS::Lambda::Function", "Arn"),
+                "Principal": "events.amazonaws.com",
+                "SourceArn": _ref(template_json, "CopyEventsRule", "AWS::Events::Rule", "Arn"),
+            },
+        ],
+        key=str,
+    )
+
+
+def test_copy_events_rule_on_default_bus_filtered_to_datastores(template_json: dict[str, Any]) -> None:
+    """HealthImaging's own copy events (both ID spellings carry datastoreId) wake the waiting executions."""
+    rule = render(_props(template_json, "CopyEventsRule", "AWS::Events::Rule"))
+    assert "EventBusName" not in rule  # the default bus: where HealthImaging emits its events
+    assert rule["EventPattern"] == {
+        "source": ["aws.medical-imaging"],
+        "detail-type": ["Image Set Copied", "Image Set Copy Failed"],
+        "detail": {"datastoreId": [DS1, DS2]},
     }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _ref(template_json, "CopyWaker", "AWS::Lambda::Function", "Arn")
+    assert "DeadLetterConfig" not in target  # a hint: a lost one costs time, not correctness
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 2}
 
 
 # --- table and functions -------------------------------------------------------------------------------------------

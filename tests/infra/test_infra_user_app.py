@@ -106,7 +106,7 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
     handlers = sorted(r["Properties"]["Handler"] for r in resources(template, "AWS::Lambda::Function").values())
     assert handlers == sorted(
         f"hicopy.handlers.{name}.handler"
-        for name in ("prepare", "pace", "submit", "await_copy", "publish", "consumer", "planner")
+        for name in ("prepare", "pace", "submit", "await_copy", "publish", "consumer", "planner", "copy_waker")
     )
     pace = next(r for lid, r in resources(template, "AWS::Lambda::Function").items() if "Pace" in lid)
     assert pace["Properties"]["Environment"]["Variables"]["COPY_RATE_PER_SECOND"] == "0.5"  # the user's setting

@@ -12,7 +12,6 @@ from hicopy.errors import (
     LAMBDA_SERVICE_ERRORS,
     REPACE_ERRORS,
     STATE_ERRORS,
-    STILL_COPYING_ERRORS,
     TRANSIENT_ERRORS,
 )
 from tests.infra.helpers import TEST_CONFIG, VARIANT_CONFIG, definition, logical_id, resources
@@ -83,7 +82,8 @@ def test_graph(states: dict[str, Any]) -> None:
     assert needs_pacing["Default"] == "Submit"
     assert states["PaceWait"] == {"Type": "Wait", "SecondsPath": "$.pace.waitSeconds", "Next": "Submit"}
     assert states["Submit"]["Next"] == "AwaitCopy"
-    assert states["AwaitCopy"]["Next"] == "MoreChunks?"
+    assert states["AwaitCopy"]["Next"] == "StillCopying?"
+    assert states["StillCopying?"]["Default"] == "MoreChunks?"
     more = states["MoreChunks?"]
     assert more["Choices"] == [{"Variable": "$.done", "BooleanEquals": True, "Next": "PublishResult"}]
     assert more["Default"] == "Pace"
@@ -92,7 +92,17 @@ def test_graph(states: dict[str, Any]) -> None:
     assert states["PublishFailure"]["Next"] == "CopyFailed"
     assert states["CopyFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     assert states["PublishFailed"]["Type"] == "Fail"
-    assert set(states) == {*TASKS, "NeedsPacing?", "PaceWait", "MoreChunks?", "Done", "CopyFailed", "PublishFailed"}
+    waiting = {"StillCopying?", "WaitForCopyEvent", "PollWait"}  # AwaitCopy's wait between status checks
+    assert set(states) == {
+        *TASKS,
+        *waiting,
+        "NeedsPacing?",
+        "PaceWait",
+        "MoreChunks?",
+        "Done",
+        "CopyFailed",
+        "PublishFailed",
+    }
 
 
 @pytest.mark.parametrize("state_name", TASKS)
@@ -150,20 +160,31 @@ def test_a_crashed_lambda_is_retried_only_where_that_is_safe(states: dict[str, A
         assert (CRASH_RETRY in states[name]["Retry"]) == (name in ("Prepare", "Pace", "Submit", "AwaitCopy")), name
 
 
-def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
-    expected_attempts = max_attempts_for(43_200, 5, 2.0, 120)
-    assert states["AwaitCopy"]["Retry"] == [
-        {
-            "ErrorEquals": STILL_COPYING_ERRORS,
-            "IntervalSeconds": 5,
-            "BackoffRate": 2,
-            "MaxDelaySeconds": 120,
-            "MaxAttempts": expected_attempts,
-            "JitterStrategy": "FULL",
-        },
-        TRANSIENT_RETRY,
-        CRASH_RETRY,
+def test_await_copy_waits_in_a_callback_cut_short_by_the_copy_event(states: dict[str, Any]) -> None:
+    """Between status checks: a callback wait on the CopyWaker with the drawn backoff step as its timeout; a
+    timeout or the event goes back to the status check, a failed waker to a plain Wait of the same step."""
+    assert states["AwaitCopy"]["Retry"] == [TRANSIENT_RETRY, CRASH_RETRY]  # no still-copying retrier any more
+    assert states["AwaitCopy"]["Next"] == "StillCopying?"
+    choice = states["StillCopying?"]
+    assert choice["Choices"] == [{"Variable": "$.awaiting", "IsPresent": True, "Next": "WaitForCopyEvent"}]
+    assert choice["Default"] == "MoreChunks?"
+    wait = states["WaitForCopyEvent"]
+    assert wait["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert wait["Parameters"]["Payload"] == {
+        "taskToken.$": "$$.Task.Token",
+        "datastoreId.$": "$.job.datastoreId",
+        "imageSetId.$": "$.submission.destination.imageSetId",
+        "versionId.$": "$.submission.destination.versionId",
+    }
+    assert wait["TimeoutSecondsPath"] == "$.awaiting.waitSeconds"
+    assert wait["ResultPath"] is None
+    assert "Retry" not in wait
+    assert wait["Catch"] == [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "AwaitCopy"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "PollWait"},
     ]
+    assert wait["Next"] == "AwaitCopy"
+    assert states["PollWait"] == {"Type": "Wait", "SecondsPath": "$.awaiting.waitSeconds", "Next": "AwaitCopy"}
 
 
 def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
@@ -172,25 +193,32 @@ def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None
         assert states[name]["Retry"] == [TRANSIENT_RETRY], name
 
 
-def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None:
+def test_polling_follows_the_configuration(variant_json: dict[str, Any], template_json: dict[str, Any]) -> None:
+    """AwaitCopy draws its waits from the polling config; MaxAttempts derived from maxWaitSeconds as before."""
     polling = VARIANT_CONFIG["polling"]
-    retrier = definition(variant_json)["States"]["AwaitCopy"]["Retry"][0]
-    assert retrier == {
-        "ErrorEquals": STILL_COPYING_ERRORS,
-        "IntervalSeconds": polling["firstIntervalSeconds"],
-        "BackoffRate": polling["backoffRate"],
-        "MaxDelaySeconds": polling["maxDelaySeconds"],
-        "MaxAttempts": max_attempts_for(
-            polling["maxWaitSeconds"],
-            polling["firstIntervalSeconds"],
-            polling["backoffRate"],
-            polling["maxDelaySeconds"],
+    assert _await_copy_env(variant_json) == {
+        "POLL_FIRST_INTERVAL_SECONDS": str(polling["firstIntervalSeconds"]),
+        "POLL_BACKOFF_RATE": str(float(polling["backoffRate"])),
+        "POLL_MAX_DELAY_SECONDS": str(polling["maxDelaySeconds"]),
+        "POLL_MAX_ATTEMPTS": str(
+            max_attempts_for(
+                polling["maxWaitSeconds"],
+                polling["firstIntervalSeconds"],
+                polling["backoffRate"],
+                polling["maxDelaySeconds"],
+            )
         ),
-        "JitterStrategy": "FULL",
     }
+    assert _await_copy_env(template_json)["POLL_MAX_ATTEMPTS"] == str(max_attempts_for(43_200, 5, 2.0, 120))
     props = _machine(variant_json)
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert definition(variant_json)["TimeoutSeconds"] == VARIANT_CONFIG["executionTimeoutHours"] * 3600
+
+
+def _await_copy_env(template: dict[str, Any]) -> dict[str, str]:
+    fn = resources(template, "AWS::Lambda::Function")[logical_id(template, "AwaitCopy", "AWS::Lambda::Function")]
+    variables: dict[str, str] = fn["Properties"]["Environment"]["Variables"]
+    return {k: v for k, v in variables.items() if k.startswith("POLL_")}
 
 
 MISSED_SLOT_CATCH = {"ErrorEquals": REPACE_ERRORS, "ResultPath": "$.missedSlot", "Next": "Pace"}
@@ -214,7 +242,6 @@ def test_error_lists_are_not_empty() -> None:
     # Guards the imports above: an empty list would make the Retry assertions vacuous.
     assert TRANSIENT_ERRORS
     assert STATE_ERRORS
-    assert STILL_COPYING_ERRORS
     assert REPACE_ERRORS
     assert LAMBDA_SERVICE_ERRORS
     assert TEST_CONFIG["datastoreIds"]

@@ -52,6 +52,10 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "CONSOLIDATE_FORCE": "false",
         "DELETE_AFTER_CONSOLIDATE": "true",
         "MANIFEST_WAIT_SECONDS": "30",
+        "POLL_FIRST_INTERVAL_SECONDS": "5",
+        "POLL_BACKOFF_RATE": "2.0",
+        "POLL_MAX_DELAY_SECONDS": "120",
+        "POLL_MAX_ATTEMPTS": "724",
     }
 
 
