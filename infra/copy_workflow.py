@@ -1,16 +1,20 @@
 """The copy workflow: its task functions (Prepare, Pace, Submit, AwaitCopy, Publish, DeleteSource), what each may
-call, and the state machine that runs them (``infra.state_machine``)."""
+call, the state machine that runs them (``infra.state_machine``), and the copy waker: HealthImaging's copy events
+(default bus) end AwaitCopy's callback waits early (``hicopy.domain.waking``)."""
 
 from __future__ import annotations
 
 from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from hicopy.settings import EnvValue, PaceEnv, PaceTaskEnv, PrepareEnv, PublishEnv
+from hicopy.contract import COPY_RESULT_DETAIL_TYPES, HEALTHIMAGING_SOURCE
+from hicopy.settings import AwaitEnv, EnvValue, PaceEnv, PaceTaskEnv, PrepareEnv, PublishEnv, WakerEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
 from infra.lambda_factory import LambdaFactory
@@ -21,7 +25,12 @@ from infra.permissions import (
     SUBMIT_ACTIONS,
     allow_medical_imaging,
 )
-from infra.state_machine import CopySteps, WorkflowFunctions, copy_state_machine
+from infra.state_machine import CopySteps, WorkflowFunctions, await_copy_max_attempts, copy_state_machine
+
+# A copy event is only worth delivering while a wait can still be cut short (the longest step is
+# polling.maxDelaySeconds, 120 s by default): a late or lost one costs time, never correctness (no DLQ).
+WAKER_EVENT_MAX_AGE_SECONDS = 300
+WAKER_RULE_RETRY_ATTEMPTS = 2
 
 
 class CopyWorkflow(Construct):
@@ -54,6 +63,44 @@ class CopyWorkflow(Construct):
             steps=self.steps,
             execution_timeout=Duration.hours(config.execution_timeout_hours),
             log_execution_data=config.log_execution_data,
+        )
+        # SendTaskSuccess on this state machine's tasks only. Its own policy, not the role's default one: the
+        # function depends on its role's default policy, and the state machine on the function (a cycle).
+        waker_role = self.functions.copy_waker.role
+        assert waker_role is not None  # the factory always gives a function its own role
+        task_response = iam.Policy(
+            self,
+            "CopyWakerTaskResponse",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:SendTaskSuccess"], resources=[self.state_machine.state_machine_arn]
+                )
+            ],
+        )
+        task_response.attach_to_role(waker_role)
+        acknowledge(
+            task_response,
+            f"{HIPAA}-IAMNoInlinePolicy",
+            "One statement, states:SendTaskSuccess on this state machine only, kept apart from the role's default "
+            "policy because the state machine itself depends on the function (CloudFormation dependency cycle).",
+        )
+        # No event_bus: the default bus, where HealthImaging emits its events.
+        self.copy_events_rule = events.Rule(
+            self,
+            "CopyEventsRule",
+            description="HealthImaging Image Set Copied/Copy Failed of the configured data stores -> copy waker",
+            event_pattern=events.EventPattern(
+                source=[HEALTHIMAGING_SOURCE],
+                detail_type=list(COPY_RESULT_DETAIL_TYPES),
+                detail={"datastoreId": list(config.datastore_ids)},
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    self.functions.copy_waker,
+                    retry_attempts=WAKER_RULE_RETRY_ATTEMPTS,
+                    max_event_age=Duration.seconds(WAKER_EVENT_MAX_AGE_SECONDS),
+                )
+            ],
         )
 
     def _task_functions(
@@ -100,8 +147,22 @@ class CopyWorkflow(Construct):
             self,
             "AwaitCopy",
             handler="hicopy.handlers.await_copy.handler",
-            description="Reads the destination version's state; raises CopyStillInProgress while copying",
-            settings=None,
+            description="Reads the destination version's state; while copying, the next wait (backoff, full jitter)",
+            settings=AwaitEnv,
+            environment={
+                "POLL_FIRST_INTERVAL_SECONDS": config.polling.first_interval_seconds,
+                "POLL_BACKOFF_RATE": config.polling.backoff_rate,
+                "POLL_MAX_DELAY_SECONDS": config.polling.max_delay_seconds,
+                "POLL_MAX_ATTEMPTS": await_copy_max_attempts(config.polling),
+            },
+        )
+        copy_waker = factory.function(
+            self,
+            "CopyWaker",
+            handler="hicopy.handlers.copy_waker.handler",
+            description="Parks AwaitCopy's callback waits; HealthImaging's copy events wake them",
+            settings=WakerEnv,
+            environment={"STATE_TABLE_NAME": table.table_name, "DATASTORE_IDS": ids},
         )
         publish = factory.function(
             self,
@@ -126,6 +187,8 @@ class CopyWorkflow(Construct):
         bus.grant_put_events_to(publish)
         # The "terminal event published" marker: a retried or failure-path Publish never sends a second event.
         table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem")
+        # The wake records: a waiter's token and a copy event's mark meet in one item (one atomic update each).
+        table.grant(copy_waker, "dynamodb:UpdateItem")
 
         delete_source: lambda_.Function | None = None
         if config.delete_after_consolidate:
@@ -147,12 +210,26 @@ class CopyWorkflow(Construct):
         for fn in (prepare, pace, submit, await_copy, publish, delete_source):
             if fn is not None:
                 _acknowledge_task_function(fn)
+        acknowledge(
+            copy_waker,
+            f"{HIPAA}-LambdaDLQ",
+            "Its copy events are hints: a failed or lost one only means the waiting execution checks the status at "
+            "the end of its backoff step, as without events; a dead-letter copy would serve no one.",
+        )
+        acknowledge(
+            copy_waker,
+            f"{HIPAA}-LambdaConcurrency",
+            "Invoked once per waiting step of an execution and once per HealthImaging copy event of the configured "
+            "data stores, both bounded by the paced copies. Reserved concurrency would subtract from the account "
+            "pool.",
+        )
         return WorkflowFunctions(
             prepare=prepare,
             pace=pace,
             submit=submit,
             await_copy=await_copy,
             publish=publish,
+            copy_waker=copy_waker,
             delete_source=delete_source,
         )
 

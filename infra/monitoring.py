@@ -186,7 +186,7 @@ class Monitoring(Construct):
                     "### Runbook\n"
                     "* **DLQ not empty**: inspect the messages, fix the cause, then "
                     "`aws sqs start-message-move-task --source-arn <dlq-arn>` (back to their source queue).\n"
-                    "* **Executions failed**: each failed job published `Image Set Copy Failed` with a reason code.\n"
+                    "* **Executions failed**: each failed job published `Copy Job Failed` with a reason code.\n"
                     "* **Lambda errors**: see the function's log group (JSON logs, `job_id` key)."
                 ),
                 width=12,

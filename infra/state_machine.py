@@ -38,7 +38,6 @@ from hicopy.errors import (
     LAMBDA_SERVICE_ERRORS,
     REPACE_ERRORS,
     STATE_ERRORS,
-    STILL_COPYING_ERRORS,
     TERMINAL_ERRORS,
     TRANSIENT_ERRORS,
 )
@@ -92,11 +91,21 @@ class WorkflowFunctions:
     submit: lambda_.IFunction
     await_copy: lambda_.IFunction
     publish: lambda_.IFunction
+    # Parks AwaitCopy's callback waits; HealthImaging's copy events wake them (hicopy.domain.waking).
+    copy_waker: lambda_.IFunction
     # Only when deleteAfterConsolidate is on: deletes the source image set after its last chunk was copied.
     delete_source: lambda_.IFunction | None = None
 
     def all(self) -> list[lambda_.IFunction]:
-        every = [self.prepare, self.pace, self.submit, self.await_copy, self.publish, self.delete_source]
+        every = [
+            self.prepare,
+            self.pace,
+            self.submit,
+            self.await_copy,
+            self.publish,
+            self.copy_waker,
+            self.delete_source,
+        ]
         return [fn for fn in every if fn is not None]
 
 
@@ -170,15 +179,33 @@ class CopySteps(Construct):
         publish_result = invoke(PUBLISH_RESULT_STATE, functions.publish)
         publish_failure = invoke(PUBLISH_FAILURE_STATE, functions.publish, result_path=PUBLISH_FAILURE_RESULT_PATH)
 
-        # AwaitCopy: the still-copying retrier FIRST (Step Functions uses the first retrier that matches).
-        await_copy.add_retry(
-            errors=list(STILL_COPYING_ERRORS),
-            interval=Duration.seconds(polling.first_interval_seconds),
-            backoff_rate=polling.backoff_rate,
-            max_delay=Duration.seconds(polling.max_delay_seconds),
-            max_attempts=await_copy_max_attempts(polling),
-            jitter_strategy=sfn.JitterType.FULL,
+        # AwaitCopy's wait between status checks: a callback wait whose timeout is the backoff step AwaitCopy drew
+        # ($.awaiting.waitSeconds; a Retry could not vary a callback's timeout per attempt). HealthImaging's copy
+        # event wakes it early (the CopyWaker completes the token); a timeout falls through to the status check.
+        wait_for_event = tasks.LambdaInvoke(
+            self,
+            "WaitForCopyEvent",
+            lambda_function=functions.copy_waker,
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "taskToken": sfn.JsonPath.task_token,
+                    "datastoreId": sfn.JsonPath.string_at("$.job.datastoreId"),
+                    "imageSetId": sfn.JsonPath.string_at("$.submission.destination.imageSetId"),
+                    "versionId": sfn.JsonPath.string_at("$.submission.destination.versionId"),
+                }
+            ),
+            task_timeout=sfn.Timeout.at("$.awaiting.waitSeconds"),
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=False,
         )
+        wait_for_event.add_catch(await_copy, errors=["States.Timeout"], result_path=sfn.JsonPath.DISCARD)
+        # The waker failed (not the copy): wait the step out without it, as plain polling would.
+        poll_wait = sfn.Wait(self, "PollWait", time=sfn.WaitTime.seconds_path("$.awaiting.waitSeconds"))
+        wait_for_event.add_catch(poll_wait, errors=["States.ALL"], result_path=sfn.JsonPath.DISCARD)
+        poll_wait.next(await_copy)
+        wait_for_event.next(await_copy)
+        still_copying = sfn.Condition.is_present("$.awaiting")
         # AwaitCopy outlasts a HealthImaging outage (a copy in flight completes meanwhile): its own, longer budget.
         await_copy.add_retry(
             errors=transient,
@@ -244,9 +271,7 @@ class CopySteps(Construct):
         # once more: COPIED -> the success path; still copying -> back to AwaitCopy (bounded); COPY_FAILED (or a
         # terminal answer) -> that error; unreachable still -> the original error.
         await_copy.add_catch(verify, errors=[*transient, *LAMBDA_CRASH_ERRORS], result_path=ERROR_RESULT_PATH)
-        verify.add_catch(
-            publish_failure, errors=[*TERMINAL_ERRORS, *STILL_COPYING_ERRORS], result_path=ERROR_RESULT_PATH
-        )
+        verify.add_catch(publish_failure, errors=list(TERMINAL_ERRORS), result_path=ERROR_RESULT_PATH)
         verify.add_catch(publish_failure, errors=["States.ALL"], result_path=VERIFY_ERROR_RESULT_PATH)
         for task in (prepare, pace, submit, await_copy):
             task.add_catch(publish_failure, errors=["States.ALL"], result_path=ERROR_RESULT_PATH)
@@ -290,12 +315,9 @@ class CopySteps(Construct):
             .otherwise(pace)
         )
         prepare.next(pace).next(needs_pacing)
-        submit.next(await_copy).next(more_chunks)
-        verify.next(
-            sfn.Choice(self, "StillCopying?")
-            .when(sfn.Condition.is_present("$.submission"), await_copy)
-            .otherwise(more_chunks)
-        )
+        still = sfn.Choice(self, "StillCopying?").when(still_copying, wait_for_event).otherwise(more_chunks)
+        submit.next(await_copy).next(still)
+        verify.next(still)
 
         self.start: sfn.IChainable = prepare
         self.functions = functions

@@ -22,8 +22,8 @@ DICOM_UID_MAX_LENGTH = 64
 
 # --- event detail-types -----------------------------------------------------------------------------------------
 COPY_REQUESTED = "Copy Requested"  # in: a copy job put on the custom bus
-SUCCEEDED = "Image Set Copy Succeeded"  # out: a job's terminal event, success
-FAILED = "Image Set Copy Failed"  # out: a job's terminal event, failure
+SUCCEEDED = "Copy Job Succeeded"  # out: a job's terminal event, success
+FAILED = "Copy Job Failed"  # out: a job's terminal event, failure
 REJECTED = "Copy Job Rejected"  # out: a message that is not a valid job
 IMPORT_PLANNED = "Import Job Planned"  # out: what the post-import policy queued
 IMPORT_FAILURES = "Import Job Failures"  # out: the instances an import could not store
@@ -32,12 +32,17 @@ IMPORT_DETAIL_TYPES = (IMPORT_PLANNED, IMPORT_FAILURES)
 OUTCOME_STATUS = {SUCCEEDED: "SUCCEEDED", FAILED: "FAILED", REJECTED: "REJECTED"}
 
 # --- AWS HealthImaging's own events on the default bus (the service's names, not ours) -------------------------
-# The import planner listens to the import events. HealthImaging's image-set detail-types (``Image Set Copied``,
-# ``Image Set Copy Failed``, ...) are the emulator's business (offline.healthimaging.events).
+# The import planner listens to the import events; the copy waker (AwaitCopy's early wake-up) to the copy events.
+# None of our detail-types equals one of HealthImaging's (a test checks it): ours were renamed in schemaVersion 2.0.
 HEALTHIMAGING_SOURCE = "aws.medical-imaging"
 IMPORT_JOB_COMPLETED = "Import Job Completed"
 IMPORT_JOB_FAILED = "Import Job Failed"
 HEALTHIMAGING_IMPORT_DETAIL_TYPES = (IMPORT_JOB_COMPLETED, IMPORT_JOB_FAILED)  # what the import planner is sent
+IMAGE_SET_COPIED = "Image Set Copied"  # the destination version of a copy is COPIED
+IMAGE_SET_COPY_FAILED = "Image Set Copy Failed"  # the destination version of a copy is COPY_FAILED
+COPY_RESULT_DETAIL_TYPES = (IMAGE_SET_COPIED, IMAGE_SET_COPY_FAILED)  # what the copy waker is sent
+# The image set ID's key in those events' detail: ``imageSetId`` in real events, ``imagesetId`` in the devguide.
+IMAGE_SET_ID_KEYS = ("imageSetId", "imagesetId")
 
 # --- the copy state machine's publisher states (their input is the outcome the execution meant to publish) ----------
 PUBLISH_RESULT_STATE = "PublishResult"

@@ -2,8 +2,8 @@
 
 Every exception a handler raises is one of these classes. The class name is the Step Functions error name
 (a Python Lambda's ``errorType``), so the state machine's ``Retry``/``Catch`` clauses match on them. Each class
-declares its ``handling`` once; the lists ``TRANSIENT_ERRORS``, ``STATE_ERRORS``, ``REPACE_ERRORS``,
-``STILL_COPYING_ERRORS`` and ``TERMINAL_ERRORS`` are derived from those declarations and imported by ``infra/`` to
+declares its ``handling`` once; the lists ``TRANSIENT_ERRORS``, ``STATE_ERRORS``, ``REPACE_ERRORS`` and
+``TERMINAL_ERRORS`` are derived from those declarations and imported by ``infra/`` to
 build the clauses, which keeps "retried how, or terminal" decided here and only here. ``code``, the reason code a
 failure event publishes, is the class name unless a class says otherwise.
 
@@ -22,7 +22,6 @@ class Handling(Enum):
     TRANSIENT = "transient"  # Retry with backoff and full jitter, bounded
     STATE = "state"  # re-read the state (locks, versions), Retry with backoff, bounded
     REPACE = "repace"  # a paced call missed its turn: back to Pace for a new slot (a bounded number of times)
-    STILL_COPYING = "still copying"  # AwaitCopy's Retry: the status polling
     TERMINAL = "terminal"  # a failure event with the code and the message
 
 
@@ -110,14 +109,14 @@ class ImageSetConflict(OrchestratorError):
 
 
 class CopyStillInProgress(OrchestratorError):
-    """The destination version is still LOCKED/COPYING. The AwaitCopy task's Retry turns this into backoff.
+    """The destination version is still LOCKED/COPYING and AwaitCopy's budget of status checks is spent (while it
+    is not, AwaitCopy returns ``awaiting`` and the state machine's callback wait loops, ``hicopy.domain.awaiting``).
 
-    Its ``code`` is not the class name: a failure event carries it only when the polling budget ran out while the copy
-    was still running, so the code names that outcome (the copy may still complete), not the signal that drove the
-    polling.
+    Its ``code`` is not the class name: the code names the outcome (the wait budget ran out; the copy may still
+    complete), not the state of the copy.
     """
 
-    handling = Handling.STILL_COPYING
+    handling = Handling.TERMINAL
     code = "CopyWaitBudgetExhausted"
 
 
@@ -252,7 +251,6 @@ def _names(handling: Handling) -> list[str]:
 TRANSIENT_ERRORS: list[str] = _names(Handling.TRANSIENT)
 STATE_ERRORS: list[str] = _names(Handling.STATE)
 REPACE_ERRORS: list[str] = _names(Handling.REPACE)
-STILL_COPYING_ERRORS: list[str] = _names(Handling.STILL_COPYING)
 TERMINAL_ERRORS: list[str] = _names(Handling.TERMINAL)
 
 # Errors the Lambda service itself raises; Step Functions names them like this.

@@ -87,6 +87,21 @@ class PublishEnv(BusEnv):
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 
+class AwaitEnv(_Env):
+    """AwaitCopy's schedule of status checks (``hicopy.domain.backoff.Backoff``), from the ``polling`` config."""
+
+    POLL_FIRST_INTERVAL_SECONDS: Annotated[int, Field(ge=1)]
+    POLL_BACKOFF_RATE: Annotated[float, Field(ge=1)]
+    POLL_MAX_DELAY_SECONDS: Annotated[int, Field(ge=1)]
+    POLL_MAX_ATTEMPTS: Annotated[int, Field(ge=1)]
+
+
+class WakerEnv(DatastoreEnv):
+    """The copy waker: HealthImaging's copy events in, waiting executions woken (``hicopy.domain.waking``)."""
+
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
+
+
 class PlannerEnv(DatastoreEnv, BusEnv):
     JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]

@@ -1,6 +1,8 @@
 """The policies the benchmark compares, as transformations of the deployed state machine definition.
 
-``shipped`` is the definition the CDK app synthesizes, unchanged. ``naive`` is derived from it in code (see
+``shipped`` is the definition the CDK app synthesizes, unchanged, with HealthImaging's copy events delivered; the
+events dimension runs it with 10 % (``events-10-lost``) and 100 % (``events-lost``) of the emulator's image set
+events dropped (polling alone). ``naive`` is derived from it in code (see
 ``naive_definition``): same Lambda functions, same error names, no pacing, Step Functions' default retries on
 Submit and a fixed 30 s status poll. Both are registered in the same moto account, so they run the same handlers
 against the same emulated service.
@@ -9,7 +11,6 @@ against the same emulated service.
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 SFN_DEFAULT_RETRY: dict[str, Any] = {"IntervalSeconds": 1, "BackoffRate": 2.0, "MaxAttempts": 3}
 NAIVE_POLL_SECONDS = 30
 PACING_STATES = ("Pace", "NeedsPacing?", "PaceWait")
-STILL_COPYING_ERROR = "CopyStillInProgress"
+EVENT_WAIT_STATE = "WaitForCopyEvent"  # AwaitCopy's callback wait between status checks (infra.state_machine)
 
 
 class DefinitionShapeError(ValueError):
@@ -60,8 +61,9 @@ def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float)
        defaults instead of its tuning: ``IntervalSeconds`` 1, ``BackoffRate`` 2.0, ``MaxAttempts`` 3, no
        ``MaxDelaySeconds``, no ``JitterStrategy``. A Submit ``Catch`` that leads back to ``Pace`` (``SlotMissed``:
        a call that missed its turn takes a new slot) is removed and its errors join the first retrier.
-    3. **Fixed 30 s polling**: AwaitCopy's ``CopyStillInProgress`` retrier becomes ``IntervalSeconds`` 30,
-       ``BackoffRate`` 1.0, no ``MaxDelaySeconds``, no jitter, ``MaxAttempts`` = ceil(longest copy / 30) + 2.
+    3. **Fixed 30 s polling**: AwaitCopy's callback wait ``WaitForCopyEvent`` (cut short by HealthImaging's copy
+       event) becomes a plain ``Wait`` of 30 s; the budget stays AwaitCopy's (its ``POLL_MAX_ATTEMPTS`` checks,
+       hours at 30 s; ``longest_copy_seconds`` is no longer needed for it).
 
     Everything else (Lambda ARNs, payloads, the other retriers, catches, publishing) is unchanged.
     """
@@ -91,18 +93,8 @@ def naive_definition(definition: dict[str, Any], *, longest_copy_seconds: float)
         retriers = [[*retriers[0], *missing], *retriers[1:]] if retriers else [missing]
     submit["Retry"] = [{"ErrorEquals": errors, **SFN_DEFAULT_RETRY} for errors in retriers]
 
-    await_copy = _state(states, "AwaitCopy")
-    polling = [r for r in await_copy.get("Retry", []) if STILL_COPYING_ERROR in r.get("ErrorEquals", [])]
-    if len(polling) != 1:
-        raise DefinitionShapeError(f"AwaitCopy has {len(polling)} retriers for {STILL_COPYING_ERROR}, expected 1")
-    retrier = polling[0]
-    for key in ("MaxDelaySeconds", "JitterStrategy"):
-        retrier.pop(key, None)
-    retrier.update(
-        IntervalSeconds=NAIVE_POLL_SECONDS,
-        BackoffRate=1.0,
-        MaxAttempts=math.ceil(longest_copy_seconds / NAIVE_POLL_SECONDS) + 2,
-    )
+    wait = _state(states, EVENT_WAIT_STATE)
+    states[EVENT_WAIT_STATE] = {"Type": "Wait", "Seconds": NAIVE_POLL_SECONDS, "Next": wait["Next"]}
     _check_closed(out)
     return out
 
@@ -126,6 +118,8 @@ class Policy:
     description: str
     # None: the deployed definition as is; else a function of (deployed definition, longest copy seconds).
     transform: Callable[[dict[str, Any], float], dict[str, Any]] | None = None
+    # The fraction of the emulator's image set events (Image Set Copied, ...) that is never delivered.
+    event_drop_fraction: float = 0.0
 
 
 SHIPPED = Policy(
@@ -138,5 +132,15 @@ NAIVE = Policy(
     "no pacing; Step Functions default retries on Submit (1 s x2, 3 attempts, no jitter); fixed 30 s polling",
     lambda definition, longest: naive_definition(definition, longest_copy_seconds=longest),
 )
-POLICIES: dict[str, Policy] = {p.name: p for p in (SHIPPED, NAIVE)}
-DEFAULT_POLICIES = ("shipped", "naive")
+EVENTS_10_LOST = Policy(
+    "events-10-lost",
+    "shipped, 10 % of HealthImaging's copy events lost (those waits end by their timeout)",
+    event_drop_fraction=0.1,
+)
+EVENTS_LOST = Policy(
+    "events-lost",
+    "shipped, every HealthImaging copy event lost: backoff polling alone",
+    event_drop_fraction=1.0,
+)
+POLICIES: dict[str, Policy] = {p.name: p for p in (SHIPPED, EVENTS_10_LOST, EVENTS_LOST, NAIVE)}
+DEFAULT_POLICIES = ("shipped", "events-10-lost", "events-lost", "naive")

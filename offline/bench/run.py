@@ -207,7 +207,13 @@ def run_policy(
 ) -> RunRecord:
     """Run ``jobs`` as one backlog under ``policy`` on a fresh runtime."""
     t0 = time.monotonic()
-    with _quiet_moto(), BenchSpeedups(), LocalRuntime(time_scale=time_scale, emulator_options={"seed": seed}) as rt:
+    with (
+        _quiet_moto(),
+        BenchSpeedups(),
+        LocalRuntime(
+            time_scale=time_scale, emulator_options={"seed": seed, "event_drop_fraction": policy.event_drop_fraction}
+        ) as rt,
+    ):
         startup = time.monotonic() - t0
         rate, burst = _pacing_config(rt)
         arn, definition = _register(rt, policy, distribution.high)

@@ -47,7 +47,9 @@ completion, lock expiry, delete/update completion, delayed manifests) runs lazil
 
 Events go to ``event_sink`` synchronously, in order, on the thread that caused them (or the ticker), outside the
 emulator's lock; a sink may call the emulator again. Sink and S3-writer exceptions are logged and kept in
-``effect_errors``.
+``effect_errors``. Image set events can be delivered the way EventBridge delivers HealthImaging's, best effort
+(``offline.healthimaging.delivery``): ``event_delivery_delay`` clock seconds late (on a thread of their own) and
+``event_drop_fraction`` of them never (``events()`` still lists them, ``delivered=False``).
 
 Metadata documents have the real layout and value types (``offline.healthimaging.dicom``; real ones are in
 ``tests/data/healthimaging``): ``StoredTransferSyntaxUID``, ``ChecksumType``, ``DICOMVRs`` per instance, IS elements

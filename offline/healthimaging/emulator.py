@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from hicopy.clock import Clock, get_clock
 from hicopy.contract import DATASTORE_ID_PATTERN
 from offline.healthimaging import errors, model
+from offline.healthimaging.delivery import EventDelivery
 from offline.healthimaging.dicom import build_metadata
 from offline.healthimaging.events import emit_image_set_event
 from offline.healthimaging.hook import Hook, install_hook, uninstall_hook
@@ -51,6 +52,7 @@ class EmittedEvent:
     detail: dict[str, Any]
     resources: list[str]
     at: float
+    delivered: bool = True  # False: dropped (``event_drop_fraction``)
 
 
 class HealthImagingEmulator:
@@ -77,6 +79,8 @@ class HealthImagingEmulator:
         update_duration: float = 0.0,
         delete_duration: float = 0.0,
         import_duration: float = 0.0,
+        event_delivery_delay: float = 0.0,
+        event_drop_fraction: float = 0.0,
         background: bool = True,
         tick_interval: float = 0.01,
         seed: int | None = None,
@@ -111,6 +115,8 @@ class HealthImagingEmulator:
             stale_version_error=stale_version_error,
             pad_numbers=pad_numbers,
         )
+        # Image set events reach the sink after this delay (clock seconds); this fraction of them never does.
+        self.delivery = EventDelivery(self.clock, delay=event_delivery_delay, drop=event_drop_fraction, seed=seed)
         self._lock = threading.RLock()
         self._store = Store(account, region, random.Random(seed), self.settings)
         self._import_plans: deque[ImportPlan] = deque()
@@ -458,12 +464,16 @@ class HealthImagingEmulator:
     def _perform(self, effect: EventEffect | WriteEffect) -> None:
         try:
             if isinstance(effect, EventEffect):
+                delivered = self.delivery.delivered(effect.detail_type)
                 with self._lock:
                     self._events.append(
-                        EmittedEvent(effect.detail_type, effect.detail, effect.resources, self.clock.now())
+                        EmittedEvent(effect.detail_type, effect.detail, effect.resources, self.clock.now(), delivered)
                     )
-                if self.event_sink is not None:
-                    self.event_sink(effect.detail_type, effect.detail, effect.resources)
+                sink = self.event_sink
+                if sink is not None and delivered:
+                    self.delivery.send(
+                        effect.detail_type, lambda: sink(effect.detail_type, effect.detail, effect.resources)
+                    )
             else:
                 (effect.writer or self._s3_write)(effect.uri, effect.body)
         except Exception as exc:

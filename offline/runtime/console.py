@@ -91,10 +91,15 @@ class ProgressPrinter:
             self.line(at, "import planner", _short(f"{what}: {result}"))
             return
         if inv.ok:
+            awaiting = inv.result.get("awaiting") if isinstance(inv.result, dict) else None
+            if inv.construct_id == "AwaitCopy" and isinstance(awaiting, dict):
+                job = _job_of_invocation(inv) or "?"
+                wait = f"up to {awaiting.get('waitSeconds')} s (backoff + full jitter), or until the copy event"
+                self.line(at, self.label(job), f"AwaitCopy: still copying -> wait {wait}")
             return
         job = _job_of_invocation(inv) or "?"
         if inv.error_type == "CopyStillInProgress":
-            self.line(at, self.label(job), f"{inv.construct_id}: still copying -> Retry (backoff + full jitter)")
+            self.line(at, self.label(job), f"{inv.construct_id}: still copying, wait budget spent")
         else:
             self.line(at, self.label(job), _short(f"{inv.construct_id} raised {inv.error_type}: {inv.error_message}"))
 

@@ -218,7 +218,12 @@ def attempts_of(history: Sequence[dict[str, Any]], state: str) -> list[Attempt]:
         elif kind in ("TaskSucceeded", "LambdaFunctionSucceeded") and attempts:
             attempts[-1]["ended"] = e["timestamp"]
         elif kind in ("TaskFailed", "LambdaFunctionFailed", "TaskTimedOut") and attempts:
-            details = e.get("taskFailedEventDetails") or e.get("lambdaFunctionFailedEventDetails") or {}
+            details = (
+                e.get("taskFailedEventDetails")
+                or e.get("lambdaFunctionFailedEventDetails")
+                or e.get("taskTimedOutEventDetails")  # a callback wait that timed out: States.Timeout
+                or {}
+            )
             attempts[-1]["ended"] = e["timestamp"]
             attempts[-1]["error"] = details.get("error")
             attempts[-1]["cause"] = details.get("cause")

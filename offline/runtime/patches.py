@@ -15,6 +15,9 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   the runtime clock (what the task functions' clock reads, as in AWS where both are the same clock);
 - ``retrier_decl.time`` (module global): ``Retry`` sleeps in real seconds -> scaled with the runtime clock;
 - ``WaitFunction._wait_interval``: ``Wait`` sleeps in real seconds -> scaled with the runtime clock;
+- ``Timeout._eval_body``: a task's ``TimeoutSeconds``/``TimeoutSecondsPath`` (AwaitCopy's callback wait) runs out in
+  real seconds -> scaled with the runtime clock (moto's ``.waitForTaskToken`` and ``SendTaskSuccess`` themselves
+  work as AWS documents them: see ``tests/e2e/test_moto_canaries.py``);
 - ``Timestamp._get_wait_seconds``: ``Timestamp``/``TimestampPath`` compare with the wall clock -> the runtime clock;
 - ``Program.eval``: the state machine's ``TimeoutSeconds`` is waited in real seconds -> scaled with the runtime clock
   (an execution still running then ends ``TIMED_OUT``, as in AWS);
@@ -90,6 +93,9 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         "Timestamp",
         "_get_wait_seconds",
         ("self", "env"),
+    ),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.common.timeouts.timeout", "Timeout", "_eval_body", ("self", "env")
     ),
     PatchPoint("moto.cloudformation.models", "Stack", "parse_template", ("template",)),
     PatchPoint("moto.stepfunctions.parser.asl.component.program.program", "Program", "eval", ("self", "env")),
@@ -313,6 +319,14 @@ class MotoPatches(Patcher):
             return int(target - clock.now())
 
         self._set(ts_mod.Timestamp, "_get_wait_seconds", _get_wait_seconds)
+
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+
+        def _eval_timeout(timeout: Any, env: Any) -> None:
+            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's.
+            env.stack.append(clock.real_seconds(timeout._eval_seconds(env=env)))
+
+        self._set(Timeout, "_eval_body", _eval_timeout)
 
         from moto.cloudformation.models import Stack
 

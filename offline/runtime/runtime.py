@@ -472,8 +472,8 @@ class LocalRuntime:
         return events_on(list(self._router.published) if self._router else [], bus)
 
     def completion_events(self, detail_type: str | None = None) -> list[dict[str, Any]]:
-        """Events the orchestrator published on its custom bus, oldest first: the terminal ``Image Set Copy
-        Succeeded`` / ``Image Set Copy Failed`` / ``Copy Job Rejected`` and the planner's ``Import Job Planned`` /
+        """Events the orchestrator published on its custom bus, oldest first: the terminal ``Copy Job
+        Succeeded`` / ``Copy Job Failed`` / ``Copy Job Rejected`` and the planner's ``Import Job Planned`` /
         ``Import Job Failures``. (``published_events(bus)`` also has what clients put, e.g. ``Copy Requested``.)"""
         return orchestrator_events(
             list(_started(self._router).published),

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 
+from hicopy.contract import TERMINAL_DETAIL_TYPES
 from tests.aws import dicom_files
 from tests.support.premises import Made, wait_until
 
@@ -308,8 +309,7 @@ class Account:
             return [
                 e
                 for e in self.orchestrator_events
-                if e["detail"].get("jobId") == job_id
-                and e["detail-type"] in ("Image Set Copy Succeeded", "Image Set Copy Failed", "Copy Job Rejected")
+                if e["detail"].get("jobId") == job_id and e["detail-type"] in TERMINAL_DETAIL_TYPES
             ]
 
         [event] = wait_until(arrived, timeout=timeout, interval=10)

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
+from hicopy.contract import FAILED, SUCCEEDED
 from tests.support import premises
-
-SUCCEEDED, FAILED = "Image Set Copy Succeeded", "Image Set Copy Failed"
 
 
 @pytest.mark.parametrize("premise", premises.PREMISES, ids=lambda p: p.id)

@@ -60,12 +60,25 @@ def shipped_like() -> dict[str, Any]:
                 "Catch": [{"ErrorEquals": ["SlotMissed"], "ResultPath": "$.missedSlot", "Next": "Pace"}, *CATCH_ALL],
             },
             "AwaitCopy": _task(
-                "MoreChunks?",
-                [
-                    {"ErrorEquals": ["CopyStillInProgress"], "IntervalSeconds": 5, "MaxAttempts": 724, **jitter},
-                    {"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 6, **jitter},
-                ],
+                "StillCopying?",
+                [{"ErrorEquals": TRANSIENT, "IntervalSeconds": 2, "MaxAttempts": 6, **jitter}],
             ),
+            "StillCopying?": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.awaiting", "IsPresent": True, "Next": "WaitForCopyEvent"}],
+                "Default": "MoreChunks?",
+            },
+            "WaitForCopyEvent": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                "TimeoutSecondsPath": "$.awaiting.waitSeconds",
+                "Catch": [
+                    {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "AwaitCopy"},
+                    {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "PollWait"},
+                ],
+                "Next": "AwaitCopy",
+            },
+            "PollWait": {"Type": "Wait", "SecondsPath": "$.awaiting.waitSeconds", "Next": "AwaitCopy"},
             "MoreChunks?": {
                 "Type": "Choice",
                 "Choices": [{"Variable": "$.done", "BooleanEquals": True, "Next": "PublishResult"}],
@@ -92,14 +105,9 @@ def test_naive_definition_removes_pacing_and_uses_default_retries_and_fixed_poll
         {"ErrorEquals": [*TRANSIENT, "SlotMissed"], **SFN_DEFAULT_RETRY},
         {"ErrorEquals": ["ImageSetConflict"], **SFN_DEFAULT_RETRY},
     ]
-    polling, transient = states["AwaitCopy"]["Retry"]
-    assert polling == {
-        "ErrorEquals": ["CopyStillInProgress"],
-        "IntervalSeconds": NAIVE_POLL_SECONDS,
-        "BackoffRate": 1.0,
-        "MaxAttempts": 32,  # ceil(900 / 30) + 2
-    }
-    assert transient == before["States"]["AwaitCopy"]["Retry"][1]  # other retriers unchanged
+    # no copy events: a fixed 30 s Wait between status checks (AwaitCopy's own budget bounds them)
+    assert states["WaitForCopyEvent"] == {"Type": "Wait", "Seconds": NAIVE_POLL_SECONDS, "Next": "AwaitCopy"}
+    assert states["AwaitCopy"]["Retry"] == before["States"]["AwaitCopy"]["Retry"]  # retriers unchanged
     assert states["Submit"]["Catch"] == CATCH_ALL
     json.dumps(naive)
 
@@ -113,7 +121,7 @@ def test_naive_definition_follows_a_delete_after_choice() -> None:
     naive = naive_definition(shipped, longest_copy_seconds=100)
     assert naive["States"]["Prepare"]["Next"] == "CopyOrDelete?"
     assert naive["States"]["MoreChunks?"]["Default"] == "CopyOrDelete?"
-    assert naive["States"]["AwaitCopy"]["Retry"][0]["MaxAttempts"] == 6
+    assert naive["States"]["WaitForCopyEvent"]["Seconds"] == NAIVE_POLL_SECONDS
 
 
 def test_naive_definition_retries_what_the_shipped_one_re_paces() -> None:

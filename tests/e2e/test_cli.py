@@ -55,7 +55,7 @@ def test_run_job_merges_into_the_seeded_destination(tmp_path: Path, capsys: pyte
 
     assert cli.main(["run-job", str(path), "--seed", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert '"detail-type": "Image Set Copy Succeeded"' in out
+    assert '"detail-type": "Copy Job Succeeded"' in out
     assert "cli-merge" in out
 
 

@@ -6,44 +6,13 @@ from collections.abc import Callable
 
 from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import only_event, retry_sleeps
+from tests.e2e.helpers import only_event
 
 # The default polling configuration (cdk.json): first interval 5 s, backoff rate 2, max delay 120 s, full jitter.
 FIRST_INTERVAL, RATE, MAX_DELAY = 5.0, 2.0, 120.0
 
 
-def test_await_copy_backs_off_exponentially_with_full_jitter(make_runtime: Callable[..., LocalRuntime]) -> None:
-    scale = 0.005
-    # 600 virtual s = 3 s real: long enough that the first status check comes before the end even on a loaded machine
-    rt = make_runtime(time_scale=scale, copy_duration=600.0)
-    src = rt.seed_image_set(series=1, instances_per_series=2)
-    rt.send_job({"jobId": "slow-1", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
-    rt.run_until_idle(timeout=60)
-
-    event = only_event(rt)
-    assert event["detail-type"] == SUCCEEDED
-    [execution] = rt.executions()
-    attempts = rt.state_attempts(execution.arn, "AwaitCopy")
-    assert len(attempts) >= 5, attempts
-    assert all(a["error"] == "CopyStillInProgress" for a in attempts[:-1])
-    assert attempts[-1]["error"] is None
-    assert event["detail"]["statusChecks"] == len(attempts)
-
-    # What Step Functions' retrier slept (virtual seconds, after MaxDelaySeconds and full jitter): exact, whatever
-    # the machine's load. Only AwaitCopy retried in this execution.
-    requested = [r.seconds for r in rt.retry_sleeps]
-    assert len(requested) == len(attempts) - 1
-    bounds = [min(FIRST_INTERVAL * RATE**k, MAX_DELAY) for k in range(len(requested))]
-    for k, (slept, bound) in enumerate(zip(requested, bounds, strict=True)):
-        assert 0 <= slept <= bound, f"retry {k}: {slept:.2f}s outside [0, {bound}]"
-    assert max(requested[3:]) > bounds[0], (requested, bounds)  # exponential growth beyond the first interval
-    assert all(s < b for s, b in zip(requested, bounds, strict=True))  # full jitter: draws below the cap
-    assert len({round(s, 3) for s in requested}) == len(requested)  # random, not a fixed schedule
-
-    # ...and the execution history shows those gaps between AwaitCopy attempts (scaled to real time; a loaded
-    # machine only makes them longer).
-    gaps = retry_sleeps(attempts)
-    assert all(gap >= s * scale - 0.005 for gap, s in zip(gaps, requested, strict=True)), (gaps, requested)
+# AwaitCopy's backoff with full jitter (its waits, when no copy event comes): tests/e2e/test_e2e_copy_events.py
 
 
 def test_throttled_copy_is_retried_and_copies_once(rt: LocalRuntime) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 import json
+import time
 import uuid
 from typing import Any, cast
 
@@ -123,3 +124,70 @@ def test_disabled_event_source_mapping_is_not_invoked_by_moto() -> None:
     queue.lambda_event_source_mappings["arn:fake"] = cast(Any, Mapping())  # only .enabled is read first
     sqs.send_message(QueueUrl=url, MessageBody="stays")
     assert [m["Body"] for m in sqs.receive_message(QueueUrl=url)["Messages"]] == ["stays"]
+
+
+def _callback_machine(sfn: Any, sqs: Any) -> tuple[str, str]:
+    """A ``.waitForTaskToken`` task (SQS integration: moto needs no Lambda for it) with ``TimeoutSecondsPath``,
+    whose timeout is caught, as AwaitCopy's ``WaitForCopyEvent`` is."""
+    url = sqs.create_queue(QueueName=f"tokens-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    definition = {
+        "StartAt": "Wait",
+        "States": {
+            "Wait": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": url, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSecondsPath": "$.seconds",
+                "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.timedOut", "Next": "TimedOut"}],
+                "End": True,
+            },
+            "TimedOut": {"Type": "Pass", "End": True},
+        },
+    }
+    arn = sfn.create_state_machine(name=f"cb-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition), roleArn=ROLE)
+    return str(arn["stateMachineArn"]), str(url)
+
+
+def _token(sqs: Any, url: str) -> str:
+    for _ in range(100):
+        messages = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=0).get("Messages", [])
+        if messages:
+            return str(json.loads(messages[0]["Body"])["token"])
+        time.sleep(0.02)
+    raise AssertionError("no task token was sent")
+
+
+def _finished(sfn: Any, arn: str) -> dict[str, Any]:
+    for _ in range(300):
+        described = cast(dict[str, Any], sfn.describe_execution(executionArn=arn))
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.02)
+    raise AssertionError("the execution did not finish")
+
+
+@mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+def test_wait_for_task_token_is_woken_by_send_task_success_and_times_out() -> None:
+    """What AwaitCopy's callback wait relies on, natively in moto's interpreter (no patch needed): SendTaskSuccess
+    ends the wait with its output; TimeoutSecondsPath ends it with a catchable ``States.Timeout``; a token whose wait
+    already ended is refused with one of the codes ``hicopy.adapters.aws.TaskWaker`` treats as "moved on"."""
+    from hicopy.adapters.aws import TaskWaker
+
+    sfn, sqs = boto3.client("stepfunctions", region_name=REGION), boto3.client("sqs", region_name=REGION)
+    machine, url = _callback_machine(sfn, sqs)
+    woken = sfn.start_execution(stateMachineArn=machine, name="woken", input=json.dumps({"seconds": 30}))[
+        "executionArn"
+    ]
+    token = _token(sqs, url)
+    sfn.send_task_success(taskToken=token, output=json.dumps({"woken": True}))
+    done = _finished(sfn, woken)
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"]) == {"woken": True}
+    assert TaskWaker(client=sfn).wake(token) is False  # that wait is over
+
+    started = time.monotonic()
+    timed = sfn.start_execution(stateMachineArn=machine, name="timed", input=json.dumps({"seconds": 1}))["executionArn"]
+    late = _token(sqs, url)
+    done = _finished(sfn, timed)
+    assert 0.9 <= time.monotonic() - started < 5
+    assert done["status"] == "SUCCEEDED" and json.loads(done["output"])["timedOut"]["Error"] == "States.Timeout"
+    assert TaskWaker(client=sfn).wake(late) is False

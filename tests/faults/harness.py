@@ -505,8 +505,8 @@ def _all_image_sets(rt: LocalRuntime) -> list[str]:
 def check(sc: Scenario) -> Outcome:
     """The suite's invariant, after ``run_until_idle``:
 
-    1. every accepted job (an execution was started for it) has exactly one terminal event, ``Image Set Copy
-       Succeeded`` or ``Image Set Copy Failed``, and every valid job was accepted (none silently dropped);
+    1. every accepted job (an execution was started for it) has exactly one terminal event, ``Copy Job
+       Succeeded`` or ``Copy Job Failed``, and every valid job was accepted (none silently dropped);
     2. every rejected message has exactly one ``Copy Job Rejected`` and exactly one copy in the DLQ (its rejected
        copy; never redriven there a second time); no other events;
     3. no duplicate copy: for each job and chunk at most one CopyImageSet call the emulator accepted; a succeeded job

@@ -11,7 +11,7 @@ import pytest
 
 from hicopy.clock import parse_iso
 from hicopy.contract import FAILED, SUCCEEDED
-from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
+from hicopy.errors import ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import await_copy, pace, prepare, publish, submit
 from tests.functional.conftest import Stack, task
 from tests.support.contracts import assert_valid_event
@@ -38,14 +38,11 @@ def run(stack: Stack, state: dict[str, Any], *, retries: int = 5) -> tuple[dict[
                     stack.clock.t += 5
             else:
                 raise AssertionError("submit never succeeded")
-            attempt = 0
             while True:
-                try:
-                    state = task(await_copy, state, attempt)
+                state = task(await_copy, state)
+                if "awaiting" not in state:  # the chunk is copied
                     break
-                except CopyStillInProgress:
-                    attempt += 1
-                    stack.clock.t += 4
+                stack.clock.t += 4
     except OrchestratorError as exc:
         state = caught(state, exc)
     task(publish, state)

@@ -49,6 +49,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:DeleteItem",  # abandons its own SUBMITTING record
     },
     "AwaitCopy": {"medical-imaging:GetImageSet"},
+    "CopyWaker": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},  # wake records; wakes a waiting task
     "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem"},  # + the "published" marker
     "JobConsumer": {
         "states:StartExecution",
@@ -222,7 +223,9 @@ def test_state_machine_role(template_json: dict[str, Any]) -> None:
     role = template_json["Resources"][machine]["Properties"]["RoleArn"]["Fn::GetAtt"][0]
     statements = role_statements(template_json, role)
     task_functions = [logical_id(template_json, n, "AWS::Lambda::Function") for n in ("Prepare", "Pace", "Submit")]
-    task_functions += [logical_id(template_json, n, "AWS::Lambda::Function") for n in ("AwaitCopy", "Publish")]
+    task_functions += [
+        logical_id(template_json, n, "AWS::Lambda::Function") for n in ("AwaitCopy", "Publish", "CopyWaker")
+    ]
     invokable = {f"${{{fn}.Arn}}" for fn in task_functions} | {f"${{{fn}.Arn}}:*" for fn in task_functions}
     assert resources_for(statements, "lambda:InvokeFunction") == invokable
     # Resource "*" only where the service offers nothing narrower: X-Ray and CloudWatch Logs vended delivery.
@@ -237,3 +240,13 @@ def test_no_medical_imaging_wildcard_anywhere(template_json: dict[str, Any]) -> 
     text = str(template_json)
     assert "medical-imaging:*" not in text
     assert ":datastore/*" not in text
+
+
+def test_copy_waker_wakes_only_this_state_machines_tasks(template_json: dict[str, Any]) -> None:
+    statements = _statements(template_json, "CopyWaker")
+    assert resources_for(statements, "states:SendTaskSuccess") == {
+        _ref(template_json, "CopyStateMachine", "AWS::StepFunctions::StateMachine")
+    }
+    assert resources_for(statements, "dynamodb:UpdateItem") == {
+        _ref(template_json, "StateTable", "AWS::DynamoDB::Table", "Arn")
+    }

@@ -103,6 +103,16 @@ ADDED_IDS = (
     "ExecutionEndedRule91071ADC",
     "MonitoringExecutionEndedDeadLetterQueueNotEmpty0E759EBE",
     "MonitoringExecutionEndedErrors6F8F726E",
+    # and the copy waker (issue #15): HealthImaging's copy events end AwaitCopy's waits early
+    "CopyEventsRule5FD50520",
+    "CopyEventsRuleAllowEventRuleHealthImagingCopyOrchestratorCopyCopyWaker380D5CB2C3ED53EE",
+    "CopyWakerC1ED69BE",
+    "CopyWakerEventInvokeConfigB5CD970D",
+    "CopyWakerLogGroup8159AD42",
+    "CopyWakerRole6924E744",
+    "CopyWakerRoleDefaultPolicyB6B79A6F",
+    "CopyWakerTaskResponseA307BB2F",
+    "MonitoringCopyWakerErrorsD6399621",
 )
 SAFETY_NET_PERMISSION = re.compile(
     r"^ExecutionEndedRuleAllowEventRuleHealthImagingCopyOrchestratorSafetyNetExecutionEnded[0-9A-F]{16}$"

@@ -28,6 +28,7 @@ FUNCTIONS = {
     "Publish": "hicopy.handlers.publish",
     "ImportPlanner": "hicopy.handlers.planner",
     "ExecutionEnded": "hicopy.handlers.execution_ended",
+    "CopyWaker": "hicopy.handlers.copy_waker",
 }
 
 
@@ -157,7 +158,7 @@ def test_import_rule_on_default_bus_filtered_to_datastores(template_json: dict[s
         "Principal": "events.amazonaws.com",
         "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
     } in permissions
-    assert len(permissions) == 2  # and the safety net's rule (below)
+    assert len(permissions) == 3  # and the safety net's and the copy waker's rules (below)
 
 
 def test_safety_net_rule_on_default_bus_filtered_to_the_state_machine(template_json: dict[str, Any]) -> None:
@@ -182,6 +183,28 @@ def test_safety_net_rule_on_default_bus_filtered_to_the_state_machine(template_j
         "FunctionName": function,
         "Principal": "events.amazonaws.com",
         "SourceArn": _ref(template_json, "ExecutionEndedRule", "AWS::Events::Rule", "Arn"),
+    } in permissions
+
+
+def test_copy_events_rule_on_default_bus_filtered_to_datastores(template_json: dict[str, Any]) -> None:
+    """HealthImaging's own copy events (both ID spellings carry datastoreId) wake the waiting executions."""
+    rule = render(_props(template_json, "CopyEventsRule", "AWS::Events::Rule"))
+    assert "EventBusName" not in rule  # the default bus: where HealthImaging emits its events
+    assert rule["EventPattern"] == {
+        "source": ["aws.medical-imaging"],
+        "detail-type": ["Image Set Copied", "Image Set Copy Failed"],
+        "detail": {"datastoreId": [DS1, DS2]},
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _ref(template_json, "CopyWaker", "AWS::Lambda::Function", "Arn")
+    assert "DeadLetterConfig" not in target  # a hint: a lost one costs time, not correctness
+    assert target["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 2}
+    permissions = [render(p["Properties"]) for p in resources(template_json, "AWS::Lambda::Permission").values()]
+    assert {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": target["Arn"],
+        "Principal": "events.amazonaws.com",
+        "SourceArn": _ref(template_json, "CopyEventsRule", "AWS::Events::Rule", "Arn"),
     } in permissions
 
 

@@ -98,7 +98,7 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
     assert rule["Properties"]["EventBusName"] == {"Ref": bus_id}
     assert rule["Properties"]["EventPattern"] == {
         "source": ["hicopy.orchestrator"],
-        "detail-type": ["Image Set Copy Succeeded", "Image Set Copy Failed"],
+        "detail-type": ["Copy Job Succeeded", "Copy Job Failed"],
     }
     # the orchestrator, nested under the user's construct id "Copies"
     (machine_id,) = resources(template, "AWS::StepFunctions::StateMachine")
@@ -106,7 +106,17 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
     handlers = sorted(r["Properties"]["Handler"] for r in resources(template, "AWS::Lambda::Function").values())
     assert handlers == sorted(
         f"hicopy.handlers.{name}.handler"
-        for name in ("prepare", "pace", "submit", "await_copy", "publish", "consumer", "planner", "execution_ended")
+        for name in (
+            "prepare",
+            "pace",
+            "submit",
+            "await_copy",
+            "publish",
+            "consumer",
+            "planner",
+            "execution_ended",
+            "copy_waker",
+        )
     )
     pace = next(r for lid, r in resources(template, "AWS::Lambda::Function").items() if "Pace" in lid)
     assert pace["Properties"]["Environment"]["Variables"]["COPY_RATE_PER_SECOND"] == "0.5"  # the user's setting

@@ -12,7 +12,6 @@ from hicopy.errors import (
     LAMBDA_SERVICE_ERRORS,
     REPACE_ERRORS,
     STATE_ERRORS,
-    STILL_COPYING_ERRORS,
     TERMINAL_ERRORS,
     TRANSIENT_ERRORS,
 )
@@ -106,7 +105,8 @@ def test_graph(states: dict[str, Any]) -> None:
     assert needs_pacing["Default"] == "Submit"
     assert states["PaceWait"] == {"Type": "Wait", "SecondsPath": "$.pace.waitSeconds", "Next": "Submit"}
     assert states["Submit"]["Next"] == "AwaitCopy"
-    assert states["AwaitCopy"]["Next"] == "MoreChunks?"
+    assert states["AwaitCopy"]["Next"] == "StillCopying?"
+    assert states["StillCopying?"]["Default"] == "MoreChunks?"
     more = states["MoreChunks?"]
     assert more["Choices"] == [{"Variable": "$.done", "BooleanEquals": True, "Next": "PublishResult"}]
     assert more["Default"] == "Pace"
@@ -115,13 +115,15 @@ def test_graph(states: dict[str, Any]) -> None:
     assert states["PublishFailure"]["Next"] == "CopyFailed"
     assert states["CopyFailed"] == {"Type": "Fail", "ErrorPath": "$.error.Error", "CausePath": "$.error.Cause"}
     assert states["PublishFailed"]["Type"] == "Fail"
+    waiting = {"StillCopying?", "WaitForCopyEvent", "PollWait"}  # AwaitCopy's wait between status checks
     # Verify: AwaitCopy's last look at the destination before a transient error becomes a failure event
     assert states["Verify"]["Next"] == "StillCopying?"
     still = states["StillCopying?"]
-    assert still["Choices"] == [{"Variable": "$.submission", "IsPresent": True, "Next": "AwaitCopy"}]
+    assert still["Choices"] == [{"Variable": "$.awaiting", "IsPresent": True, "Next": "WaitForCopyEvent"}]
     assert still["Default"] == "MoreChunks?"
     assert set(states) == {
         *TASKS,
+        *waiting,
         "NeedsPacing?",
         "PaceWait",
         "MoreChunks?",
@@ -129,7 +131,6 @@ def test_graph(states: dict[str, Any]) -> None:
         "CopyFailed",
         "PublishFailed",
         "Verify",
-        "StillCopying?",
     }
 
 
@@ -143,7 +144,7 @@ def test_verify_reads_the_destination_with_the_await_copy_function(
     assert verify["ResultPath"] == "$"
     assert "Retry" not in verify  # checked once more, not retried again
     assert verify["Catch"] == [
-        {"ErrorEquals": TERMINAL_ERRORS + STILL_COPYING_ERRORS, "ResultPath": "$.error", "Next": "PublishFailure"},
+        {"ErrorEquals": TERMINAL_ERRORS, "ResultPath": "$.error", "Next": "PublishFailure"},
         {"ErrorEquals": ["States.ALL"], "ResultPath": "$.verifyError", "Next": "PublishFailure"},
     ]
 
@@ -204,20 +205,31 @@ def test_a_crashed_lambda_is_retried_only_where_that_is_safe(states: dict[str, A
         assert (CRASH_RETRY in states[name]["Retry"]) == (name in ("Prepare", "Pace", "Submit", "AwaitCopy")), name
 
 
-def test_await_copy_polls_with_backoff_first(states: dict[str, Any]) -> None:
-    expected_attempts = max_attempts_for(43_200, 5, 2.0, 120)
-    assert states["AwaitCopy"]["Retry"] == [
-        {
-            "ErrorEquals": STILL_COPYING_ERRORS,
-            "IntervalSeconds": 5,
-            "BackoffRate": 2,
-            "MaxDelaySeconds": 120,
-            "MaxAttempts": expected_attempts,
-            "JitterStrategy": "FULL",
-        },
-        AWAIT_TRANSIENT_RETRY,
-        CRASH_RETRY,
+def test_await_copy_waits_in_a_callback_cut_short_by_the_copy_event(states: dict[str, Any]) -> None:
+    """Between status checks: a callback wait on the CopyWaker with the drawn backoff step as its timeout; a
+    timeout or the event goes back to the status check, a failed waker to a plain Wait of the same step."""
+    assert states["AwaitCopy"]["Retry"] == [AWAIT_TRANSIENT_RETRY, CRASH_RETRY]  # no still-copying retrier any more
+    assert states["AwaitCopy"]["Next"] == "StillCopying?"
+    choice = states["StillCopying?"]
+    assert choice["Choices"] == [{"Variable": "$.awaiting", "IsPresent": True, "Next": "WaitForCopyEvent"}]
+    assert choice["Default"] == "MoreChunks?"
+    wait = states["WaitForCopyEvent"]
+    assert wait["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert wait["Parameters"]["Payload"] == {
+        "taskToken.$": "$$.Task.Token",
+        "datastoreId.$": "$.job.datastoreId",
+        "imageSetId.$": "$.submission.destination.imageSetId",
+        "versionId.$": "$.submission.destination.versionId",
+    }
+    assert wait["TimeoutSecondsPath"] == "$.awaiting.waitSeconds"
+    assert wait["ResultPath"] is None
+    assert "Retry" not in wait
+    assert wait["Catch"] == [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "AwaitCopy"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "PollWait"},
     ]
+    assert wait["Next"] == "AwaitCopy"
+    assert states["PollWait"] == {"Type": "Wait", "SecondsPath": "$.awaiting.waitSeconds", "Next": "AwaitCopy"}
 
 
 def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None:
@@ -227,25 +239,32 @@ def test_other_tasks_retry_only_transient_errors(states: dict[str, Any]) -> None
     assert PUBLISH_RETRY["MaxAttempts"] == publish_max_attempts()
 
 
-def test_polling_follows_the_configuration(variant_json: dict[str, Any]) -> None:
+def test_polling_follows_the_configuration(variant_json: dict[str, Any], template_json: dict[str, Any]) -> None:
+    """AwaitCopy draws its waits from the polling config; MaxAttempts derived from maxWaitSeconds as before."""
     polling = VARIANT_CONFIG["polling"]
-    retrier = definition(variant_json)["States"]["AwaitCopy"]["Retry"][0]
-    assert retrier == {
-        "ErrorEquals": STILL_COPYING_ERRORS,
-        "IntervalSeconds": polling["firstIntervalSeconds"],
-        "BackoffRate": polling["backoffRate"],
-        "MaxDelaySeconds": polling["maxDelaySeconds"],
-        "MaxAttempts": max_attempts_for(
-            polling["maxWaitSeconds"],
-            polling["firstIntervalSeconds"],
-            polling["backoffRate"],
-            polling["maxDelaySeconds"],
+    assert _await_copy_env(variant_json) == {
+        "POLL_FIRST_INTERVAL_SECONDS": str(polling["firstIntervalSeconds"]),
+        "POLL_BACKOFF_RATE": str(float(polling["backoffRate"])),
+        "POLL_MAX_DELAY_SECONDS": str(polling["maxDelaySeconds"]),
+        "POLL_MAX_ATTEMPTS": str(
+            max_attempts_for(
+                polling["maxWaitSeconds"],
+                polling["firstIntervalSeconds"],
+                polling["backoffRate"],
+                polling["maxDelaySeconds"],
+            )
         ),
-        "JitterStrategy": "FULL",
     }
+    assert _await_copy_env(template_json)["POLL_MAX_ATTEMPTS"] == str(max_attempts_for(43_200, 5, 2.0, 120))
     props = _machine(variant_json)
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
     assert definition(variant_json)["TimeoutSeconds"] == VARIANT_CONFIG["executionTimeoutHours"] * 3600
+
+
+def _await_copy_env(template: dict[str, Any]) -> dict[str, str]:
+    fn = resources(template, "AWS::Lambda::Function")[logical_id(template, "AwaitCopy", "AWS::Lambda::Function")]
+    variables: dict[str, str] = fn["Properties"]["Environment"]["Variables"]
+    return {k: v for k, v in variables.items() if k.startswith("POLL_")}
 
 
 MISSED_SLOT_CATCH = {"ErrorEquals": REPACE_ERRORS, "ResultPath": "$.missedSlot", "Next": "Pace"}
@@ -273,7 +292,6 @@ def test_error_lists_are_not_empty() -> None:
     # Guards the imports above: an empty list would make the Retry assertions vacuous.
     assert TRANSIENT_ERRORS
     assert STATE_ERRORS
-    assert STILL_COPYING_ERRORS
     assert REPACE_ERRORS
     assert LAMBDA_SERVICE_ERRORS
     assert TEST_CONFIG["datastoreIds"]

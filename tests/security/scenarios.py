@@ -277,7 +277,7 @@ def safety_net_scenarios(run: ScenarioRun) -> None:
         "inputDetails": {"included": False},
     }
     result = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
-    assert result == {"status": "TIMED_OUT", "published": "Image Set Copy Failed"}, result
+    assert result == {"status": "TIMED_OUT", "published": "Copy Job Failed"}, result
     again = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
     assert again["published"] is None  # the outcome marker: never a second event
     run.collect()
@@ -290,7 +290,7 @@ def copy_scenarios(run: ScenarioRun) -> None:
 
     # Whole copy to a new image set: success.
     done = drive(run, initial(env, "cp-whole", source={"imageSetId": source.image_set_id}))
-    assert done["detail-type"] == "Image Set Copy Succeeded", done
+    assert done["detail-type"] == "Copy Job Succeeded", done
     # Merge into another patient's image set: COPY_FAILED, the service's message in the failure event.
     failed = drive(
         run,
@@ -310,7 +310,7 @@ def copy_scenarios(run: ScenarioRun) -> None:
     throttled = drive(
         run, initial(env, "cp-throttled", source={"imageSetId": source.image_set_id}, series=[source.series_uids[0]])
     )
-    assert throttled["detail-type"] == "Image Set Copy Succeeded", throttled
+    assert throttled["detail-type"] == "Copy Job Succeeded", throttled
     # A Submit that died after CopyImageSet returned: the retry waits for the copy in flight (ImageSetConflict,
     # retried by the state machine), then adopts the new image set that holds the chunk (SearchImageSets).
     state = run.task(pace, run.task(prepare, initial(env, "cp-died", source={"imageSetId": source.image_set_id})))

@@ -54,6 +54,10 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "DELETE_AFTER_CONSOLIDATE": "true",
         "IMPORT_REPORT_DETAILS": "false",
         "MANIFEST_WAIT_SECONDS": "30",
+        "POLL_FIRST_INTERVAL_SECONDS": "5",
+        "POLL_BACKOFF_RATE": "2.0",
+        "POLL_MAX_DELAY_SECONDS": "120",
+        "POLL_MAX_ATTEMPTS": "724",
     }
 
 

@@ -29,7 +29,6 @@ def test_every_error_is_in_exactly_one_handling_group():
     groups = {
         errors.Handling.TRANSIENT: errors.TRANSIENT_ERRORS,
         errors.Handling.STATE: errors.STATE_ERRORS,
-        errors.Handling.STILL_COPYING: errors.STILL_COPYING_ERRORS,
         errors.Handling.REPACE: errors.REPACE_ERRORS,
         errors.Handling.TERMINAL: errors.TERMINAL_ERRORS,
     }

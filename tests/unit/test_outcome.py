@@ -8,12 +8,12 @@ from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.domain.awaiting import await_copy
 from hicopy.domain.outcome import outcome_event, publish_outcome
 from hicopy.domain.planning import prepare
-from hicopy.domain.state import SfnError
+from hicopy.domain.state import Awaiting, SfnError
 from hicopy.domain.submission import submit
 from hicopy.errors import CopyFailed, CopyStillInProgress
 from tests.support.contracts import assert_valid_event
 from tests.support.fakes import FakeClock, FakePublishedMarker, FakePublisher, FakeSubmissions
-from tests.unit.workflow_support import DS, DST, state
+from tests.unit.workflow_support import BACKOFF, DS, DST, state
 
 
 def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging, pacer):
@@ -23,7 +23,9 @@ def test_copy_failed_surfaces_the_service_message_in_the_failure_event(imaging, 
     msg = "INVALID_REQUEST:  Series of SourceImageSet and DestinationImageSet don't match."
     imaging.finish(DST, "COPY_FAILED", msg)
     with pytest.raises(CopyFailed) as exc:
-        await_copy(st, imaging, clock, retry_count=2)
+        await_copy(
+            st.model_copy(update={"awaiting": Awaiting(checks=2, waitSeconds=10)}), imaging, clock, backoff=BACKOFF
+        )
     cause = json.dumps({"errorMessage": str(exc.value), "errorType": "CopyFailed"})
     failed = st.model_copy(update={"error": SfnError(Error="CopyFailed", Cause=cause)})
     detail_type, detail = outcome_event(failed, clock, "arn:exec")

@@ -22,10 +22,10 @@ def examples() -> dict[str, dict]:
 
 
 def test_readme_has_every_example():
-    assert set(examples()) >= {"copy-job", "image-set-copy-succeeded", "image-set-copy-failed", "copy-job-rejected"}
+    assert set(examples()) >= {"copy-job", "copy-job-succeeded", "copy-job-failed", "copy-job-rejected"}
 
 
-@pytest.mark.parametrize("name", ["image-set-copy-succeeded", "image-set-copy-failed", "copy-job-rejected"])
+@pytest.mark.parametrize("name", ["copy-job-succeeded", "copy-job-failed", "copy-job-rejected"])
 def test_readme_event_examples_match_the_schemas(name):
     event = examples()[name]
     assert_valid_event(event["detail-type"], event["detail"], event["source"])

@@ -68,7 +68,7 @@ def test_verify_reports_a_copy_completed_during_the_outage_as_completed(imaging,
     verified = await_copy(caught, imaging, clock, retry_count=0, verify=True)
     assert verified.error is None and verified.done and verified.submission is None
     detail_type, detail = outcome_event(verified, clock, "arn:exec")
-    assert detail_type == "Image Set Copy Succeeded", detail
+    assert detail_type == "Copy Job Succeeded", detail
 
 
 def test_verify_sends_a_copy_still_running_back_to_waiting_a_bounded_number_of_times(imaging, pacer):

@@ -83,7 +83,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
                 "pk": {"S": "outcome#job-1"},
                 "at": {"N": "100.0"},
                 "expiresAt": {"N": str(100 + PublishedMarker.TTL_SECONDS)},
-                "detailType": {"S": "Image Set Copy Succeeded"},
+                "detailType": {"S": "Copy Job Succeeded"},
                 "receivedAt": {"S": "2026-11-27T10:00:00.000Z"},
             },
         },
@@ -107,7 +107,7 @@ def test_the_published_and_the_import_markers_build_their_own_keys(ddb):
     )
     published = PublishedMarker(TABLE, client=client)
     assert not published.seen("job-1", "2026-11-27T10:00:00.000Z", 100.0)
-    published.mark("job-1", "2026-11-27T10:00:00.000Z", 100.0, detail_type="Image Set Copy Succeeded")
+    published.mark("job-1", "2026-11-27T10:00:00.000Z", 100.0, detail_type="Copy Job Succeeded")
     imports = ImportMarker(TABLE, client=client)
     assert imports.get("a" * 32, "imp-1", 100.0) == ImportMark(status="COMPLETED", jobs=0, reported=True)
     imports.mark("a" * 32, "imp-1", 100.0, ImportMark(status="COMPLETED", jobs=3, job_ids=("j1", "j2", "j3")))

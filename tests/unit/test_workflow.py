@@ -2,18 +2,15 @@
 
 import json
 
-import pytest
-
 from hicopy.contract import SUCCEEDED
 from hicopy.domain.awaiting import await_copy
 from hicopy.domain.outcome import outcome_event
 from hicopy.domain.pacing import InMemoryPaceStore, Pacer, pace
 from hicopy.domain.planning import prepare
 from hicopy.domain.submission import submit
-from hicopy.errors import CopyStillInProgress
 from tests.support.contracts import assert_valid_event
 from tests.support.fakes import FakeClock, FakeSubmissions
-from tests.unit.workflow_support import DS, DST, S1, state
+from tests.unit.workflow_support import BACKOFF, DS, DST, S1, state
 
 
 def run_chunks(st, imaging, clock, subs=None):
@@ -23,10 +20,11 @@ def run_chunks(st, imaging, clock, subs=None):
         st = pace(st, pacer, clock)
         st = submit(st, imaging, subs, pacer, clock)
         dest = st.submission.destination.imageSetId
-        with pytest.raises(CopyStillInProgress):
-            await_copy(st, imaging, clock, retry_count=0)
+        st = await_copy(st, imaging, clock, backoff=BACKOFF)
+        assert st.awaiting is not None and st.awaiting.checks == 1  # still copying: wait, then check again
         imaging.finish(dest)
-        st = await_copy(st, imaging, clock, retry_count=1)
+        st = await_copy(st, imaging, clock, backoff=BACKOFF)
+        assert st.awaiting is None
     return st
 
 

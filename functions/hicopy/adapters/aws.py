@@ -16,6 +16,7 @@ from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
 from hicopy.domain.ports import (
+    CopyVersion,
     CorruptPaceValue,
     ExecutionFacts,
     ImportMark,
@@ -513,3 +514,52 @@ class PlanRecords(_StateTable):
             whole_copy=bool(item.get("wholeCopy", {}).get("BOOL", False)),
             delete_source=bool(item.get("deleteSource", {}).get("BOOL", False)),
         )
+
+
+class DynamoWakeStore(_StateTable):
+    """``WakeStorePort`` on the state table: item ``pk = wake#<datastoreId>#<imageSetId>#<versionId>``, attributes
+    ``token`` (the latest parked waiter) and ``seenAt`` (a copy event came), kept a day. Each side is one atomic
+    ``UpdateItem`` that returns what the other side left (``ALL_OLD``)."""
+
+    TTL_SECONDS = 24 * 3600
+
+    @staticmethod
+    def _key(version: CopyVersion) -> dict[str, Any]:
+        return {"pk": {"S": f"wake#{version.datastore_id}#{version.image_set_id}#{version.version_id}"}}
+
+    def _update(self, version: CopyVersion, expression: str, values: dict[str, Any], now: float) -> dict[str, Any]:
+        with self.calling("wake record update"):
+            old: dict[str, Any] = self.client.update_item(
+                TableName=self.table_name,
+                Key=self._key(version),
+                UpdateExpression=expression,
+                ExpressionAttributeNames={"#t": "token"},  # a DynamoDB reserved word
+                ExpressionAttributeValues={**values, ":e": {"N": str(int(now) + self.TTL_SECONDS)}},
+                ReturnValues="ALL_OLD",
+            ).get("Attributes", {})
+        return old
+
+    def park(self, version: CopyVersion, token: str, now: float) -> bool:
+        old = self._update(version, "SET #t = :t, expiresAt = :e REMOVE seenAt", {":t": {"S": token}}, now)
+        return "seenAt" in old
+
+    def mark(self, version: CopyVersion, now: float) -> str | None:
+        old = self._update(version, "SET seenAt = :s, expiresAt = :e REMOVE #t", {":s": {"N": _num(now)}}, now)
+        token = old.get("token", {}).get("S")
+        return str(token) if token is not None else None
+
+
+class TaskWaker(AwsAdapter):
+    """``TaskWakerPort``: ``SendTaskSuccess``. A wait that already ended (woken before, timed out, execution gone)
+    answers ``TaskTimedOut``, ``TaskDoesNotExist`` or ``InvalidToken``: expected, the waiter moved on."""
+
+    SERVICE = "stepfunctions"
+    ENDED = ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken")
+
+    def wake(self, token: str) -> bool:
+        try:
+            with self.calling("SendTaskSuccess", expected=self.ENDED):
+                self.client.send_task_success(taskToken=token, output='{"woken":true}')
+        except ClientError:  # the wait already ended
+            return False
+        return True

@@ -18,7 +18,7 @@ from hicopy.domain.outcome import describe_error
 from hicopy.domain.planning import prepare
 from hicopy.domain.selection import Chunk, CopyPlan, index_metadata, plan_chunks
 from hicopy.domain.state import WorkflowState
-from hicopy.errors import STILL_COPYING_ERRORS, Handling, JobRejected, OrchestratorError
+from hicopy.errors import Handling, JobRejected, OrchestratorError
 from hicopy.settings import DatastoreEnv, PaceEnv, PlannerEnv, PrepareEnv
 
 # The attributes the consumer puts on a rejected message in the job dead-letter queue (``intake.reject``).
@@ -31,7 +31,6 @@ __all__ = [
     "POLICIES",
     "REJECTION_CODE_ATTRIBUTE",
     "REJECTION_REASON_ATTRIBUTE",
-    "STILL_COPYING_ERRORS",
     "TRIGGER_ATTRIBUTE",
     "Chunk",
     "CopyJob",

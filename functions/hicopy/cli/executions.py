@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from hicopy.cli.domain import STILL_COPYING_ERRORS, describe_error
+from hicopy.cli.domain import describe_error
 from hicopy.cli.output import duration, shorten, timestamp
 from hicopy.cli.stack import Stack
 
@@ -162,7 +162,7 @@ def read_status(stack: Stack, job_id: str) -> JobStatus:
         scheduled = [e for e in since if e["type"] in _SCHEDULED]
         failures = [_details(e).get("error") for e in since if e["type"] in _FAILED]
         status.attempts = len(scheduled)
-        status.last_error = next((e for e in reversed(failures) if e and e not in STILL_COPYING_ERRORS), None)
+        status.last_error = next((e for e in reversed(failures) if e), None)
         if status.step == AWAIT_STEP:
             status.status_checks += len(scheduled)
     if status.finished and status.status != SUCCEEDED:

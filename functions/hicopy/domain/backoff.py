@@ -1,13 +1,15 @@
-"""Status-polling arithmetic shared by the state machine (``infra/``) and the docs.
+"""Status-polling arithmetic shared by AwaitCopy, the state machine (``infra/``) and the docs.
 
-AwaitCopy is retried by Step Functions with ``IntervalSeconds=first``, ``BackoffRate=rate``,
-``MaxDelaySeconds=cap`` and ``JitterStrategy=FULL``: the k-th retry waits a uniform random time in
-``[0, min(first * rate**k, cap)]``, i.e. half of that on average.
+After the k-th status check (0-based retry k) AwaitCopy waits a uniform random time in ``[0, min(first * rate**k,
+cap)]`` (full jitter), i.e. half of that on average, unless HealthImaging's copy event ends the wait first; the
+budget is ``MaxAttempts`` waits, derived from ``maxWaitSeconds`` so that the *expected* total wait reaches it.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 
 def nominal_delay(attempt: int, first: float, rate: float, cap: float) -> float:
@@ -101,3 +103,24 @@ def redelivery_delay(receive_count: int) -> int:
 def redelivery_budget_seconds(max_receive_count: int) -> int:
     """How long the redeliveries of a rejected message span before the queue dead-letters it."""
     return sum(redelivery_delay(k) for k in range(1, max_receive_count))
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """AwaitCopy's schedule: after the k-th status check (1-based) still finds the copy running, the execution waits
+    up to ``jittered_wait(k)`` seconds (cut short by HealthImaging's copy event, see ``hicopy.domain.waking``); after
+    ``max_attempts`` waits (the Retry ``MaxAttempts`` of the former Retry-based polling) the budget is spent."""
+
+    first: float
+    rate: float
+    cap: float
+    max_attempts: int
+
+    def jittered_wait(self, checks: int, rng: Callable[[], float]) -> int:
+        """Full jitter: uniform in ``[0, nominal_delay(checks - 1)]``, in whole seconds of at least 1 (a callback
+        timeout is a positive integer)."""
+        return max(1, round(rng() * nominal_delay(checks - 1, self.first, self.rate, self.cap)))
+
+    def spent(self, checks: int) -> bool:
+        """True when ``checks`` status checks used the whole budget (1 + ``max_attempts``)."""
+        return checks > self.max_attempts

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hicopy.contract import Policy
 
-SCHEMA_VERSION: Literal["1.0"] = "1.0"
+# 2.0: the terminal events were renamed ``Copy Job Succeeded`` / ``Copy Job Failed`` (1.0: ``Image Set Copy
+# Succeeded`` / ``Image Set Copy Failed``, the latter spelled like HealthImaging's own event); details unchanged.
+SCHEMA_VERSION: Literal["2.0"] = "2.0"
 
 ORIGINAL_BODY_LIMIT = 8_192  # characters of a rejected message echoed in the event; the DLQ keeps all of it
 
@@ -55,9 +57,9 @@ class SourceDeletionOut(_Detail):
 
 
 class CopyOutcomeDetail(_Detail):
-    """Detail of ``Image Set Copy Succeeded`` and ``Image Set Copy Failed``."""
+    """Detail of ``Copy Job Succeeded`` and ``Copy Job Failed``."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     jobId: str
     correlationId: str | None = None
     datastoreId: str
@@ -87,7 +89,7 @@ class CopyOutcomeDetail(_Detail):
 class RejectedDetail(_Detail):
     """Detail of ``Copy Job Rejected``: the message was not a valid job; it is kept in the dead-letter queue."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     jobId: str | None = None
     correlationId: str | None = None
     datastoreId: str | None = None
@@ -117,7 +119,7 @@ class ImportFailuresDetail(_Detail):
     Counts only by default: file names (S3 keys, which often carry patient names) and the service's messages are
     listed only with the ``importReportDetails`` configuration, bounded so that the event always fits PutEvents."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
     jobStatus: str
@@ -150,7 +152,7 @@ class NeedsResolutionOut(_Detail):
 class ImportPlannedDetail(_Detail):
     """Detail of ``Import Job Planned``: what the post-import policy did with an import's image sets."""
 
-    schemaVersion: Literal["1.0"] = SCHEMA_VERSION
+    schemaVersion: Literal["2.0"] = SCHEMA_VERSION
     importJobId: str
     datastoreId: str
     policy: Policy
@@ -187,8 +189,8 @@ def dump(detail: BaseModel) -> dict[str, Any]:
 
 
 SCHEMA_MODELS: dict[str, type[BaseModel]] = {
-    "image-set-copy-succeeded": CopyOutcomeDetail,
-    "image-set-copy-failed": CopyOutcomeDetail,
+    "copy-job-succeeded": CopyOutcomeDetail,
+    "copy-job-failed": CopyOutcomeDetail,
     "copy-job-rejected": RejectedDetail,
     "import-job-planned": ImportPlannedDetail,
     "import-job-failures": ImportFailuresDetail,

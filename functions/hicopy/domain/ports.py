@@ -279,3 +279,31 @@ class ImportMarkerPort(Protocol):
     def get(self, datastore_id: str, import_job_id: str, now: float) -> ImportMark | None: ...
 
     def mark(self, datastore_id: str, import_job_id: str, now: float, mark: ImportMark) -> None: ...
+
+
+# --- waking a waiting execution (HealthImaging's copy events) --------------------------------------------------
+@dataclass(frozen=True)
+class CopyVersion:
+    """The destination image set version a copy writes (what a copy event names and a waiter waits for)."""
+
+    datastore_id: str
+    image_set_id: str
+    version_id: str
+
+
+class WakeStorePort(Protocol):
+    """Where a waiting task's token and a copy event meet, whichever comes first (see ``hicopy.domain.waking``)."""
+
+    def park(self, version: CopyVersion, token: str, now: float) -> bool:
+        """Store ``token`` for ``version`` and take the version's "seen" mark: True if an event was seen."""
+        ...
+
+    def mark(self, version: CopyVersion, now: float) -> str | None:
+        """Mark ``version`` as seen and take the token parked on it, if any."""
+        ...
+
+
+class TaskWakerPort(Protocol):
+    def wake(self, token: str) -> bool:
+        """End the callback wait of ``token`` (success); False when that wait already ended (woken or timed out)."""
+        ...

@@ -48,6 +48,14 @@ class Submission(_Model):
     replayed: bool = False  # True when an earlier attempt's recorded submission was reused
 
 
+class Awaiting(_Model):
+    """The current chunk is still copying: ``checks`` status checks so far; the next one comes after at most
+    ``waitSeconds`` (the callback wait's timeout), or as soon as HealthImaging's copy event wakes the execution."""
+
+    checks: int
+    waitSeconds: int
+
+
 class ChunkResult(_Model):
     index: int
     destination: ImageSetVersion
@@ -78,6 +86,7 @@ class WorkflowState(_Model):
     destination: ImageSetVersion | None = None  # current destination (after the last completed chunk)
     pace: Pace | None = None
     submission: Submission | None = None
+    awaiting: Awaiting | None = None
     completed: list[ChunkResult] = Field(default_factory=list)
     submittedAt: str | None = None  # first submission of the job
     done: bool = False

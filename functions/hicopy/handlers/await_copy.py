@@ -1,5 +1,5 @@
-"""AwaitCopy: read the destination version; still copying raises CopyStillInProgress, which the task's Retry turns
-into exponential backoff with full jitter."""
+"""AwaitCopy: read the destination version; still copying returns ``awaiting`` (the next wait, exponential backoff
+with full jitter, cut short by HealthImaging's copy event); the budget spent raises CopyStillInProgress."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
 from hicopy.domain.awaiting import await_copy
+from hicopy.domain.backoff import Backoff
 from hicopy.handlers._task import run_task
 from hicopy.observability import logger, tracer
+from hicopy.settings import AwaitEnv, load
 
 
 @cache
@@ -20,9 +22,18 @@ def _imaging() -> HealthImaging:
     return HealthImaging()
 
 
+@cache
+def _backoff() -> Backoff:
+    env = load(AwaitEnv)
+    return Backoff(
+        first=env.POLL_FIRST_INTERVAL_SECONDS,
+        rate=env.POLL_BACKOFF_RATE,
+        cap=env.POLL_MAX_DELAY_SECONDS,
+        max_attempts=env.POLL_MAX_ATTEMPTS,
+    )
+
+
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(
-        event, lambda t: await_copy(t.state, _imaging(), get_clock(), retry_count=t.retryCount, verify=t.verify)
-    )
+    return run_task(event, lambda t: await_copy(t.state, _imaging(), get_clock(), backoff=_backoff(), verify=t.verify))
