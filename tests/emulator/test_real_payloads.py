@@ -16,7 +16,8 @@ import boto3
 import pytest
 
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
-from hicopy.domain.imports import MANIFEST, plan_jobs, read_import_result
+from hicopy.domain.import_output import MANIFEST, read_import_result
+from hicopy.domain.imports import plan_jobs
 from hicopy.domain.ports import CopyRequest
 from hicopy.errors import Handling, ImageSetConflict, ImageSetNotFound, OrchestratorError
 from offline.healthimaging import HealthImagingEmulator, install, model

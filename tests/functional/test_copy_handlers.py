@@ -260,7 +260,7 @@ def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: St
 
 @pytest.mark.parametrize("existing_destination", [False, True])
 def test_submit_that_died_after_calling_is_reconciled_not_repeated(stack: Stack, monkeypatch, existing_destination):
-    from hicopy.adapters.aws import DynamoSubmissionStore
+    from hicopy.adapters.state_table import DynamoSubmissionStore
 
     dst = stack.emulator.seed_image_set(stack.datastore_id, instances_per_series=2)
     src = sibling(stack, dst.image_set_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 from unittest import mock
 
-from hicopy.adapters.aws import DynamoSubmissionStore
+from hicopy.adapters.state_table import DynamoSubmissionStore
 from hicopy.errors import ImageSetConflict
 from hicopy.handlers import await_copy, pace, prepare, submit
 from tests.security.scenarios import PHI, _sibling, initial, phi_metadata

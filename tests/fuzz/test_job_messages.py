@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from hicopy.adapters.aws import BODY_ENCODING_ATTRIBUTE
 from hicopy.contract import REJECTED
 from hicopy.domain.events import ORIGINAL_BODY_LIMIT
-from hicopy.domain.imports import MANIFEST, ImportResult, read_import_result
+from hicopy.domain.import_output import MANIFEST, ImportResult, read_import_result
 from hicopy.domain.intake import (
     MAX_BODY_BYTES,
     MAX_JSON_DEPTH,

@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
-from hicopy.adapters.aws import DynamoSubmissionStore
+from hicopy.adapters.state_table import DynamoSubmissionStore
 from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import (
     await_copy,
@@ -344,7 +344,7 @@ def _sibling(metadata: dict[str, Any]) -> dict[str, Any]:
 
 def _planned(env: Any, job_id: str, source: Any, trigger: dict[str, Any]) -> None:
     """What the import planner records before it queues a delete-after job (the workflow checks it)."""
-    from hicopy.adapters.aws import PlanRecords
+    from hicopy.adapters.state_table import PlanRecords
     from hicopy.domain.ports import PlannedCopy
     from tests.support.aws import TABLE
 

@@ -17,17 +17,10 @@ from botocore.exceptions import ClientError, EndpointConnectionError, ParamValid
 from botocore.stub import Stubber
 
 from hicopy import errors
-from hicopy.adapters.aws import (
-    DynamoPaceStore,
-    DynamoSubmissionStore,
-    EventBridgePublisher,
-    ExecutionStarter,
-    PublishedMarker,
-    QueueSender,
-    S3Reader,
-)
+from hicopy.adapters.aws import EventBridgePublisher, ExecutionStarter, QueueSender, S3Reader
 from hicopy.adapters.edge import AWS_ERROR_CODES, THROTTLING_CODES, translate
 from hicopy.adapters.healthimaging import HealthImaging
+from hicopy.adapters.state_table import DynamoPaceStore, DynamoSubmissionStore, PublishedMarker
 from hicopy.domain.ports import PaceKey, SubmissionRecord
 
 DS, IMAGE_SET = "a" * 32, "b" * 32

@@ -5,16 +5,8 @@ import pytest
 
 from hicopy.contract import IMPORT_FAILURES, IMPORT_PLANNED
 from hicopy.domain.conflicts import conflicting_attributes
-from hicopy.domain.imports import (
-    ImportResult,
-    PlannerSettings,
-    handle_import_event,
-    loads_lenient,
-    parse_ndjson,
-    plan_jobs,
-    planned_detail,
-    read_import_result,
-)
+from hicopy.domain.import_output import ImportResult, loads_lenient, parse_ndjson, read_import_result
+from hicopy.domain.imports import PlannerSettings, handle_import_event, plan_jobs, planned_detail
 from hicopy.domain.job import parse_job
 from hicopy.errors import EventPublishFailed, InvalidRequest, ManifestNotReady
 from tests.support.contracts import assert_valid_event
@@ -125,7 +117,7 @@ def test_missing_manifest_is_retryable_but_missing_ndjson_is_empty():
 
 def result_with(*sets):
     r = ImportResult(JOB, DS, "COMPLETED", None, OUT)
-    from hicopy.domain.imports import ImportedImageSet
+    from hicopy.domain.import_output import ImportedImageSet
 
     r.image_sets = [ImportedImageSet(i, p) for i, p in sets]
     return r
@@ -445,7 +437,7 @@ def test_promote_refuses_a_set_that_conflicts_with_its_primary_and_names_the_att
     result = result_with((N1, False), (N2, False))
     jobs = plan_jobs(result, imaging, policy="promote")
     assert [j.job["source"]["imageSetId"] for j in jobs] == [N2]  # N2's Series is in no primary: promoted
-    detail = planned_detail(result, jobs, policy="promote")
+    detail = planned_detail(result, _mark(jobs), policy="promote")
     # Names only ("1 " vs "1": HealthImaging's padding is no conflict), never the values (PHI).
     assert detail["needsResolution"] == [
         {"imageSetId": N1, "primaryImageSetId": P1, "conflictingAttributes": ["Patient.PatientName"]}
@@ -457,7 +449,7 @@ def test_promote_refuses_a_set_that_conflicts_with_its_primary_and_names_the_att
 def test_a_promotable_import_has_nothing_to_resolve():
     result = result_with((N1, False))
     jobs = plan_jobs(result, Imaging(series={N1: ["1.5"]}), policy="promote")
-    assert len(jobs) == 1 and planned_detail(result, jobs, policy="promote")["needsResolution"] == []
+    assert len(jobs) == 1 and planned_detail(result, _mark(jobs), policy="promote")["needsResolution"] == []
 
 
 def test_conflicting_attributes_cover_the_three_levels_and_missing_ones():
@@ -468,3 +460,10 @@ def test_conflicting_attributes_cover_the_three_levels_and_missing_ones():
         "Study.StudyDate",
         "Series.SeriesNumber",
     ]
+
+
+def _mark(jobs):
+    """The import marker the planner writes once it queued ``jobs`` (what ``Import Job Planned`` reports)."""
+    from hicopy.domain.ports import ImportMark
+
+    return ImportMark(status="COMPLETED", jobs=len(jobs), job_ids=tuple(j.job["jobId"] for j in jobs))

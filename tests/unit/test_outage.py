@@ -130,10 +130,10 @@ class FakeOutcomeMarker:
     def __init__(self, seen: set[str] | None = None) -> None:
         self.marked: set[str] = set(seen or ())
 
-    def seen(self, job_id: str) -> bool:
+    def seen(self, job_id: str, received_at: str, now: float) -> bool:
         return job_id in self.marked
 
-    def mark(self, job_id: str, now: float, *, detail_type: str) -> None:
+    def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None:
         self.marked.add(job_id)
 
 

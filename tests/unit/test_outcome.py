@@ -6,6 +6,7 @@ import pytest
 
 from hicopy.contract import FAILED, SUCCEEDED
 from hicopy.domain.awaiting import await_copy
+from hicopy.domain.backoff import Backoff
 from hicopy.domain.outcome import outcome_event, publish_outcome
 from hicopy.domain.planning import prepare
 from hicopy.domain.state import Awaiting, SfnError
@@ -70,7 +71,7 @@ def test_a_failed_merge_reports_the_copy_failed_version_it_produced_not_the_old_
     produced = st.submission.destination.versionId
     imaging.finish(DST, "COPY_FAILED", "INVALID_REQUEST: nope")
     with pytest.raises(CopyFailed) as exc:
-        await_copy(st, imaging, clock, retry_count=0)
+        await_copy(st, imaging, clock, backoff=BACKOFF)
     _, detail = outcome_event(_failed(st, exc.value, "CopyFailed"), clock, None)
     assert produced != before
     assert detail["destination"] == {"imageSetId": DST, "versionId": produced}
@@ -80,8 +81,10 @@ def test_a_wait_budget_that_runs_out_counts_the_status_checks_it_made(imaging, p
     clock = FakeClock()
     st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     st = submit(st, imaging, FakeSubmissions(), pacer, clock)
-    with pytest.raises(CopyStillInProgress) as exc:  # the 7th check (retry 6) is the last the budget allows
-        await_copy(st, imaging, clock, retry_count=6)
+    budget = Backoff(first=5, rate=2.0, cap=120, max_attempts=6)
+    st = st.model_copy(update={"awaiting": Awaiting(checks=6, waitSeconds=60)})  # six checks found it copying
+    with pytest.raises(CopyStillInProgress) as exc:  # the 7th check is the last the budget (6 waits) allows
+        await_copy(st, imaging, clock, backoff=budget)
     _, detail = outcome_event(_failed(st, exc.value, "CopyStillInProgress"), clock, None)
     assert detail["reason"]["code"] == "CopyWaitBudgetExhausted" and detail["statusChecks"] == 7
     assert "is still" in detail["reason"]["message"] and "{" not in detail["reason"]["message"]

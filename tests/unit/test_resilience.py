@@ -33,7 +33,7 @@ from infra.state_machine import (
     AWAIT_TRANSIENT_MAX_DELAY_SECONDS,
 )
 from tests.support.fakes import FakeClock, FakeSubmissions
-from tests.unit.workflow_support import DS, state
+from tests.unit.workflow_support import BACKOFF, DS, state
 
 TIMEOUT = 48 * 3600.0
 OUTAGE = SfnError(Error="ServiceInternalError", Cause='{"errorMessage": "InternalServerException: injected"}')
@@ -65,7 +65,7 @@ def test_verify_reports_a_copy_completed_during_the_outage_as_completed(imaging,
     st, clock, dest = _submitted(imaging, pacer)
     imaging.finish(dest)  # the copy completed while every status check failed
     caught = st.model_copy(update={"error": OUTAGE})
-    verified = await_copy(caught, imaging, clock, retry_count=0, verify=True)
+    verified = await_copy(caught, imaging, clock, backoff=BACKOFF, verify=True)
     assert verified.error is None and verified.done and verified.submission is None
     detail_type, detail = outcome_event(verified, clock, "arn:exec")
     assert detail_type == "Copy Job Succeeded", detail
@@ -75,11 +75,11 @@ def test_verify_sends_a_copy_still_running_back_to_waiting_a_bounded_number_of_t
     st, clock, _ = _submitted(imaging, pacer)
     current = st.model_copy(update={"error": OUTAGE})
     for n in range(1, MAX_VERIFICATIONS + 1):
-        current = await_copy(current, imaging, clock, retry_count=0, verify=True)
+        current = await_copy(current, imaging, clock, backoff=BACKOFF, verify=True)
         assert current.error is None and current.submission is not None and current.verifications == n
         current = current.model_copy(update={"error": OUTAGE})  # AwaitCopy's next budget spent on the outage too
     with pytest.raises(CopyStillInProgress, match="failed with ServiceInternalError") as raised:
-        await_copy(current, imaging, clock, retry_count=0, verify=True)
+        await_copy(current, imaging, clock, backoff=BACKOFF, verify=True)
     assert raised.value.code == "CopyWaitBudgetExhausted"
 
 
@@ -88,7 +88,7 @@ def test_verify_reports_copy_failed_as_such_and_an_unreachable_service_as_the_or
     caught = st.model_copy(update={"error": OUTAGE})
     imaging.finish(dest, "COPY_FAILED", "INVALID_REQUEST: bad")
     with pytest.raises(CopyFailed, match="INVALID_REQUEST"):
-        await_copy(caught, imaging, clock, retry_count=0, verify=True)
+        await_copy(caught, imaging, clock, backoff=BACKOFF, verify=True)
 
     class Down:
         def get_image_set(self, *args, **kwargs):
@@ -96,7 +96,7 @@ def test_verify_reports_copy_failed_as_such_and_an_unreachable_service_as_the_or
 
     # Verify's own error propagates; the state machine records it in $.verifyError and reports $.error (the outage).
     with pytest.raises(ServiceInternalError):
-        await_copy(caught, Down(), clock, retry_count=0, verify=True)
+        await_copy(caught, Down(), clock, backoff=BACKOFF, verify=True)
 
 
 # ======================================================================== 8: pacing is bounded

@@ -10,7 +10,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from hicopy.adapters.aws import DynamoPaceStore, DynamoSubmissionStore, ImportMarker, PublishedMarker
+from hicopy.adapters.state_table import DynamoPaceStore, DynamoSubmissionStore, ImportMarker, PublishedMarker
 from hicopy.domain.ports import ImportMark, PaceKey, SubmissionRecord
 
 TABLE = "state"
@@ -151,7 +151,7 @@ def test_a_new_image_set_is_claimed_once_under_its_own_key(ddb):
 
 
 def test_the_planners_record_of_a_job_is_keyed_by_the_job(ddb):
-    from hicopy.adapters.aws import PlanRecords
+    from hicopy.adapters.state_table import PlanRecords
     from hicopy.domain.ports import PlannedCopy
 
     client, stub = ddb

@@ -15,14 +15,13 @@ from hicopy.domain.statuses import STATES, STORAGE_TIERS, WORKFLOW_STATUSES, Ver
 from hicopy.domain.submission import submit
 from hicopy.errors import (
     CopyFailed,
-    CopyStillInProgress,
     Handling,
     ImageSetConflict,
     ImageSetNotFound,
     UnexpectedImageSetStatus,
 )
 from tests.support.fakes import FakeClock, FakeSubmissions
-from tests.unit.workflow_support import DS, DST, SRC, state
+from tests.unit.workflow_support import BACKOFF, DS, DST, SRC, state
 
 MODEL = botocore.session.get_session().get_service_model("medical-imaging")
 
@@ -72,7 +71,7 @@ def test_prepare_waits_fails_naming_the_status_or_goes_on(imaging, image_set_sta
         assert caught.value.handling is Handling.TERMINAL
 
 
-AWAIT_ERRORS = {Verdict.WAIT: CopyStillInProgress, Verdict.FAIL: (CopyFailed, UnexpectedImageSetStatus)}
+AWAIT_ERRORS = {Verdict.FAIL: (CopyFailed, UnexpectedImageSetStatus)}
 
 
 @pytest.mark.parametrize("image_set_state", enum("ImageSetState"))
@@ -84,10 +83,14 @@ def test_await_copy_waits_fails_naming_the_status_or_goes_on(imaging, pacer, ima
     written.statuses[written.version] = (image_set_state, status, "the service's message")
     action, _ = verdict("await_copy", image_set_state, status)
     if action is Verdict.CONTINUE:
-        assert await_copy(st, imaging, clock, retry_count=0).done
+        assert await_copy(st, imaging, clock, backoff=BACKOFF).done
+        return
+    if action is Verdict.WAIT:  # the next status check after a callback wait
+        waiting = await_copy(st, imaging, clock, backoff=BACKOFF)
+        assert waiting.awaiting is not None and not waiting.done
         return
     with pytest.raises(AWAIT_ERRORS[action]) as caught:
-        await_copy(st, imaging, clock, retry_count=0)
+        await_copy(st, imaging, clock, backoff=BACKOFF)
     if isinstance(caught.value, CopyFailed):
         assert status == "COPY_FAILED" and "the service's message" in caught.value.message
     else:

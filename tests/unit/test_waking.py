@@ -1,7 +1,8 @@
 """HealthImaging's copy events cut AwaitCopy's wait short: every race between a waiter and its event.
 
-The in-memory store below has the semantics of ``hicopy.adapters.aws.DynamoWakeStore`` (each side one atomic update
-returning what the other left); ``tests/functional/test_wake_store.py`` runs the same races on the real adapter.
+The in-memory store below has the semantics of ``hicopy.adapters.state_table.DynamoWakeStore`` (each side one
+atomic update returning what the other left); ``tests/functional/test_wake_store.py`` runs the same races on the
+real adapter.
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ from hicopy.adapters.aws import BODY_ENCODING_ATTRIBUTE
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
 from hicopy.clock import SystemClock, iso
 from hicopy.contract import DATASTORE_ID_PATTERN, POLICIES, Policy
-from hicopy.domain.imports import ImportedImageSet, ImportResult, PlannedJob, plan_jobs
+from hicopy.domain.import_output import ImportedImageSet, ImportResult
+from hicopy.domain.imports import PlannedJob, plan_jobs
 from hicopy.domain.intake import TRIGGER_ATTRIBUTE, accept, loads_strict
 from hicopy.domain.job import CopyJob, parse_job
 from hicopy.domain.outcome import describe_error

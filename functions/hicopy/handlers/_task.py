@@ -7,7 +7,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-from hicopy.adapters.aws import DynamoPaceStore
+from hicopy.adapters.state_table import DynamoPaceStore
 from hicopy.domain.pacing import Pacer
 from hicopy.domain.state import TaskInput, WorkflowState
 from hicopy.observability import logger

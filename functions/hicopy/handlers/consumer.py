@@ -16,15 +16,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import (
-    DynamoPaceStore,
-    EventBridgePublisher,
-    ExecutionStarter,
-    JobRequeuer,
-    MessageVisibility,
-    QueueSender,
-    RejectionMarker,
-)
+from hicopy.adapters.aws import EventBridgePublisher, ExecutionStarter, JobRequeuer, MessageVisibility, QueueSender
+from hicopy.adapters.state_table import DynamoPaceStore, RejectionMarker
 from hicopy.clock import Clock, get_clock
 from hicopy.domain.admission import ADMISSION_ATTRIBUTE, Admission, Ticket
 from hicopy.domain.backoff import redelivery_delay

@@ -8,8 +8,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import PlanRecords
 from hicopy.adapters.healthimaging import HealthImaging
+from hicopy.adapters.state_table import PlanRecords
 from hicopy.clock import get_clock
 from hicopy.domain.deletion import delete_source
 from hicopy.handlers._task import account_pacer, run_task

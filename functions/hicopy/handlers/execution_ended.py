@@ -9,7 +9,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ExecutionReader, PublishedMarker
+from hicopy.adapters.aws import EventBridgePublisher, ExecutionReader
+from hicopy.adapters.state_table import PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.domain.outcome import ended_execution, publish_for_ended_execution
 from hicopy.observability import logger, metrics, tracer

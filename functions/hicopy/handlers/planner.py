@@ -9,8 +9,9 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ImportMarker, PlanRecords, QueueSender, S3Reader
+from hicopy.adapters.aws import EventBridgePublisher, QueueSender, S3Reader
 from hicopy.adapters.healthimaging import HealthImaging, PlannerImaging
+from hicopy.adapters.state_table import ImportMarker, PlanRecords
 from hicopy.clock import get_clock
 from hicopy.domain.imports import PlannerSettings, handle_import_event
 from hicopy.observability import logger, metrics, tracer

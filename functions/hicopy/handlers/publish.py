@@ -8,7 +8,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, PublishedMarker
+from hicopy.adapters.aws import EventBridgePublisher
+from hicopy.adapters.state_table import PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.contract import SUCCEEDED
 from hicopy.domain.outcome import publish_outcome

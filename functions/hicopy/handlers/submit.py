@@ -7,8 +7,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import DynamoSubmissionStore
 from hicopy.adapters.healthimaging import HealthImaging
+from hicopy.adapters.state_table import DynamoSubmissionStore
 from hicopy.clock import get_clock
 from hicopy.domain.submission import submit
 from hicopy.handlers._task import account_pacer, run_task
