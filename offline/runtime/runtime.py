@@ -104,9 +104,7 @@ _ASL_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
 
 
 def _not_a_workflow_outcome(record: logging.LogRecord) -> bool:
-    return not str(record.msg).startswith("%s at ") or not str(record.args[0] if record.args else "").startswith(
-        "Exception=FailureEventException"
-    )
+    return not record.getMessage().startswith("Exception=FailureEventException")
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
