@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from hicopy.contract import FAILED, REJECTED, SUCCEEDED
+
 ROOT = Path(__file__).resolve().parents[2]
 LINE = re.compile(r"^  \[\s*[\d.]+s\] (.{22}) (.*)$")
 
@@ -43,16 +45,16 @@ def test_the_demo_prints_nothing_on_stderr_and_its_lines_in_causal_order() -> No
     assert done.stderr == ""
     lines = _lines(done.stdout)
     for job, event in [
-        ("whole copy", "Image Set Copy Succeeded"),
-        ("subset copy", "Image Set Copy Succeeded"),
-        ("merge into existing", "Image Set Copy Succeeded"),
-        ("service fails copy", "Image Set Copy Failed"),
+        ("whole copy", SUCCEEDED),
+        ("subset copy", SUCCEEDED),
+        ("merge into existing", SUCCEEDED),
+        ("service fails copy", FAILED),
     ]:
         _before(lines, job, "execution started", "-> Prepare")
         _before(lines, job, "-> AwaitCopy", "AwaitCopy: still copying -> Retry (backoff + full jitter)")
-        publisher = "-> PublishResult" if "Succeeded" in event else "-> PublishFailure"
+        publisher = "-> PublishResult" if event == SUCCEEDED else "-> PublishFailure"
         _before(lines, job, publisher, f"event on hicopy-events: {event}")
     # The rejected job: its batch is received before the consumer publishes the rejection.
     order = [text for _who, text in lines]
-    rejected = order.index("event on hicopy-events: Copy Job Rejected")
+    rejected = order.index(f"event on hicopy-events: {REJECTED}")
     assert order[rejected - 1] == "SQS batch of 1 -> JobConsumer", order[rejected - 3 : rejected + 1]
