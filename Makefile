@@ -10,10 +10,11 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lock lint format typecheck test test-aws unit soak demo run-job seed bench bench-backlog schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test test-aws unit soak demo local run-job seed bench bench-backlog schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
+	@echo "make local    the orchestrator as a local server on 127.0.0.1:4599 for the AWS CLI, boto3 and hicopy (Ctrl-C stops)"
 	@echo "make test     lint, type-check and run every test suite"
 	@echo "make soak     long fault-injection and fuzz runs"
 	@echo "make bench    throughput benchmark: shipped policy vs naive policy"
@@ -64,6 +65,9 @@ soak: venv
 
 demo: venv
 	$(BIN)/python -m offline.demo
+
+local: venv  ## make local ARGS="--seed --port 4599"
+	$(BIN)/hicopy local $(ARGS)
 
 run-job: venv  ## make run-job JOB=my-job.json ARGS="--seed"
 	$(BIN)/python -m offline run-job $(JOB) $(ARGS)

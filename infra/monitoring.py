@@ -133,6 +133,7 @@ class Monitoring(Construct):
             )
 
         self.dashboard = cloudwatch.Dashboard(self, "Dashboard", default_interval=Duration.hours(6))
+        self._project_metrics(period, state_machine, job_queue, functions)
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(
                 title="Copy executions",
@@ -191,5 +192,63 @@ class Monitoring(Construct):
                 ),
                 width=12,
                 height=6,
+            ),
+        )
+
+    def _project_metrics(
+        self,
+        period: Duration,
+        state_machine: sfn.StateMachine,
+        job_queue: sqs.IQueue,
+        functions: Mapping[str, lambda_.IFunction],
+    ) -> None:
+        """The first row: the project's own metrics (Powertools EMF, namespace ``HealthImagingCopy``, dimension
+        ``service``), throttles and the backlog's age."""
+
+        def own(name: str, statistic: str, label: str | None = None) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": SERVICE_NAME},
+                period=period,
+                statistic=statistic,
+                label=label or name,
+            )
+
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Jobs: succeeded, failed, rejected",
+                left=[own("JobsSucceeded", "Sum"), own("JobsFailed", "Sum"), own("JobsRejected", "Sum")],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Copy duration (s): p50, p95",
+                left=[
+                    own("CopyDurationSeconds", "p50", "CopyDurationSeconds p50"),
+                    own("CopyDurationSeconds", "p95", "CopyDurationSeconds p95"),
+                ],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Status checks and throttles",
+                left=[own("StatusChecks", "Sum")],
+                right=[
+                    state_machine.metric_throttled(period=period, statistic="Sum", label="ExecutionThrottled"),
+                    cloudwatch.MathExpression(
+                        expression=" + ".join(f"FILL(t{i}, 0)" for i in range(len(functions))) or "0",
+                        using_metrics={
+                            f"t{i}": fn.metric_throttles(period=period, statistic="Sum")
+                            for i, fn in enumerate(functions.values())
+                        },
+                        label="Lambda throttles (all functions)",
+                        period=period,
+                    ),
+                ],
+                width=6,
+            ),
+            cloudwatch.GraphWidget(
+                title="Backlog: age of the oldest job (s)",
+                left=[job_queue.metric_approximate_age_of_oldest_message(period=period, statistic="Maximum")],
+                width=6,
             ),
         )

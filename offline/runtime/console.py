@@ -49,10 +49,12 @@ class ProgressPrinter:
 
     def __call__(self, p: Progress) -> None:
         data = p.data
-        if p.kind == "sqs.batch":
+        if p.kind == "sqs.receive":  # before the function runs: what it causes prints after
+            self.line(p.at, "job queue", f"SQS batch of {data['received']} -> {data['function']}")
+        elif p.kind == "sqs.batch":
             batch = data["batch"]
-            failed = f", {len(batch.failed)} failed -> retried or redriven" if batch.failed else ""
-            self.line(p.at, "job queue", f"SQS batch of {batch.received} -> JobConsumer{failed}")
+            if batch.failed:
+                self.line(p.at, "job queue", f"{len(batch.failed)} of {batch.received} failed -> retried or redriven")
         elif p.kind == "execution.start":
             job = data.get("name", "?")
             self._exec_jobs[data["arn"]] = job

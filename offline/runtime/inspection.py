@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -97,6 +98,7 @@ class ExecutionTracker:
         self.state_machine_arns = list(state_machine_arns)
         self.progress = progress
         self._views: dict[str, _ExecutionView] = {}
+        self._observing = threading.RLock()  # observed from the driver and from handlers (progress.sync)
 
     @property
     def seen(self) -> int:
@@ -140,6 +142,10 @@ class ExecutionTracker:
 
     def observe(self) -> None:
         """Follow every execution's state changes (for ``progress`` and ``ExecutionInfo.states``)."""
+        with self._observing:
+            self._observe()
+
+    def _observe(self) -> None:
         for sm_arn in self.state_machine_arns:
             for ex in self.list_executions(sm_arn):
                 arn = ex["executionArn"]

@@ -24,8 +24,9 @@ LOG = logging.getLogger(__name__)
 class Progress:
     """One progress notification (for ``LocalRuntime(progress=callback)``)."""
 
-    kind: str  # sqs.send | event.put | sqs.batch | lambda | execution.start | execution.state | execution.end |
+    # sqs.send | event.put | sqs.receive | sqs.batch | lambda | execution.start | execution.state | execution.end |
     # event.published | service.event
+    kind: str
     message: str
     at: float  # seconds since the runtime started (real time)
     data: dict[str, Any] = field(default_factory=dict)
@@ -40,6 +41,17 @@ class ProgressReporter:
         self.t0 = time.monotonic()
         self.custom_bus: str | None = None
         self.construct_of: Callable[[str], str] = lambda function_name: function_name
+        # Reports the state changes that happened so far (the execution tracker's ``observe``): called before a
+        # handler's result, an event or an SQS batch is reported, so a state is printed before what it caused.
+        self.sync: Callable[[], None] | None = None
+
+    def _sync(self) -> None:
+        if self.callback is None or self.sync is None:
+            return
+        try:
+            self.sync()
+        except Exception:  # pragma: no cover - progress output must never break the pipeline
+            LOG.exception("progress sync failed")
 
     @property
     def enabled(self) -> bool:
@@ -56,14 +68,23 @@ class ProgressReporter:
     def invocation(self, inv: Invocation) -> None:
         """``LambdaRunner.on_invocation``."""
         outcome = "ok" if inv.ok else f"{inv.error_type}: {inv.error_message}"
+        self._sync()
         self.emit("lambda", f"{inv.construct_id} -> {outcome}", invocation=inv)
+
+    def receive(self, function_arn: str, received: int) -> None:
+        """``SqsPoller.on_receive``: a batch is about to be handed to ``function_arn``."""
+        function = self.construct_of(function_arn.rsplit(":", 1)[-1])
+        self._sync()
+        self.emit("sqs.receive", f"{received} message(s) -> {function}", function=function, received=received)
 
     def batch(self, batch: BatchResult) -> None:
         """``SqsPoller.on_batch``."""
         function = self.construct_of(batch.mapping.function_arn.rsplit(":", 1)[-1])
+        self._sync()
         self.emit("sqs.batch", f"{batch.received} message(s) -> {function}, {len(batch.failed)} failed", batch=batch)
 
     def published(self, published: PublishedEvent) -> None:
         """``EventRouter.on_publish``."""
         kind = "event.published" if published.bus == self.custom_bus else "service.event"
+        self._sync()
         self.emit(kind, f"{published.bus}: {published.event['detail-type']}", event=published.event, bus=published.bus)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import threading
 import time
@@ -96,6 +97,15 @@ AWS_ENV = {
 }
 
 _T = TypeVar("_T")
+
+# moto's Step Functions interpreter logs every state failure at ERROR level with the whole error and cause (a Lambda
+# stack trace, a job's image set IDs): for a task error or a Fail state that is the workflow's own outcome, already
+# in the execution history. Those records are dropped; any other interpreter exception still shows.
+_ASL_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
+
+
+def _not_a_workflow_outcome(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Exception=FailureEventException")
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,6 +222,7 @@ class LocalRuntime:
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": True}})
         self._mock.start()
         self._started = True
+        logging.getLogger(_ASL_LOGGER).addFilter(_not_a_workflow_outcome)
         progress = self._progress
         progress.t0 = t0  # progress times count from the start
         async_invoker = AsyncInvoker(
@@ -252,6 +263,7 @@ class LocalRuntime:
             region=REGION,
             real_seconds=self.clock.real_seconds,
             on_batch=progress.batch,
+            on_receive=progress.receive,
         )
         attach_event_source_mappings(self.client("lambda"), poller)
         self.timings["deploy"] = time.monotonic() - t1
@@ -267,6 +279,7 @@ class LocalRuntime:
         self._status_events = ExecutionStatusEvents(
             clients=self.client, account=ACCOUNT, region=REGION, state_machine_arns=deployment.state_machine_arns
         )
+        progress.sync = self._executions.observe
         self._driver = Driver(
             poller=poller,
             async_invoker=async_invoker,
@@ -321,6 +334,7 @@ class LocalRuntime:
                 with contextlib.suppress(Exception):
                     self._mock.stop()
                 self._mock = None
+            logging.getLogger(_ASL_LOGGER).removeFilter(_not_a_workflow_outcome)
             for key, value in self._saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)

@@ -59,12 +59,14 @@ class SqsPoller:
         region: str,
         real_seconds: Callable[[float], float],
         on_batch: Callable[[BatchResult], None] | None = None,
+        on_receive: Callable[[str, int], None] | None = None,
     ) -> None:
         self.sqs = sqs
         self.lambda_client = lambda_client
         self.region = region
         self.real_seconds = real_seconds
         self.on_batch = on_batch
+        self.on_receive = on_receive  # (function ARN, messages) before the function is invoked
         self.mappings: list[Mapping] = []
         self.batches: list[BatchResult] = []
         self._release: list[tuple[float, str, str]] = []  # (due monotonic, queue url, receipt handle)
@@ -216,6 +218,8 @@ class SqsPoller:
         if not records:
             return len(messages)
         ids = {r["messageId"] for r in records}
+        if self.on_receive is not None:
+            self.on_receive(mapping.function_arn, len(messages))
         response = self.lambda_client.invoke(
             FunctionName=mapping.function_arn, Payload=json.dumps({"Records": records}).encode()
         )

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
+from hicopy.contract import METRICS_NAMESPACE, SERVICE_NAME
 from infra.config import config_from_dict
 from infra.import_planning import MANIFEST_WAIT_SECONDS
 from tests.infra.helpers import DS1, DS2, TEST_CONFIG, VARIANT_CONFIG, logical_id, render, resources
@@ -366,6 +368,15 @@ def test_dashboard(template_json: dict[str, Any]) -> None:
     (dashboard,) = resources(template_json, "AWS::CloudWatch::Dashboard").values()
     body = render(dashboard["Properties"]["DashboardBody"])
     for metric in ("ExecutionsFailed", "ApproximateNumberOfMessagesVisible", "Errors", "Throttles"):
+        assert metric in body
+    # the project's own metrics, as the handlers emit them (Powertools EMF: namespace and service dimension)
+    widgets = json.loads(body)["widgets"]
+    own = [m for w in widgets for m in w["properties"].get("metrics", []) if m[0] == METRICS_NAMESPACE]
+    assert {m[1] for m in own} == {"JobsSucceeded", "JobsFailed", "JobsRejected", "StatusChecks", "CopyDurationSeconds"}
+    assert all(m[2:4] == ["service", SERVICE_NAME] for m in own)
+    stats = {opt.get("stat") for m in own for opt in m if isinstance(opt, dict) and m[1] == "CopyDurationSeconds"}
+    assert stats == {"p50", "p95"}
+    for metric in ("ExecutionThrottled", "ApproximateAgeOfOldestMessage"):
         assert metric in body
     # moto's CloudFormation (the offline runtime) creates no alarms: the dashboard must not reference them
     assert not [a for a in resources(template_json, "AWS::CloudWatch::Alarm") if a in str(dashboard)]

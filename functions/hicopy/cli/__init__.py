@@ -1,4 +1,4 @@
-"""``hicopy``: the command line for a deployed copy orchestrator (see ``hicopy --help`` and docs/operating.md)."""
+"""``hicopy``: the command line for a deployed copy orchestrator (``hicopy --help``; README, "Operating it")."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from typing import TextIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from hicopy.cli import listing, planning, queues, rerun, submitting, sweep, watching
+from hicopy.cli import listing, local, planning, queues, rerun, submitting, sweep, watching
 from hicopy.cli.context import Context
 from hicopy.cli.jobs import InputError
 from hicopy.cli.output import Output, UsageError
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (submitting, planning, listing, watching, rerun, queues, sweep):
+    for module in (submitting, planning, listing, watching, rerun, queues, sweep, local):
         module.register(sub, common)
     return parser
 
