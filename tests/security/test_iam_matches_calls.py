@@ -70,6 +70,7 @@ HANDLERS = [
     "hicopy.handlers.delete_source.handler",
     "hicopy.handlers.publish.handler",
     "hicopy.handlers.planner.handler",
+    "hicopy.handlers.copy_waker.handler",
 ]
 
 
@@ -180,6 +181,10 @@ def touched(template: dict[str, Any], run: ScenarioRun, call: Call) -> list[str]
         return [_wired(template, call.handler, run, p["TableName"])]
     if call.service == "events":
         return [_wired(template, call.handler, run, e["EventBusName"]) for e in p["Entries"]]
+    if call.service == "stepfunctions" and call.operation == "SendTaskSuccess":
+        # A task token belongs to a state machine: the only one in the stack (the waker wakes its tasks).
+        (machine,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        return [ARN_OF_TYPE["AWS::StepFunctions::StateMachine"].format(machine)]
     if call.service == "stepfunctions":
         return [_wired(template, call.handler, run, p["stateMachineArn"])]
     raise AssertionError(f"no resource mapping for {call.service}:{call.operation}")
