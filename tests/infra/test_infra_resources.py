@@ -372,7 +372,10 @@ def test_dashboard(template_json: dict[str, Any]) -> None:
     # the project's own metrics, as the handlers emit them (Powertools EMF: namespace and service dimension)
     widgets = json.loads(body)["widgets"]
     own = [m for w in widgets for m in w["properties"].get("metrics", []) if m[0] == METRICS_NAMESPACE]
-    assert {m[1] for m in own} == {"JobsSucceeded", "JobsFailed", "JobsRejected", "StatusChecks", "CopyDurationSeconds"}
+    assert {m[1] for m in own} == {
+        *("JobsSucceeded", "JobsFailed", "JobsRejected", "StatusChecks", "CopyDurationSeconds"),
+        "JobAgeSeconds",  # the backlog's age (admission), beside SQS's own ApproximateAgeOfOldestMessage
+    }
     assert all(m[2:4] == ["service", SERVICE_NAME] for m in own)
     stats = {opt.get("stat") for m in own for opt in m if isinstance(opt, dict) and m[1] == "CopyDurationSeconds"}
     assert stats == {"p50", "p95"}

@@ -33,10 +33,11 @@ from urllib.parse import urlsplit
 import boto3
 
 from hicopy.adapters.state_table import DynamoSubmissionStore
-from hicopy.errors import CopyStillInProgress, ImageSetConflict, OrchestratorError, ServiceThrottled
+from hicopy.errors import ImageSetConflict, OrchestratorError, ServiceThrottled
 from hicopy.handlers import (
     await_copy,
     consumer,
+    copy_waker,
     delete_source,
     execution_ended,
     pace,
@@ -219,14 +220,20 @@ def drive(run: ScenarioRun, state: dict[str, Any], *, before_delete: Any = None)
                     break
                 except (ServiceThrottled, ImageSetConflict):
                     env.clock.t += 5
-            attempt = 0
             while True:
-                try:
-                    state = run.task(await_copy, state, attempt)
+                state = run.task(await_copy, state)
+                if "awaiting" not in state:
                     break
-                except CopyStillInProgress:
-                    attempt += 1
-                    env.clock.t += 4
+                # WaitForCopyEvent: the waiter parks its token; HealthImaging's copy event (a hint) wakes it
+                dest = state["submission"]["destination"]
+                ds = state["job"]["datastoreId"]
+                token = f"token-{state['job']['jobId']}-{state['awaiting']['checks']}"
+                run.call(copy_waker, {"taskToken": token, "datastoreId": ds, **dest})
+                env.clock.t += 4
+                hint = {"imageSetVersion": dest["versionId"], "datastoreId": ds, "imageSetId": dest["imageSetId"]}
+                run.call(
+                    copy_waker, {"source": "aws.medical-imaging", "detail-type": "Image Set Copied", "detail": hint}
+                )
             if state["done"] and not _delete_pending(state):
                 break
     except OrchestratorError as exc:

@@ -75,6 +75,7 @@ HANDLERS = [
     "hicopy.handlers.publish.handler",
     "hicopy.handlers.planner.handler",
     "hicopy.handlers.execution_ended.handler",
+    "hicopy.handlers.copy_waker.handler",
 ]
 
 
@@ -192,6 +193,10 @@ def touched(template: dict[str, Any], run: ScenarioRun, call: Call) -> list[str]
             lid for lid, r in template["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"
         ]
         return [PARTITION_REGION_ACCOUNT.replace("{service}", "states") + f"execution:${{{machine}.Name}}:{name}"]
+    if call.service == "stepfunctions" and call.operation == "SendTaskSuccess":
+        # A task token belongs to a state machine: the only one in the stack (the waker wakes its tasks).
+        (machine,) = [k for k, r in template["Resources"].items() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+        return [ARN_OF_TYPE["AWS::StepFunctions::StateMachine"].format(machine)]
     if call.service == "stepfunctions":
         return [_wired(template, call.handler, run, p["stateMachineArn"])]
     raise AssertionError(f"no resource mapping for {call.service}:{call.operation}")
