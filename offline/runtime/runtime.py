@@ -104,8 +104,13 @@ _T = TypeVar("_T")
 _ASL_LOGGER = "moto.stepfunctions.parser.asl.component.eval_component"
 
 
+# What moto's interpreter logs at ERROR for the workflow's own control flow: a task's failure the state machine
+# catches, and a Choice's ``IsPresent`` on a path that is absent (``$.awaiting`` once a copy is done).
+_WORKFLOW_OUTCOMES = ("Exception=FailureEventException", "Exception=NoSuchJsonPathError")
+
+
 def _not_a_workflow_outcome(record: logging.LogRecord) -> bool:
-    return not record.getMessage().startswith("Exception=FailureEventException")
+    return not record.getMessage().startswith(_WORKFLOW_OUTCOMES)
 
 
 def _merge(base: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """A backlog longer than the execution timeout, end to end (issue #13): the real template, state machine, consumer
-and handlers on the local runtime, scaled down — 0.005 copies/s (one slot every 206 s), a 1-hour execution timeout
-and 36 jobs sent at once, about twice what one timeout window holds (3600 / 206 = 17.5). Without backpressure the
+and handlers on the local runtime, scaled down — 0.00125 copies/s (one slot every 824 s), a 4-hour execution timeout
+(the shortest the configuration allows: it must outlast the status polling and 3 h of Publish retries) and 36 jobs
+sent at once, about twice what one timeout window holds (14400 / 824 = 17.5). Without backpressure the
 executions started last would wait for their slot past the timeout and end TIMED_OUT with no event; with it the jobs
 wait in the job queue and every job ends with exactly one terminal event."""
 
@@ -14,8 +15,10 @@ from hicopy.contract import SUCCEEDED
 from offline.runtime import LocalRuntime
 from tests.e2e.helpers import terminal_events
 
-RATE = 0.005
-TIMEOUT_HOURS = 1
+RATE = 0.00125
+TIMEOUT_HOURS = 4
+# A quarter of the e2e default time scale: the slots are as far apart in real time (about 2 s) as at 0.005/s.
+TIME_SCALE = 0.0025
 JOBS = 36
 
 
@@ -33,7 +36,8 @@ def test_a_backlog_twice_the_timeout_window_ends_with_one_event_per_job(
             "executionTimeoutHours": TIMEOUT_HOURS,
             "polling": {"maxWaitSeconds": 1800},
         },
-        copy_duration=20.0,
+        copy_duration=80.0,
+        time_scale=TIME_SCALE,
     )
     src = rt.seed_image_set(series=1, instances_per_series=1)
     for n in range(JOBS):
@@ -49,6 +53,6 @@ def test_a_backlog_twice_the_timeout_window_ends_with_one_event_per_job(
     assert Counter(e["detail"]["jobId"] for e in events) == {f"backlog-{n}": 1 for n in range(JOBS)}
     assert {e["detail-type"] for e in events} == {SUCCEEDED}
     assert statuses == {"SUCCEEDED": JOBS}, statuses  # none TIMED_OUT
-    # the backlog really outlasted one execution timeout: its copies spanned more than an hour
+    # the backlog really outlasted one execution timeout: its copies spanned more than the timeout
     done = sorted(_ts(e["detail"]["completedAt"]) for e in events)
     assert (done[-1] - done[0]).total_seconds() > TIMEOUT_HOURS * 3600

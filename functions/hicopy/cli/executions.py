@@ -22,8 +22,6 @@ NOT_FOUND = "NOT_FOUND"
 RUNNING = "RUNNING"
 SUCCEEDED = "SUCCEEDED"
 UNFINISHED = (RUNNING, NOT_FOUND, "PENDING_REDRIVE")
-# The state machine's status polling step (a state name of infra/state_machine.py).
-AWAIT_STEP = "AwaitCopy"
 _SCHEDULED = ("LambdaFunctionScheduled", "TaskScheduled")
 _FAILED = ("LambdaFunctionFailed", "LambdaFunctionTimedOut", "TaskFailed", "TaskTimedOut")
 _MISSING = ("ExecutionDoesNotExist", "ResourceNotFound", "ResourceNotFoundException")
@@ -163,8 +161,8 @@ def read_status(stack: Stack, job_id: str) -> JobStatus:
         failures = [_details(e).get("error") for e in since if e["type"] in _FAILED]
         status.attempts = len(scheduled)
         status.last_error = next((e for e in reversed(failures) if e), None)
-        if status.step == AWAIT_STEP:
-            status.status_checks += len(scheduled)
+        # The current chunk's checks so far: AwaitCopy records them in the state (``awaiting``) between its waits.
+        status.status_checks += int((state.get("awaiting") or {}).get("checks", 0))
     if status.finished and status.status != SUCCEEDED:
         status.reason, checks = _reason(described)
         status.status_checks += checks
