@@ -13,10 +13,11 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from hicopy.contract import COPY_RESULT_DETAIL_TYPES, HEALTHIMAGING_SOURCE
+from hicopy.contract import COPY_RESULT_DETAIL_TYPES
 from hicopy.settings import AwaitEnv, EnvValue, PaceEnv, PaceTaskEnv, PrepareEnv, PublishEnv, WakerEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
+from infra.ingress import healthimaging_events
 from infra.lambda_factory import LambdaFactory
 from infra.permissions import (
     AWAIT_COPY_ACTIONS,
@@ -89,11 +90,7 @@ class CopyWorkflow(Construct):
             self,
             "CopyEventsRule",
             description="HealthImaging Image Set Copied/Copy Failed of the configured data stores -> copy waker",
-            event_pattern=events.EventPattern(
-                source=[HEALTHIMAGING_SOURCE],
-                detail_type=list(COPY_RESULT_DETAIL_TYPES),
-                detail={"datastoreId": list(config.datastore_ids)},
-            ),
+            event_pattern=healthimaging_events(list(COPY_RESULT_DETAIL_TYPES), list(config.datastore_ids)),
             targets=[
                 targets.LambdaFunction(
                     self.functions.copy_waker,

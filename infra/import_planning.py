@@ -9,11 +9,11 @@ from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from constructs import Construct
 
-from hicopy.contract import HEALTHIMAGING_IMPORT_DETAIL_TYPES, HEALTHIMAGING_SOURCE
+from hicopy.contract import HEALTHIMAGING_IMPORT_DETAIL_TYPES
 from hicopy.settings import PlannerEnv
 from infra.acknowledge import HIPAA, acknowledge
 from infra.config import HicopyConfig
-from infra.ingress import RULE_MAX_EVENT_AGE_HOURS, RULE_RETRY_ATTEMPTS, JobQueues
+from infra.ingress import RULE_MAX_EVENT_AGE_HOURS, RULE_RETRY_ATTEMPTS, JobQueues, healthimaging_events
 from infra.lambda_factory import LambdaFactory
 from infra.permissions import PLANNER_ACTIONS, allow_import_output_read, allow_medical_imaging
 
@@ -91,11 +91,7 @@ class ImportPlanning(Construct):
             self,
             "ImportEventsRule",
             description="HealthImaging Import Job Completed/Failed of the configured data stores -> import planner",
-            event_pattern=events.EventPattern(
-                source=[HEALTHIMAGING_SOURCE],
-                detail_type=list(HEALTHIMAGING_IMPORT_DETAIL_TYPES),
-                detail={"datastoreId": list(config.datastore_ids)},
-            ),
+            event_pattern=healthimaging_events(list(HEALTHIMAGING_IMPORT_DETAIL_TYPES), list(config.datastore_ids)),
             targets=[
                 targets.LambdaFunction(
                     self.planner,

@@ -21,7 +21,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from hicopy.contract import COPY_REQUESTED
+from hicopy.contract import COPY_REQUESTED, HEALTHIMAGING_SOURCE
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, redelivery_budget_seconds
 from hicopy.settings import ConsumerEnv
 from infra.acknowledge import AWS_SOLUTIONS, HIPAA, acknowledge, logical_id
@@ -106,6 +106,13 @@ class JobQueues:
             "ImportRuleDeadLetterQueue": self.import_rule_dlq,
             "ExecutionEndedDeadLetterQueue": self.execution_ended_dlq,
         }
+
+
+def healthimaging_events(detail_types: list[str], datastore_ids: list[str]) -> events.EventPattern:
+    """HealthImaging's own events (on the default bus) of these detail-types, for the configured data stores only."""
+    return events.EventPattern(
+        source=[HEALTHIMAGING_SOURCE], detail_type=detail_types, detail={"datastoreId": datastore_ids}
+    )
 
 
 def archive_name(bus_name: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.adapters.state_table import DynamoPaceStore
 from hicopy.domain.pacing import Pacer
 from hicopy.domain.state import TaskInput, WorkflowState
@@ -26,3 +27,9 @@ def account_pacer() -> Pacer:
     """The account-wide pacer: Pace reserves slots with it, Submit and DeleteSource take their turn to call."""
     env = load(PaceEnv)
     return Pacer(DynamoPaceStore(env.STATE_TABLE_NAME), rate=env.COPY_RATE_PER_SECOND, burst=env.COPY_BURST)
+
+
+@cache
+def healthimaging() -> HealthImaging:
+    """The HealthImaging adapter of the task functions that call it: one per container (its client is reused)."""
+    return HealthImaging()

@@ -8,18 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.clock import get_clock
 from hicopy.domain.awaiting import await_copy
 from hicopy.domain.backoff import Backoff
-from hicopy.handlers._task import run_task
+from hicopy.handlers._task import healthimaging, run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import AwaitEnv, load
-
-
-@cache
-def _imaging() -> HealthImaging:
-    return HealthImaging()
 
 
 @cache
@@ -36,4 +30,6 @@ def _backoff() -> Backoff:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler(capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return run_task(event, lambda t: await_copy(t.state, _imaging(), get_clock(), backoff=_backoff(), verify=t.verify))
+    return run_task(
+        event, lambda t: await_copy(t.state, healthimaging(), get_clock(), backoff=_backoff(), verify=t.verify)
+    )

@@ -8,18 +8,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.healthimaging import HealthImaging
 from hicopy.adapters.state_table import PlanRecords
 from hicopy.clock import get_clock
 from hicopy.domain.deletion import delete_source
-from hicopy.handlers._task import account_pacer, run_task
+from hicopy.handlers._task import account_pacer, healthimaging, run_task
 from hicopy.observability import logger, tracer
 from hicopy.settings import PaceEnv, load
-
-
-@cache
-def _imaging() -> HealthImaging:
-    return HealthImaging()
 
 
 @cache
@@ -32,5 +26,7 @@ def _plans() -> PlanRecords:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return run_task(
         event,
-        lambda t: delete_source(t.state, _imaging(), account_pacer(), get_clock(), plans=_plans(), imaging=_imaging()),
+        lambda t: delete_source(
+            t.state, healthimaging(), account_pacer(), get_clock(), plans=_plans(), imaging=healthimaging()
+        ),
     )
