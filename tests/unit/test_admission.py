@@ -123,3 +123,10 @@ def test_a_corrupt_or_absurd_schedule_item_does_not_stall_the_queue(stored: obje
     admission = Admission(store, copy_rate=0.25, rng=random.Random(1))
     assert admission.horizon(clock.now()) == 0.0
     assert admission.decide("bulk", Ticket("m-1", clock.now()), clock).admitted
+
+
+def test_a_sender_written_ticket_nested_too_deep_is_ignored_not_a_crash() -> None:
+    """``hicopyAdmission`` is a message attribute any sender can write: one nested 1,500 levels deep must not raise
+    RecursionError out of the consumer (the message would be retried into the DLQ with no rejection event)."""
+    deep = "[" * 1500 + "]" * 1500
+    assert Ticket.of(message_id="m-1", sent_at=100.0, attribute=deep) == Ticket("m-1", 100.0)

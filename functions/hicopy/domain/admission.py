@@ -107,7 +107,7 @@ class Ticket(NamedTuple):
             try:
                 data = json.loads(attribute)
                 ticket = cls(str(data["messageId"]), float(data["firstSeen"]), int(data["deferrals"]))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, RecursionError):  # a sender may write the attribute
                 ticket = None
             if ticket is not None and ticket.message_id and ticket.deferrals >= 0 and math.isfinite(ticket.first_seen):
                 return cls(ticket.message_id, min(ticket.first_seen, sent_at), ticket.deferrals)
