@@ -321,10 +321,19 @@ class MotoPatches(Patcher):
         self._set(ts_mod.Timestamp, "_get_wait_seconds", _get_wait_seconds)
 
         from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Timeout
+        from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
         def _eval_timeout(timeout: Any, env: Any) -> None:
-            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's.
-            env.stack.append(clock.real_seconds(timeout._eval_seconds(env=env)))
+            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's, in two
+            # threads. moto's TimeoutSecondsPath reads its input from the top of the shared stack, which the other
+            # thread may have pushed to (the TaskScheduled event then recorded a whole state as its timeout, and
+            # GetExecutionHistory failed to serialize): the path is read from the state's input instead.
+            json_path = getattr(getattr(timeout, "string_sampler", None), "json_path", None)
+            if isinstance(json_path, str):
+                seconds = extract_json(json_path, env.states.get_input())
+            else:
+                seconds = timeout._eval_seconds(env=env)
+            env.stack.append(clock.real_seconds(seconds))
 
         self._set(Timeout, "_eval_body", _eval_timeout)
 
