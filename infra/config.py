@@ -65,15 +65,25 @@ class _Model(BaseModel):
 
 
 class PollingConfig(_Model):
-    """AwaitCopy's status polling: the Step Functions Retry of the still-copying error."""
+    """AwaitCopy's waits between status checks (``hicopy.domain.backoff.Backoff``): backoff with full jitter, or long
+    waits ended by HealthImaging's copy events while they flow; the budget is maxWaitSeconds (expected)."""
 
     first_interval_seconds: int = Field(default=5, ge=1, le=3600)
     backoff_rate: float = Field(default=2.0, ge=1.0, le=10.0)
     max_delay_seconds: int = Field(default=120, ge=1, le=86_400)
     max_wait_seconds: int = Field(default=43_200, ge=1, le=31_536_000)
+    # While HealthImaging's copy events of the data store flow (one heard within eventsWindowSeconds), each wait
+    # lasts eventWaitSeconds and the copy event ends it (0: always poll). A lost event then costs at most this long.
+    event_wait_seconds: int = Field(default=90, ge=0, le=3600)
+    events_window_seconds: int = Field(default=900, ge=60, le=86_400)
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        if self.event_wait_seconds > self.max_wait_seconds:
+            raise ValueError(
+                f"polling.eventWaitSeconds ({self.event_wait_seconds}) must be <= "
+                f"polling.maxWaitSeconds ({self.max_wait_seconds})"
+            )
         if self.max_delay_seconds < self.first_interval_seconds:
             raise ValueError(
                 f"polling.maxDelaySeconds ({self.max_delay_seconds}) must be >= "

@@ -144,13 +144,16 @@ class CopyWorkflow(Construct):
             self,
             "AwaitCopy",
             handler="hicopy.handlers.await_copy.handler",
-            description="Reads the destination version's state; while copying, the next wait (backoff, full jitter)",
+            description="Reads the destination version's state; while copying, the next wait (backoff or copy events)",
             settings=AwaitEnv,
             environment={
                 "POLL_FIRST_INTERVAL_SECONDS": config.polling.first_interval_seconds,
                 "POLL_BACKOFF_RATE": config.polling.backoff_rate,
                 "POLL_MAX_DELAY_SECONDS": config.polling.max_delay_seconds,
                 "POLL_MAX_ATTEMPTS": await_copy_max_attempts(config.polling),
+                "EVENT_WAIT_SECONDS": config.polling.event_wait_seconds,
+                "EVENTS_WINDOW_SECONDS": config.polling.events_window_seconds,
+                "STATE_TABLE_NAME": table.table_name,
             },
         )
         copy_waker = factory.function(
@@ -186,6 +189,8 @@ class CopyWorkflow(Construct):
         table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem")
         # The wake records: a waiter's token and a copy event's mark meet in one item (one atomic update each).
         table.grant(copy_waker, "dynamodb:UpdateItem")
+        # When the data store's copy events were last heard (events#<datastoreId>): how long the next wait may be.
+        table.grant(await_copy, "dynamodb:GetItem")
 
         delete_source: lambda_.Function | None = None
         if config.delete_after_consolidate:

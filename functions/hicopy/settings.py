@@ -94,6 +94,10 @@ class AwaitEnv(_Env):
     POLL_BACKOFF_RATE: Annotated[float, Field(ge=1)]
     POLL_MAX_DELAY_SECONDS: Annotated[int, Field(ge=1)]
     POLL_MAX_ATTEMPTS: Annotated[int, Field(ge=1)]
+    # While copy events of the data store flow (one heard within EVENTS_WINDOW_SECONDS), each wait is this long.
+    EVENT_WAIT_SECONDS: Annotated[int, Field(ge=0)]
+    EVENTS_WINDOW_SECONDS: Annotated[int, Field(ge=0)]
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 
 class WakerEnv(DatastoreEnv):

@@ -56,7 +56,7 @@ class JobRecord:
     completed_at: float | None = None  # terminal event's completedAt
     copy_started_at: float | None = None  # the accepted CopyImageSet call
     copy_done_at: float | None = None  # copy_started_at + duration: when the emulator marks the copy COPIED
-    status_checks: int = 0  # AwaitCopy invocations (one GetImageSet each)
+    status_checks: int = 0  # AwaitCopy invocations that checked (one GetImageSet each)
     state_entered: int = 0
     retries: int = 0
     slots: list[float] = field(default_factory=list)  # pacing slots Pace granted (shipped only)
@@ -275,7 +275,8 @@ def run_policy(
             if rec is None:
                 continue
             if inv.construct_id == "AwaitCopy":
-                rec.status_checks += 1
+                # the first call after Submit only draws the first wait: no GetImageSet (Verify always checks)
+                rec.status_checks += int((state or {}).get("awaiting") is not None or bool(inv.event.get("verify")))
             elif inv.construct_id == "Pace" and inv.ok and isinstance(inv.result, dict):
                 rec.slots.append(float(inv.result["pace"]["slot"]) - v0)
                 rec.granted.append(virtual_now - (wall_now - inv.ended) / time_scale - v0)

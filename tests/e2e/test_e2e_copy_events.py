@@ -16,6 +16,7 @@ from tests.e2e.helpers import only_event, terminal_events
 SCALE = 0.005  # 1 real second = 200 virtual seconds
 COPY_SECONDS = 600.0  # long enough that the copy outlasts several backoff steps even on a loaded machine
 FIRST_INTERVAL, RATE, MAX_DELAY = 5.0, 2.0, 120.0
+EVENT_WAIT = 90  # polling.eventWaitSeconds (the default)
 
 
 def _run(rt: LocalRuntime, job_id: str, **job: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -58,7 +59,7 @@ def test_the_copy_event_ends_the_wait_at_once(make_runtime: Callable[..., LocalR
         assert 0 <= lag <= 60, (event["detail"]["jobId"], lag)  # polling alone: up to 120 s
         execution = next(x for x in rt.executions() if x.name == event["detail"]["jobId"])
         waits = rt.state_attempts(execution.arn, "WaitForCopyEvent")
-        assert event["detail"]["statusChecks"] == len(waits) + 1  # one check per wait, plus the first
+        assert event["detail"]["statusChecks"] == len(waits)  # one check after each wait (none right after Submit)
         woken += waits[-1]["error"] is None
     assert woken >= 2, woken
     assert _copy_calls(rt) == 3
@@ -70,7 +71,7 @@ def test_lost_events_fall_back_to_backoff_polling_with_full_jitter(make_runtime:
     assert not [e for e in rt.emulator.events if e.detail_type == IMAGE_SET_COPIED and e.delivered]
     assert len(waits) >= 4 and all(w["error"] == "States.Timeout" for w in waits), waits
     drawn = _waits(rt)
-    assert len(drawn) == len(waits) == event["detail"]["statusChecks"] - 1
+    assert len(drawn) == len(waits) == event["detail"]["statusChecks"]  # no check right after Submit
     bounds = [max(1.0, nominal_delay(k, FIRST_INTERVAL, RATE, MAX_DELAY)) for k in range(len(drawn))]
     assert all(1 <= w <= b for w, b in zip(drawn, bounds, strict=True)), (drawn, bounds)
     assert max(drawn[3:]) > FIRST_INTERVAL, drawn  # exponential growth beyond the first interval
@@ -94,7 +95,7 @@ def test_an_event_before_the_waiter_and_a_false_hint(make_runtime: Callable[...,
     parks = [i.result for i in rt.invocations_of("CopyWaker") if i.ok and "taskToken" in i.event]
     assert parks[0] == {"woken": True} and len(parks) >= 2, parks  # the first waiter found the early event
     # ...whose wait ended at once (unless its 1-5 s timeout beat the in-process Lambda call on a loaded machine)
-    assert len(waits) == len(parks) >= 2 and event["detail"]["statusChecks"] == len(waits) + 1
+    assert len(waits) == len(parks) >= 2 and event["detail"]["statusChecks"] == len(waits)
     assert _copy_calls(rt) == 1
 
 
@@ -129,6 +130,44 @@ def test_an_event_that_names_another_version_wakes_no_one(make_runtime: Callable
     _event, waits = _run(rt, "other-version-1")
     assert all(w["error"] == "States.Timeout" for w in waits), waits  # found by polling, as without events
     assert _copy_calls(rt) == 1
+
+
+def test_while_events_flow_a_copy_costs_one_status_check(make_runtime: Callable[..., LocalRuntime]) -> None:
+    """A copy event of the data store heard lately (here: one for an image set no job waits for): the waits are
+    ``polling.eventWaitSeconds`` (90 s) long and the copy's event ends the first one, so a 60 s copy is checked once,
+    soon after its end."""
+    rt = make_runtime(time_scale=0.1, copy_duration=60.0)
+    other = rt.seed_image_set(series=1, instances_per_series=1)
+    _put_copied(rt, other.image_set_id, "2")
+    rt.run_until_idle(timeout=30)
+    event, waits = _run(rt, "flowing-1")
+    drawn = _waits(rt)
+    assert drawn == [EVENT_WAIT], drawn  # one wait, sized for events (polling's first step is at most 5 s)
+    assert len(waits) == 1 and waits[0]["error"] is None, waits  # ended by the event, not by its timeout
+    assert event["detail"]["statusChecks"] == 1
+    # sooner than the wait's timeout could have noticed it (30 s after the copy's end); the rest is the real latency
+    # of the in-process Lambda calls (event -> waker -> AwaitCopy -> Publish), scaled 10x
+    assert 0 <= _lag(rt, event) < EVENT_WAIT - 60.0, _lag(rt, event)
+
+
+def test_a_lost_event_while_events_flow_costs_at_most_the_event_wait(make_runtime: Callable[..., LocalRuntime]) -> None:
+    """Events flow, but this copy's is lost: its 90 s wait times out and the status check finds it copied, 30 s after
+    its end (never more than the event wait); one status check, as with the event."""
+    rt = make_runtime(time_scale=0.05, copy_duration=60.0, emulator_options={"event_drop_fraction": 1.0})
+    other = rt.seed_image_set(series=1, instances_per_series=1)
+    _put_copied(rt, other.image_set_id, "2")  # put on the bus by hand: the emulator's own events are all dropped
+    rt.run_until_idle(timeout=30)
+    event, waits = _run(rt, "flowing-lost-1")
+    assert [w["error"] for w in waits] == ["States.Timeout"] and _waits(rt) == [EVENT_WAIT]
+    assert event["detail"]["statusChecks"] == 1
+    assert EVENT_WAIT - 60.0 - 1 <= _lag(rt, event) <= EVENT_WAIT, _lag(rt, event)
+
+
+def _lag(rt: LocalRuntime, event: dict[str, Any]) -> float:
+    """End of the copy (the destination version's ``updatedAt``) -> the terminal event's ``completedAt``."""
+    dest = event["detail"]["destination"]
+    copied_at = rt.emulator.image_set(rt.datastore_id, dest["imageSetId"], dest["versionId"])["updatedAt"]
+    return float(parse_iso(event["detail"]["completedAt"]) - copied_at)
 
 
 def _put_copied(rt: LocalRuntime, image_set_id: str, version: str) -> None:

@@ -238,12 +238,13 @@ def test_failure_in_a_later_chunk_says_which_chunk_and_what_was_copied(stack: St
     stack.clock.t += state["pace"]["waitSeconds"]
     state = task(submit, state)
     stack.clock.t += 20
-    state = task(await_copy, state)
+    state = task(await_copy, task(await_copy, state))  # the first wait (no check), then the status check
     stack.emulator.fail_next_copy("INVALID_REQUEST:  chunk two rejected")
     state = task(pace, state)
     stack.clock.t += state["pace"]["waitSeconds"] + 1
     state = task(submit, state)
     stack.clock.t += 20
+    state = task(await_copy, state)  # the first wait
     with pytest.raises(OrchestratorError) as exc:
         task(await_copy, state, retry=2)
     capsys.readouterr()
@@ -282,7 +283,7 @@ def test_submit_that_died_after_calling_is_reconciled_not_repeated(stack: Stack,
     assert again["submission"]["replayed"] is True
     assert len(stack.emulator.calls_to("CopyImageSet")) == 1
     stack.clock.t += 20
-    done = task(await_copy, again)
+    done = task(await_copy, task(await_copy, again))  # the first wait, then the status check
     assert done["done"] is True
 
 

@@ -48,7 +48,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "dynamodb:UpdateItem",
         "dynamodb:DeleteItem",  # abandons its own SUBMITTING record
     },
-    "AwaitCopy": {"medical-imaging:GetImageSet"},
+    "AwaitCopy": {"medical-imaging:GetImageSet", "dynamodb:GetItem"},  # + when copy events were last heard
     "CopyWaker": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},  # wake records; wakes a waiting task
     "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem"},  # + the "published" marker
     "JobConsumer": {

@@ -58,6 +58,8 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "POLL_BACKOFF_RATE": "2.0",
         "POLL_MAX_DELAY_SECONDS": "120",
         "POLL_MAX_ATTEMPTS": "724",
+        "EVENT_WAIT_SECONDS": "90",
+        "EVENTS_WINDOW_SECONDS": "900",
     }
 
 

@@ -69,6 +69,7 @@ def test_a_failed_merge_reports_the_copy_failed_version_it_produced_not_the_old_
     before = st.destination.versionId
     st = submit(st, imaging, FakeSubmissions(), pacer, clock)
     produced = st.submission.destination.versionId
+    st = await_copy(st, imaging, clock, backoff=BACKOFF)  # the first wait
     imaging.finish(DST, "COPY_FAILED", "INVALID_REQUEST: nope")
     with pytest.raises(CopyFailed) as exc:
         await_copy(st, imaging, clock, backoff=BACKOFF)
@@ -82,8 +83,10 @@ def test_a_wait_budget_that_runs_out_counts_the_status_checks_it_made(imaging, p
     st = prepare(state(destination={"imageSetId": DST}), imaging, allowed_datastores=frozenset({DS}), frame_limit=1000)
     st = submit(st, imaging, FakeSubmissions(), pacer, clock)
     budget = Backoff(first=5, rate=2.0, cap=120, max_attempts=6)
-    st = st.model_copy(update={"awaiting": Awaiting(checks=6, waitSeconds=60)})  # six checks found it copying
-    with pytest.raises(CopyStillInProgress) as exc:  # the 7th check is the last the budget (6 waits) allows
+    # six waits spent the budget; six checks found it copying
+    spent = Awaiting(checks=6, waitSeconds=60, waits=6, budgetSeconds=budget.budget_seconds)
+    st = st.model_copy(update={"awaiting": spent})
+    with pytest.raises(CopyStillInProgress) as exc:  # the 7th check, after the last wait the budget allows
         await_copy(st, imaging, clock, backoff=budget)
     _, detail = outcome_event(_failed(st, exc.value, "CopyStillInProgress"), clock, None)
     assert detail["reason"]["code"] == "CopyWaitBudgetExhausted" and detail["statusChecks"] == 7

@@ -79,6 +79,7 @@ AWAIT_ERRORS = {Verdict.FAIL: (CopyFailed, UnexpectedImageSetStatus)}
 def test_await_copy_waits_fails_naming_the_status_or_goes_on(imaging, pacer, image_set_state, status):
     clock = FakeClock()
     st = submit(_prepare(imaging, "destination"), imaging, FakeSubmissions(), pacer, clock)
+    st = await_copy(st, imaging, clock, backoff=BACKOFF)  # the first wait, no check: then the status check
     written = imaging.sets[DST]
     written.statuses[written.version] = (image_set_state, status, "the service's message")
     action, _ = verdict("await_copy", image_set_state, status)

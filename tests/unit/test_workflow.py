@@ -21,6 +21,8 @@ def run_chunks(st, imaging, clock, subs=None):
         st = submit(st, imaging, subs, pacer, clock)
         dest = st.submission.destination.imageSetId
         st = await_copy(st, imaging, clock, backoff=BACKOFF)
+        assert st.awaiting is not None and st.awaiting.checks == 0  # just submitted: the first wait, no check
+        st = await_copy(st, imaging, clock, backoff=BACKOFF)
         assert st.awaiting is not None and st.awaiting.checks == 1  # still copying: wait, then check again
         imaging.finish(dest)
         st = await_copy(st, imaging, clock, backoff=BACKOFF)

@@ -317,7 +317,8 @@ class PlanRecords(_StateTable):
 class DynamoWakeStore(_StateTable):
     """``WakeStorePort`` on the state table: item ``pk = wake#<datastoreId>#<imageSetId>#<versionId>``, attributes
     ``token`` (the latest parked waiter) and ``seenAt`` (a copy event came), kept a day. Each side is one atomic
-    ``UpdateItem`` that returns what the other side left (``ALL_OLD``)."""
+    ``UpdateItem`` that returns what the other side left (``ALL_OLD``). Also ``EventsHeardPort``: when a copy event
+    of a data store last came."""
 
     TTL_SECONDS = 24 * 3600
 
@@ -345,3 +346,21 @@ class DynamoWakeStore(_StateTable):
         old = self._update(version, "SET seenAt = :s, expiresAt = :e REMOVE #t", {":s": {"N": _num(now)}}, now)
         token = old.get("token", {}).get("S")
         return str(token) if token is not None else None
+
+    def heard(self, datastore_id: str, now: float) -> None:
+        """``EventsHeardPort``: item ``pk = events#<datastoreId>``, attribute ``heardAt``, kept a day."""
+        with self.calling("copy events heard update"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": f"events#{datastore_id}"}},
+                UpdateExpression="SET heardAt = :h, expiresAt = :e",
+                ExpressionAttributeValues={":h": {"N": _num(now)}, ":e": {"N": str(int(now) + self.TTL_SECONDS)}},
+            )
+
+    def last_heard(self, datastore_id: str) -> float | None:
+        with self.calling("copy events heard read"):
+            item = self.client.get_item(
+                TableName=self.table_name, Key={"pk": {"S": f"events#{datastore_id}"}}, ConsistentRead=False
+            ).get("Item", {})
+        value = item.get("heardAt", {}).get("N")
+        return float(value) if value is not None else None

@@ -1,11 +1,15 @@
 """Awaiting a copy (the AwaitCopy task): read the destination version the current chunk writes.
 
-What each status means is one table (``hicopy.domain.statuses``). Still copying returns the state with ``awaiting``
-set: the state machine then waits for HealthImaging's copy event (a callback wait whose timeout is the next backoff
-step, exponential with full jitter, ``hicopy.domain.backoff``) and checks again. The event is only a hint: this
-status check is the truth. When the budget of checks is spent, ``CopyStillInProgress`` fails the job. COPIED moves
-to the next chunk (or marks the job done); COPY_FAILED fails the job with the service's message; any other status
-fails it naming the status.
+Right after Submit the copy has only just started: AwaitCopy checks nothing and returns the first wait. Each wait
+is a callback wait that HealthImaging's copy event ends early (``hicopy.domain.waking``); its timeout is the
+fallback for a lost event, sized by ``hicopy.domain.backoff.Backoff``: the next backoff step with full jitter while
+no copy event of the data store has been heard lately (polling), a long ``event_wait`` while they flow (the status
+checks in between are skipped). After the wait, the status check is the truth; the event is only a hint.
+
+What each status means is one table (``hicopy.domain.statuses``). Still copying → ``awaiting`` (the next wait);
+when the waits have charged the whole budget, ``CopyStillInProgress`` fails the job. COPIED moves to the next chunk
+(or marks the job done); COPY_FAILED fails the job with the service's message; any other status fails it naming
+the status.
 """
 
 from __future__ import annotations
@@ -17,10 +21,17 @@ from hicopy.clock import Clock, iso
 from hicopy.domain.backoff import Backoff
 from hicopy.domain.outcome import with_details
 from hicopy.domain.planning import planned
-from hicopy.domain.ports import ImagingPort
-from hicopy.domain.state import Awaiting, ChunkResult, SourceDeletion, WorkflowState
+from hicopy.domain.ports import EventsHeardPort, ImagingPort
+from hicopy.domain.state import Awaiting, ChunkResult, SourceDeletion, Submission, WorkflowState
 from hicopy.domain.statuses import Verdict, verdict
-from hicopy.errors import CopyFailed, CopyStillInProgress, InvalidRequest, UnexpectedImageSetStatus
+from hicopy.errors import (
+    CopyFailed,
+    CopyStillInProgress,
+    Handling,
+    InvalidRequest,
+    OrchestratorError,
+    UnexpectedImageSetStatus,
+)
 
 # How many times Verify may send a still-running copy back to waiting (each after a whole transient retry budget of
 # AwaitCopy was spent on an outage) before the job fails ``CopyWaitBudgetExhausted``.
@@ -33,19 +44,22 @@ def await_copy(
     clock: Clock,
     *,
     backoff: Backoff,
+    heard: EventsHeardPort | None = None,
     rng: Callable[[], float] = random.random,
     verify: bool = False,
 ) -> WorkflowState:
-    """Check the destination version written by this chunk. Still copying → ``awaiting`` (or, budget spent,
-    ``CopyStillInProgress``).
+    """The first wait right after Submit (no status check); afterwards, check the destination version written by
+    this chunk. Still copying → ``awaiting`` (or, budget spent, ``CopyStillInProgress``).
 
+    ``heard``: when the data store's copy events were last heard (None: always poll).
     ``verify`` (the Verify state, after AwaitCopy's retries ran out on a transient error caught in ``state.error``):
-    COPIED → the same success state, the error cleared; still copying → the waiting state with the error cleared, at
-    most ``MAX_VERIFICATIONS`` times; COPY_FAILED → ``CopyFailed``. Any error reading the image set propagates (the
-    original error is reported).
+    always a status check. COPIED → the same success state, the error cleared; still copying → the waiting state
+    with the error cleared, at most ``MAX_VERIFICATIONS`` times; COPY_FAILED → ``CopyFailed``. Any error reading the
+    image set propagates (the original error is reported).
     """
     if verify:
-        checked = await_copy(state.model_copy(update={"error": None}), imaging, clock, backoff=backoff, rng=rng)
+        cleared = state.model_copy(update={"error": None})
+        checked = _check(cleared, imaging, clock, backoff=backoff, heard=heard, rng=rng)
         if checked.awaiting is None:
             return checked
         if state.verifications >= MAX_VERIFICATIONS:
@@ -59,9 +73,60 @@ def await_copy(
                 )
             )
         return checked.model_copy(update={"verifications": state.verifications + 1})
-    plan, sub = planned(state), state.submission
+    if state.awaiting is None:  # just submitted: the copy has only started, nothing to check yet
+        _submitted(state)
+        return state.model_copy(update={"awaiting": _next_wait(state, 0, clock, backoff, heard, rng)})
+    return _check(state, imaging, clock, backoff=backoff, heard=heard, rng=rng)
+
+
+def _submitted(state: WorkflowState) -> Submission:
+    sub = state.submission
     if sub is None or sub.chunk != state.chunkIndex:
         raise InvalidRequest("AwaitCopy ran without a submission for the current chunk")
+    return sub
+
+
+def _events_flowing(state: WorkflowState, clock: Clock, backoff: Backoff, heard: EventsHeardPort | None) -> bool:
+    """Whether a copy event of the job's data store was heard within the backoff's events window. A failure to
+    read it is not the copy's: the wait falls back to polling."""
+    if heard is None or backoff.event_wait <= 0:
+        return False
+    try:
+        last = heard.last_heard(state.job.datastoreId)
+    except OrchestratorError as e:
+        if e.handling is Handling.TERMINAL:
+            raise
+        return False
+    return last is not None and 0 <= clock.now() - last <= backoff.events_window
+
+
+def _next_wait(
+    state: WorkflowState,
+    checks: int,
+    clock: Clock,
+    backoff: Backoff,
+    heard: EventsHeardPort | None,
+    rng: Callable[[], float],
+) -> Awaiting:
+    before = state.awaiting
+    waits, charged = (before.waits, before.budgetSeconds) if before is not None else (0, 0.0)
+    on_events = _events_flowing(state, clock, backoff, heard)
+    seconds, charge = backoff.next_wait(waits, on_events, rng)
+    return Awaiting(
+        checks=checks, waitSeconds=seconds, waits=waits + 1, budgetSeconds=charged + charge, onEvents=on_events
+    )
+
+
+def _check(
+    state: WorkflowState,
+    imaging: ImagingPort,
+    clock: Clock,
+    *,
+    backoff: Backoff,
+    heard: EventsHeardPort | None,
+    rng: Callable[[], float],
+) -> WorkflowState:
+    plan, sub = planned(state), _submitted(state)
     dest = sub.destination
     info = imaging.get_image_set(state.job.datastoreId, dest.imageSetId, dest.versionId)
     checks = (state.awaiting.checks if state.awaiting is not None else 0) + 1
@@ -81,7 +146,7 @@ def await_copy(
         status = f"{info.state}/{info.workflow_status}"
         raise UnexpectedImageSetStatus(with_details(f"the version the copy writes is {status}: {why}", **details))
     if action is Verdict.WAIT:
-        if backoff.spent(checks):
+        if state.awaiting is not None and backoff.spent(state.awaiting.budgetSeconds):
             raise CopyStillInProgress(  # with the checks: the failure event counts them
                 with_details(
                     f"chunk {state.chunkIndex + 1}/{plan.chunkCount}: image set {dest.imageSetId} version "
@@ -89,8 +154,7 @@ def await_copy(
                     **details,
                 )
             )
-        wait = Awaiting(checks=checks, waitSeconds=backoff.jittered_wait(checks, rng))
-        return state.model_copy(update={"awaiting": wait})
+        return state.model_copy(update={"awaiting": _next_wait(state, checks, clock, backoff, heard, rng)})
     result = ChunkResult(index=state.chunkIndex, destination=dest, statusChecks=checks, completedAt=iso(clock.now()))
     next_index = state.chunkIndex + 1
     done = next_index >= plan.chunkCount

@@ -36,13 +36,14 @@ def max_attempts_for(
 def expected_status_checks(
     copy_seconds: float, first_interval_seconds: float, backoff_rate: float, max_delay_seconds: float
 ) -> int:
-    """Expected number of GetImageSet checks until a copy lasting ``copy_seconds`` is seen finished.
+    """Expected number of GetImageSet checks until a copy lasting ``copy_seconds`` is seen finished when no copy
+    event comes (polling alone).
 
-    One check right after submission, then one per retry until the expected elapsed wait passes the copy time.
+    No check right after submission; one after each wait until the expected elapsed wait passes the copy time.
     """
-    checks, elapsed = 1, 0.0
+    checks, elapsed = 0, 0.0
     while elapsed < copy_seconds:
-        elapsed += nominal_delay(checks - 1, first_interval_seconds, backoff_rate, max_delay_seconds) / 2
+        elapsed += nominal_delay(checks, first_interval_seconds, backoff_rate, max_delay_seconds) / 2
         checks += 1
     return checks
 
@@ -107,20 +108,45 @@ def redelivery_budget_seconds(max_receive_count: int) -> int:
 
 @dataclass(frozen=True)
 class Backoff:
-    """AwaitCopy's schedule: after the k-th status check (1-based) still finds the copy running, the execution waits
-    up to ``jittered_wait(k)`` seconds (cut short by HealthImaging's copy event, see ``hicopy.domain.waking``); after
-    ``max_attempts`` waits (the Retry ``MaxAttempts`` of the former Retry-based polling) the budget is spent."""
+    """AwaitCopy's schedule of waits between status checks, each cut short by HealthImaging's copy event (see
+    ``hicopy.domain.waking``).
+
+    - **Polling** (no copy event of the data store heard lately): the n-th wait (0-based) is ``jittered_wait(n)``,
+      full jitter, and charges its *expected* length, ``nominal_delay(n) / 2``, to the budget.
+    - **On events** (copy events of the data store heard within ``events_window`` seconds): each wait is
+      ``event_wait`` seconds and charges that. The event ends the wait; the timeout is only the fallback for a lost
+      event, so the checks a copy would have had meanwhile are skipped. ``event_wait = 0`` never waits on events.
+
+    The budget is the expected total of ``max_attempts`` polling waits (the Retry ``MaxAttempts`` of the former
+    Retry-based polling, sized from ``maxWaitSeconds``): pure polling spends it after exactly ``max_attempts`` waits.
+    """
 
     first: float
     rate: float
     cap: float
     max_attempts: int
+    event_wait: int = 0
+    events_window: float = 0.0
 
-    def jittered_wait(self, checks: int, rng: Callable[[], float]) -> int:
-        """Full jitter: uniform in ``[0, nominal_delay(checks - 1)]``, in whole seconds of at least 1 (a callback
+    def jittered_wait(self, waits: int, rng: Callable[[], float]) -> int:
+        """Full jitter: uniform in ``[0, nominal_delay(waits)]``, in whole seconds of at least 1 (a callback
         timeout is a positive integer)."""
-        return max(1, round(rng() * nominal_delay(checks - 1, self.first, self.rate, self.cap)))
+        return max(1, round(rng() * nominal_delay(waits, self.first, self.rate, self.cap)))
 
-    def spent(self, checks: int) -> bool:
-        """True when ``checks`` status checks used the whole budget (1 + ``max_attempts``)."""
-        return checks > self.max_attempts
+    def next_wait(self, waits: int, on_events: bool, rng: Callable[[], float]) -> tuple[int, float]:
+        """The wait after ``waits`` earlier waits, and what it charges to the budget (seconds)."""
+        if on_events and self.event_wait > 0:
+            return self.event_wait, float(self.event_wait)
+        return self.jittered_wait(waits, rng), nominal_delay(waits, self.first, self.rate, self.cap) / 2
+
+    @property
+    def budget_seconds(self) -> float:
+        """The expected total wait of ``max_attempts`` polling waits."""
+        total = 0.0
+        for k in range(self.max_attempts):
+            total += nominal_delay(k, self.first, self.rate, self.cap) / 2
+        return total
+
+    def spent(self, charged: float) -> bool:
+        """True when the waits so far charged the whole budget (a tolerance for the float sums)."""
+        return charged >= self.budget_seconds - 1e-6

@@ -303,6 +303,18 @@ class WakeStorePort(Protocol):
         ...
 
 
+class EventsHeardPort(Protocol):
+    """When a copy event of a data store was last heard (any image set): whether AwaitCopy may wait on events."""
+
+    def heard(self, datastore_id: str, now: float) -> None:
+        """Record that a copy event of ``datastore_id`` arrived at ``now``."""
+        ...
+
+    def last_heard(self, datastore_id: str) -> float | None:
+        """When a copy event of ``datastore_id`` last arrived (None: not lately, or never)."""
+        ...
+
+
 class TaskWakerPort(Protocol):
     def wake(self, token: str) -> bool:
         """End the callback wait of ``token`` (success); False when that wait already ended (woken or timed out)."""

@@ -50,10 +50,15 @@ class Submission(_Model):
 
 class Awaiting(_Model):
     """The current chunk is still copying: ``checks`` status checks so far; the next one comes after at most
-    ``waitSeconds`` (the callback wait's timeout), or as soon as HealthImaging's copy event wakes the execution."""
+    ``waitSeconds`` (the callback wait's timeout), or as soon as HealthImaging's copy event wakes the execution.
+    ``waits`` waits so far have charged ``budgetSeconds`` of the wait budget; ``onEvents``: this wait was sized for
+    copy events that are flowing (``hicopy.domain.backoff.Backoff``)."""
 
     checks: int
     waitSeconds: int
+    waits: int = 1
+    budgetSeconds: float = 0.0
+    onEvents: bool = False
 
 
 class ChunkResult(_Model):

@@ -15,6 +15,9 @@ order, each with one atomic update:
   it wakes itself at once (the event before the token);
 - an event *marks* the version as seen and takes the stored token; if there was one, it wakes that waiter.
 
+The events also decide how long a wait may be: while they flow (one heard lately for the data store), a wait is
+long and the event ends it; when none has been heard, the waits are the backoff steps of plain polling.
+
 A duplicate event wakes a token at most once more (waking a finished wait is refused and ignored); an event for
 another version of the image set, or for an image set no job waits for, meets no token (its mark expires).
 """
@@ -27,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from hicopy.contract import COPY_RESULT_DETAIL_TYPES, HEALTHIMAGING_SOURCE, IMAGE_SET_ID_KEYS, IMAGE_SET_ID_PATTERN
-from hicopy.domain.ports import CopyVersion, TaskWakerPort, WakeStorePort
+from hicopy.domain.ports import CopyVersion, EventsHeardPort, TaskWakerPort, WakeStorePort
 
 WakeOutcome = Literal["woken", "marked", "ignored"]
 VERSION_PATTERN = r"^[0-9]{1,20}$"
@@ -71,11 +74,16 @@ def on_copy_event(
     store: WakeStorePort,
     waker: TaskWakerPort,
     now: float,
+    heard: EventsHeardPort | None = None,
 ) -> WakeOutcome:
-    """Mark the event's version as seen; wake the waiter parked on it, if any."""
+    """Mark the event's version as seen; wake the waiter parked on it, if any. Any copy event of a configured data
+    store (waited for or not) also records that the data store's events flow (``heard``): AwaitCopy then waits on
+    events instead of polling (``hicopy.domain.backoff.Backoff``)."""
     version = copy_version_of(event, datastore_ids)
     if version is None:
         return "ignored"
+    if heard is not None:
+        heard.heard(version.datastore_id, now)
     token = store.mark(version, now)
     if token is not None and waker.wake(token):
         return "woken"

@@ -40,6 +40,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         woken = park(Parked(str(event["taskToken"]), version), _store(), _waker(), now)
         logger.info("waiter parked", extra={"woken_at_once": woken})
         return {"woken": woken}
-    outcome = on_copy_event(event, load(WakerEnv).datastore_ids, _store(), _waker(), now)
+    outcome = on_copy_event(event, load(WakerEnv).datastore_ids, _store(), _waker(), now, heard=_store())
     logger.info("copy event", extra={"outcome": outcome, "detail_type": event.get("detail-type")})
     return {"outcome": outcome}
