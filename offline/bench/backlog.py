@@ -195,6 +195,7 @@ class Simulation:
         if job.first_call is None:
             job.first_call = t
         duration = min(900.0, max(10.0, self.rng.lognormvariate(math.log(60.0), 0.6)))
+        # AwaitCopy as polling alone (every copy event lost, nominal steps): the most GetImageSet reads it can make
         poll, delay = t + POLL_FIRST, POLL_FIRST
         while True:
             self.reads_gis[int(poll)] += 1  # AwaitCopy: GetImageSet of the destination
