@@ -183,7 +183,7 @@ class CopyWorkflow(Construct):
         table.grant(submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         bus.grant_put_events_to(publish)
         # The "terminal event published" marker: a retried or failure-path Publish never sends a second event.
-        table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem")
+        table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         # The wake records: a waiter's token and a copy event's mark meet in one item (one atomic update each).
         table.grant(copy_waker, "dynamodb:UpdateItem")
 

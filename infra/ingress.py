@@ -97,6 +97,10 @@ class JobQueues:
         self.execution_ended_dlq = secure_queue(
             parent, "ExecutionEndedDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
         )
+        # Our own events whose delivery receipt could not be recorded (rule delivery or the function's retries).
+        self.receipt_dlq = secure_queue(
+            parent, "DeliveryReceiptDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.Queue]:
@@ -105,6 +109,7 @@ class JobQueues:
             "CopyRequestedRuleDeadLetterQueue": self.copy_requested_rule_dlq,
             "ImportRuleDeadLetterQueue": self.import_rule_dlq,
             "ExecutionEndedDeadLetterQueue": self.execution_ended_dlq,
+            "DeliveryReceiptDeadLetterQueue": self.receipt_dlq,
         }
 
 

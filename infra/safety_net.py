@@ -83,7 +83,8 @@ class SafetyNet(Construct):
             "(execution names are job IDs, not known in advance).",
         )
         bus.grant_put_events_to(self.function)
-        state_table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem")  # the outcome#<jobId> marker
+        # the outcome#<jobId> marker; the receipt#... item (a put whose answer was lost is recorded as pending)
+        state_table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
         # No event_bus: the default bus, where Step Functions puts its own events.
         self.rule = events.Rule(

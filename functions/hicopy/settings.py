@@ -87,6 +87,12 @@ class PublishEnv(BusEnv):
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 
+class ReceiptEnv(_Env):
+    """The receipt function: records the delivery receipts of our own events (``hicopy.domain.delivery``)."""
+
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
+
+
 class AwaitEnv(_Env):
     """AwaitCopy's schedule of status checks (``hicopy.domain.backoff.Backoff``), from the ``polling`` config."""
 

@@ -10,7 +10,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.aws import EventBridgePublisher, ExecutionReader
-from hicopy.adapters.state_table import PublishedMarker
+from hicopy.adapters.state_table import DeliveryReceipts, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.domain.outcome import ended_execution, publish_for_ended_execution
 from hicopy.observability import logger, metrics, tracer
@@ -18,12 +18,13 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker]:
+def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker, DeliveryReceipts]:
     env = load(PublishEnv)
     return (
         ExecutionReader(),
         EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         PublishedMarker(env.STATE_TABLE_NAME),
+        DeliveryReceipts(env.STATE_TABLE_NAME),
     )
 
 
@@ -31,9 +32,9 @@ def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker]
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    reader, publisher, marker = _adapters()
+    reader, publisher, marker, receipts = _adapters()
     facts = ended_execution(event["detail"])
-    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker)
+    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker, receipts)
     if detail_type is not None:
         logger.warning(
             "execution ended without its terminal event; the safety net published it",
