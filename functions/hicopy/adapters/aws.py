@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
-import time
 from typing import Any
 
 from botocore.config import Config
@@ -20,7 +18,7 @@ from hicopy.adapters.edge import AwsAdapter
 from hicopy.domain.ports import (
     ExecutionFacts,
 )
-from hicopy.errors import EventPublishFailed, ServiceCallInterrupted, ServiceInternalError, ServiceThrottled
+from hicopy.errors import EventPublishFailed
 
 # DynamoDB's answer to a conditional write whose condition does not hold: an expected outcome, handled where it is.
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -30,14 +28,12 @@ class EventBridgePublisher(AwsAdapter):
     """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked.
 
     botocore does not retry ``PutEvents`` here: its standard mode would send the request again after a read timeout
-    or a dropped connection, when the first may have been accepted (a duplicate nobody sees). This adapter retries
-    only clear refusals (an error response, or no connection at all) itself; a call whose answer was lost raises
-    ``ServiceCallInterrupted`` at once, for ``hicopy.domain.delivery`` to reconcile with the event's receipt."""
+    or a dropped connection, when the first may have been accepted (a duplicate nobody sees). Every failure goes to
+    the caller's own retries (Publish's retrier, a rejected message's redelivery); a call whose answer was lost is
+    ``ServiceCallInterrupted``, for ``hicopy.domain.delivery`` to reconcile with the event's receipt."""
 
     SERVICE = "events"
     CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
-    ATTEMPTS = 3  # as botocore's standard mode would have made
-    RETRY_BASE_SECONDS = 0.2  # full jitter: up to 0.2 s, then 0.4 s
 
     def __init__(self, bus_name: str, source: str, client: Any | None = None) -> None:
         self.bus_name, self.source, self._client = bus_name, source, client
@@ -49,17 +45,8 @@ class EventBridgePublisher(AwsAdapter):
             "DetailType": detail_type,
             "Detail": json.dumps(detail, separators=(",", ":")),
         }
-        for attempt in range(self.ATTEMPTS):
-            try:
-                with self.calling(f"PutEvents {detail_type}"):
-                    result = self.client.put_events(Entries=[entry])
-                break
-            except ServiceCallInterrupted:
-                raise  # it may have been accepted: never sent again blindly
-            except (ServiceThrottled, ServiceInternalError):
-                if attempt + 1 == self.ATTEMPTS:
-                    raise
-                time.sleep(random.uniform(0, self.RETRY_BASE_SECONDS * 2**attempt))
+        with self.calling(f"PutEvents {detail_type}"):
+            result = self.client.put_events(Entries=[entry])
         if result.get("FailedEntryCount", 0):
             failures = [
                 f"{e.get('ErrorCode')}: {e.get('ErrorMessage')}"
