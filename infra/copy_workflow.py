@@ -171,6 +171,7 @@ class CopyWorkflow(Construct):
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
                 "STATE_TABLE_NAME": table.table_name,
+                "RECEIPT_WINDOW_SECONDS": config.receipt_window_seconds,
             },
         )
 

@@ -158,6 +158,7 @@ class Ingress(Construct):
         max_concurrency: int,
         copy_rate_per_second: float,
         copy_burst: int,
+        receipt_window_seconds: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.consumer = factory.function(
@@ -178,6 +179,7 @@ class Ingress(Construct):
                 "STATE_TABLE_NAME": state_table.table_name,
                 "COPY_RATE_PER_SECOND": copy_rate_per_second,
                 "COPY_BURST": copy_burst,
+                "RECEIPT_WINDOW_SECONDS": receipt_window_seconds,
             },
             timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )

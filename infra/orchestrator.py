@@ -98,6 +98,7 @@ class CopyOrchestrator(Construct):
             max_concurrency=config.consumer_max_concurrency,
             copy_rate_per_second=config.copy_rate_per_second,
             copy_burst=config.copy_burst,
+            receipt_window_seconds=config.receipt_window_seconds,
         )
         self.import_planning = ImportPlanning(
             self,

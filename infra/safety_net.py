@@ -52,6 +52,7 @@ class SafetyNet(Construct):
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
                 "STATE_TABLE_NAME": state_table.table_name,
+                "RECEIPT_WINDOW_SECONDS": config.receipt_window_seconds,
             },
             timeout=Duration.seconds(EXECUTION_ENDED_TIMEOUT_SECONDS),
             async_retry_attempts=EXECUTION_ENDED_ASYNC_RETRIES,

@@ -29,7 +29,8 @@ from hicopy.contract import FAILED, REJECTED, SUCCEEDED
 from hicopy.domain.ports import DeliveryReceiptPort, EventIdentity
 from hicopy.errors import DeliveryUnconfirmed, ServiceCallInterrupted
 
-# How long a put whose answer was lost waits for its receipt before it is put again. EventBridge delivers to a Lambda
+# How long a put whose answer was lost waits for its receipt before it is put again (the default of the
+# ``receiptWindowSeconds`` setting, infra/config.py). EventBridge delivers to a Lambda
 # target within about half a second (its documented typical latency; the local runtime measures it too), and Lambda's
 # asynchronous queue adds seconds; 120 s also covers a receipt function's cold start and a throttled first delivery
 # attempt that EventBridge retries (its target retries start within a minute). It must stay well below Publish's
@@ -65,18 +66,20 @@ def identity_of(detail_type: str, detail: Any) -> EventIdentity | None:
     return None
 
 
-def receipt_of(identity: EventIdentity, receipts: DeliveryReceiptPort, now: float) -> str | None:
+def receipt_of(
+    identity: EventIdentity, receipts: DeliveryReceiptPort, now: float, window: float = RECEIPT_WINDOW_SECONDS
+) -> str | None:
     """The detail-type of the event's receipt if it was delivered; None when it should be put now.
-    ``DeliveryUnconfirmed`` while an ambiguous put is younger than the window and no receipt has come."""
+    ``DeliveryUnconfirmed`` while an ambiguous put is younger than ``window`` and no receipt has come."""
     state = receipts.state(identity, now)
     if state.received is not None:
         return state.received
     if state.pending_since is not None:
         age = now - state.pending_since
-        if age < RECEIPT_WINDOW_SECONDS:
+        if age < window:
             raise DeliveryUnconfirmed(
                 f"an earlier put of this {identity.kind} event lost its answer {age:.0f} s ago and no receipt came "
-                f"yet; it is put again only after {RECEIPT_WINDOW_SECONDS} s without one"
+                f"yet; it is put again only after {window:.0f} s without one"
             )
     return None
 

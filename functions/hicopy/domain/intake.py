@@ -19,7 +19,7 @@ from typing import Any, Literal, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.contract import COPY_REQUESTED, DATASTORE_ID_PATTERN, REJECTED
-from hicopy.domain.delivery import put_tracked, receipt_of, rejection_identity
+from hicopy.domain.delivery import RECEIPT_WINDOW_SECONDS, put_tracked, receipt_of, rejection_identity
 from hicopy.domain.events import Reason, RejectedDetail, TriggerOut, dump, excerpt
 from hicopy.domain.job import CORRELATION_ID_PATTERN, JOB_ID_PATTERN, CopyJob, Trigger, parse_job, safe_name
 from hicopy.domain.ports import (
@@ -235,6 +235,7 @@ def reject(
     clock: Clock,
     marker: RejectionMarkerPort | None = None,
     receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> dict[str, Any] | None:
     """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected``, each once per message.
 
@@ -260,7 +261,7 @@ def reject(
         if marker is not None:
             marker.mark(message_id, clock.now(), stage=REJECTION_KEPT)
     identity = rejection_identity(message_id)
-    if receipts is not None and receipt_of(identity, receipts, clock.now()) is not None:
+    if receipts is not None and receipt_of(identity, receipts, clock.now(), receipt_window) is not None:
         if marker is not None:
             marker.mark(message_id, clock.now(), stage=REJECTION_PUBLISHED)
         return None

@@ -17,7 +17,7 @@ from typing import Any
 
 from hicopy.clock import Clock, iso
 from hicopy.contract import ENDED_WITHOUT_SUCCESS, FAILED, PUBLISH_STATES, SUCCEEDED
-from hicopy.domain.delivery import outcome_identity, put_tracked, receipt_of
+from hicopy.domain.delivery import RECEIPT_WINDOW_SECONDS, outcome_identity, put_tracked, receipt_of
 from hicopy.domain.events import (
     ChunkOut,
     CopyOutcomeDetail,
@@ -109,6 +109,7 @@ def publish_outcome(
     execution_arn: str | None,
     marker: PublishedMarkerPort | None = None,
     receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> str | None:
     """Publish the job's terminal event, unless one was already published for this run of the job (a retried
     Publish, or the failure path after a Publish that crashed once its event was out). Returns the detail-type, or
@@ -119,7 +120,7 @@ def publish_outcome(
     if marker is not None and marker.seen(state.job_id, state.receivedAt, clock.now()):
         return None
     identity = outcome_identity(state.job_id, state.receivedAt)
-    delivered = receipt_of(identity, receipts, clock.now()) if receipts is not None else None
+    delivered = receipt_of(identity, receipts, clock.now(), receipt_window) if receipts is not None else None
     if delivered is not None:
         if marker is not None:
             marker.mark(state.job_id, state.receivedAt, clock.now(), detail_type=delivered)
@@ -190,6 +191,7 @@ def publish_for_ended_execution(
     clock: Clock,
     marker: PublishedMarkerPort,
     receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> str | None:
     """The safety net's one terminal event for an execution that ended FAILED, TIMED_OUT or ABORTED, unless the job's
     terminal event is out already (the marker). Returns the detail-type published, or None."""
@@ -210,7 +212,7 @@ def publish_for_ended_execution(
         if facts.status == "FAILED" and facts.error is None:
             facts = _described(facts, reader)
         state = state.model_copy(update={"error": _end_reason(facts)})
-    return publish_outcome(state, publisher, clock, facts.execution_arn, marker, receipts)
+    return publish_outcome(state, publisher, clock, facts.execution_arn, marker, receipts, receipt_window)
 
 
 # --- errors carried through Step Functions ----------------------------------------------------------------------

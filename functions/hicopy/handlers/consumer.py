@@ -71,6 +71,7 @@ def _reject(record: SQSRecord, message_id: str, exc: JobRejected, attributes: di
             clock=get_clock(),
             marker=marker,
             receipts=receipts,
+            receipt_window=load(ConsumerEnv).RECEIPT_WINDOW_SECONDS,
         )
     except OrchestratorError as failure:
         receives = int(record.attributes.approximate_receive_count or 1)

@@ -34,7 +34,8 @@ def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker,
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     reader, publisher, marker, receipts = _adapters()
     facts = ended_execution(event["detail"])
-    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker, receipts)
+    window = load(PublishEnv).RECEIPT_WINDOW_SECONDS
+    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker, receipts, window)
     if detail_type is not None:
         logger.warning(
             "execution ended without its terminal event; the safety net published it",

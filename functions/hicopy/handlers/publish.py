@@ -31,7 +31,8 @@ def _adapters() -> tuple[EventBridgePublisher, PublishedMarker, DeliveryReceipts
 
 def _publish(task: TaskInput) -> WorkflowState:
     publisher, marker, receipts = _adapters()
-    detail_type = publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker, receipts)
+    window = load(PublishEnv).RECEIPT_WINDOW_SECONDS
+    detail_type = publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker, receipts, window)
     if detail_type is None:
         logger.warning("terminal event already published for this job (marker or receipt); not publishing another")
         return task.state
