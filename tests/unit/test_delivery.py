@@ -92,3 +92,15 @@ def test_only_an_ambiguous_failure_records_a_pending_put() -> None:
 )
 def test_the_identity_of_an_event_comes_from_its_detail(detail_type: str, detail: Any, expected: Any) -> None:
     assert identity_of(detail_type, detail) == expected
+
+
+def test_the_terminal_and_rejection_publisher_never_lets_botocore_resend_a_put() -> None:
+    """botocore's standard mode retries a read timeout by sending the request again: a duplicate no receipt would
+    catch. The publisher of the receipted events makes one attempt per call; the caller's retries do the rest."""
+    from hicopy.adapters.aws import EventBridgePublisher, SingleSendPublisher
+
+    assert SingleSendPublisher.CONFIG.retries == {"mode": "standard", "total_max_attempts": 1}
+    assert EventBridgePublisher.CONFIG.retries["total_max_attempts"] > 1  # the import planner's reports keep them
+    for handler in ("publish", "execution_ended", "consumer"):
+        module = __import__(f"hicopy.handlers.{handler}", fromlist=["_adapters"])
+        assert module.SingleSendPublisher is SingleSendPublisher, handler

@@ -25,15 +25,9 @@ CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 class EventBridgePublisher(AwsAdapter):
-    """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked.
-
-    botocore does not retry ``PutEvents`` here: its standard mode would send the request again after a read timeout
-    or a dropped connection, when the first may have been accepted (a duplicate nobody sees). Every failure goes to
-    the caller's own retries (Publish's retrier, a rejected message's redelivery); a call whose answer was lost is
-    ``ServiceCallInterrupted``, for ``hicopy.domain.delivery`` to reconcile with the event's receipt."""
+    """Puts events on one bus. ``PutEvents`` answers 200 even when entries fail: ``FailedEntryCount`` is checked."""
 
     SERVICE = "events"
-    CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
     def __init__(self, bus_name: str, source: str, client: Any | None = None) -> None:
         self.bus_name, self.source, self._client = bus_name, source, client
@@ -54,6 +48,16 @@ class EventBridgePublisher(AwsAdapter):
                 if e.get("ErrorCode")
             ]
             raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
+
+
+class SingleSendPublisher(EventBridgePublisher):
+    """The publisher of the terminal and rejection events, whose lost answers ``hicopy.domain.delivery`` reconciles
+    with their delivery receipts: botocore does not retry ``PutEvents`` here, because its standard mode would send
+    the request again after a read timeout or a dropped connection, when the first may have been accepted (a
+    duplicate nobody sees). Every failure goes to the caller's own retries (Publish's retrier, a rejected message's
+    redelivery); a call whose answer was lost is ``ServiceCallInterrupted``."""
+
+    CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 class ExecutionStarter(AwsAdapter):

@@ -30,12 +30,12 @@ from hicopy.domain.ports import DeliveryReceiptPort, EventIdentity
 from hicopy.errors import DeliveryUnconfirmed, ServiceCallInterrupted
 
 # How long a put whose answer was lost waits for its receipt before it is put again (the default of the
-# ``receiptWindowSeconds`` setting, infra/config.py). EventBridge delivers to a Lambda
-# target within about half a second (its documented typical latency; the local runtime measures it too), and Lambda's
-# asynchronous queue adds seconds; 120 s also covers a receipt function's cold start and a throttled first delivery
-# attempt that EventBridge retries (its target retries start within a minute). It must stay well below Publish's
-# retrier budget (hicopy.domain.backoff: an expected 3 h) and below the first redelivery delay of a rejected message
-# (300 s), so that waiting costs a few retries, never the budget.
+# ``receiptWindowSeconds`` setting, infra/config.py). EventBridge normally hands an event to a Lambda target well
+# within a second, and Lambda's asynchronous queue adds seconds at most when it is not backed up; 120 s leaves room
+# for the receipt function's cold start and an early redelivery attempt, i.e. two orders of magnitude over the usual
+# path. It stays far below Publish's retrier budget (hicopy.domain.backoff: an expected 3 h; waiting costs about 6 of
+# its 77 attempts) and below the first redelivery delay of a rejected message (300 s: a redelivered rejection finds
+# its pending attempt past the window).
 RECEIPT_WINDOW_SECONDS = 120
 
 

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ExecutionStarter, JobRequeuer, MessageVisibility, QueueSender
+from hicopy.adapters.aws import ExecutionStarter, JobRequeuer, MessageVisibility, QueueSender, SingleSendPublisher
 from hicopy.adapters.state_table import DeliveryReceipts, DynamoPaceStore, RejectionMarker
 from hicopy.clock import Clock, get_clock
 from hicopy.domain.admission import ADMISSION_ATTRIBUTE, Admission, Ticket
@@ -28,11 +28,11 @@ from hicopy.settings import ConsumerEnv, load
 
 
 @cache
-def _adapters() -> tuple[ExecutionStarter, EventBridgePublisher, QueueSender]:
+def _adapters() -> tuple[ExecutionStarter, SingleSendPublisher, QueueSender]:
     env = load(ConsumerEnv)
     return (
         ExecutionStarter(env.STATE_MACHINE_ARN),
-        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         QueueSender(env.REJECTED_QUEUE_URL),
     )
 

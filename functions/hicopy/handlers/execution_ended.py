@@ -9,7 +9,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ExecutionReader
+from hicopy.adapters.aws import ExecutionReader, SingleSendPublisher
 from hicopy.adapters.state_table import DeliveryReceipts, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.domain.outcome import ended_execution, publish_for_ended_execution
@@ -18,11 +18,11 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker, DeliveryReceipts]:
+def _adapters() -> tuple[ExecutionReader, SingleSendPublisher, PublishedMarker, DeliveryReceipts]:
     env = load(PublishEnv)
     return (
         ExecutionReader(),
-        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         PublishedMarker(env.STATE_TABLE_NAME),
         DeliveryReceipts(env.STATE_TABLE_NAME),
     )

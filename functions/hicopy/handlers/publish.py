@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher
+from hicopy.adapters.aws import SingleSendPublisher
 from hicopy.adapters.state_table import DeliveryReceipts, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.contract import SUCCEEDED
@@ -20,10 +20,10 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[EventBridgePublisher, PublishedMarker, DeliveryReceipts]:
+def _adapters() -> tuple[SingleSendPublisher, PublishedMarker, DeliveryReceipts]:
     env = load(PublishEnv)
     return (
-        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         PublishedMarker(env.STATE_TABLE_NAME),
         DeliveryReceipts(env.STATE_TABLE_NAME),
     )
