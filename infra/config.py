@@ -27,6 +27,7 @@ from pydantic.alias_generators import to_camel
 
 from hicopy.contract import DATASTORE_ID_PATTERN, Policy
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, PUBLISH_EXPECTED_WAIT_FACTOR
+from hicopy.domain.delivery import RECEIPT_WINDOW_SECONDS
 
 CONTEXT_KEY = "hicopy"
 
@@ -118,6 +119,8 @@ class HicopyConfig(_Model):
     archive_retention_days: int = Field(default=30, ge=1, le=3650)
     alarm_email: str | None = Field(default=None, pattern=EMAIL_PATTERN)
     consumer_max_concurrency: int = Field(default=2, ge=2, le=1000)
+    # How long a put whose PutEvents answer was lost waits for its delivery receipt (hicopy.domain.delivery).
+    receipt_window_seconds: int = Field(default=RECEIPT_WINDOW_SECONDS, ge=10, le=3600)
     log_retention_days: int = 365
     log_execution_data: bool = False
     execution_timeout_hours: int = Field(default=48, ge=1, le=8760)

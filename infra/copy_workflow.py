@@ -174,6 +174,7 @@ class CopyWorkflow(Construct):
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
                 "STATE_TABLE_NAME": table.table_name,
+                "RECEIPT_WINDOW_SECONDS": config.receipt_window_seconds,
             },
         )
 
@@ -186,7 +187,7 @@ class CopyWorkflow(Construct):
         table.grant(submit, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem")
         bus.grant_put_events_to(publish)
         # The "terminal event published" marker: a retried or failure-path Publish never sends a second event.
-        table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem")
+        table.grant(publish, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
         # The wake records: a waiter's token and a copy event's mark meet in one item (one atomic update each).
         table.grant(copy_waker, "dynamodb:UpdateItem")
         # When the data store's copy events were last heard (events#<datastoreId>): how long the next wait may be.

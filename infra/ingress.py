@@ -97,6 +97,10 @@ class JobQueues:
         self.execution_ended_dlq = secure_queue(
             parent, "ExecutionEndedDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
         )
+        # Our own events whose delivery receipt could not be recorded (rule delivery or the function's retries).
+        self.receipt_dlq = secure_queue(
+            parent, "DeliveryReceiptDeadLetterQueue", retention_period=Duration.days(DLQ_RETENTION_DAYS)
+        )
 
     @property
     def dead_letter_queues(self) -> dict[str, sqs.Queue]:
@@ -105,6 +109,7 @@ class JobQueues:
             "CopyRequestedRuleDeadLetterQueue": self.copy_requested_rule_dlq,
             "ImportRuleDeadLetterQueue": self.import_rule_dlq,
             "ExecutionEndedDeadLetterQueue": self.execution_ended_dlq,
+            "DeliveryReceiptDeadLetterQueue": self.receipt_dlq,
         }
 
 
@@ -153,6 +158,7 @@ class Ingress(Construct):
         max_concurrency: int,
         copy_rate_per_second: float,
         copy_burst: int,
+        receipt_window_seconds: int,
     ) -> None:
         super().__init__(scope, construct_id)
         self.consumer = factory.function(
@@ -173,6 +179,7 @@ class Ingress(Construct):
                 "STATE_TABLE_NAME": state_table.table_name,
                 "COPY_RATE_PER_SECOND": copy_rate_per_second,
                 "COPY_BURST": copy_burst,
+                "RECEIPT_WINDOW_SECONDS": receipt_window_seconds,
             },
             timeout=Duration.seconds(CONSUMER_TIMEOUT_SECONDS),
         )

@@ -11,6 +11,7 @@ Construct tree (ids as they appear in construct paths)::
       Copy/                   the task functions, their states (CopyWorkflow) and the CopyStateMachine
       ImportPlanning/         the ImportPlanner and its ImportEventsRule (infra.import_planning)
       SafetyNet/              the ExecutionEnded function and its ExecutionEndedRule (infra.safety_net)
+      Receipts/               the DeliveryReceipt function and its DeliveryReceiptRule on our bus (infra.receipts)
       Monitoring/             alarms, their topic and the dashboard (infra.monitoring)
 
 The shared resources sit directly under the orchestrator: every capability uses them.
@@ -33,6 +34,7 @@ from infra.ingress import Ingress, JobQueues, copy_event_bus
 from infra.lambda_factory import LambdaFactory
 from infra.monitoring import Monitoring
 from infra.paths import FUNCTIONS_DIR
+from infra.receipts import DeliveryReceipts
 from infra.safety_net import SafetyNet
 
 STATE_TABLE_PARTITION_KEY = "pk"
@@ -42,6 +44,7 @@ INGRESS_ID = "Ingress"
 COPY_ID = "Copy"
 IMPORT_PLANNING_ID = "ImportPlanning"
 SAFETY_NET_ID = "SafetyNet"
+RECEIPTS_ID = "Receipts"
 MONITORING_ID = "Monitoring"
 
 
@@ -95,6 +98,7 @@ class CopyOrchestrator(Construct):
             max_concurrency=config.consumer_max_concurrency,
             copy_rate_per_second=config.copy_rate_per_second,
             copy_burst=config.copy_burst,
+            receipt_window_seconds=config.receipt_window_seconds,
         )
         self.import_planning = ImportPlanning(
             self,
@@ -114,6 +118,15 @@ class CopyOrchestrator(Construct):
             bus=self.event_bus,
             state_table=self.state_table,
             state_machine=self.state_machine,
+        )
+        self.receipts = DeliveryReceipts(
+            self,
+            RECEIPTS_ID,
+            factory=factory,
+            queues=self.queues,
+            bus=self.event_bus,
+            event_source=config.event_source,
+            state_table=self.state_table,
         )
         self.functions: dict[str, lambda_.Function] = dict(factory.functions)
         self.monitoring = Monitoring(

@@ -52,6 +52,7 @@ class SafetyNet(Construct):
                 "EVENT_BUS_NAME": bus.event_bus_name,
                 "EVENT_SOURCE": config.event_source,
                 "STATE_TABLE_NAME": state_table.table_name,
+                "RECEIPT_WINDOW_SECONDS": config.receipt_window_seconds,
             },
             timeout=Duration.seconds(EXECUTION_ENDED_TIMEOUT_SECONDS),
             async_retry_attempts=EXECUTION_ENDED_ASYNC_RETRIES,
@@ -83,7 +84,8 @@ class SafetyNet(Construct):
             "(execution names are job IDs, not known in advance).",
         )
         bus.grant_put_events_to(self.function)
-        state_table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem")  # the outcome#<jobId> marker
+        # the outcome#<jobId> marker; the receipt#... item (a put whose answer was lost is recorded as pending)
+        state_table.grant(self.function, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 
         # No event_bus: the default bus, where Step Functions puts its own events.
         self.rule = events.Rule(

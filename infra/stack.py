@@ -9,13 +9,20 @@ from constructs import Construct
 
 from infra.config import HicopyConfig
 from infra.logical_ids import make_unique_id, without_group
-from infra.orchestrator import COPY_ID, IMPORT_PLANNING_ID, INGRESS_ID, SAFETY_NET_ID, CopyOrchestrator
+from infra.orchestrator import (
+    COPY_ID,
+    IMPORT_PLANNING_ID,
+    INGRESS_ID,
+    RECEIPTS_ID,
+    SAFETY_NET_ID,
+    CopyOrchestrator,
+)
 
 # CDK leaves "Default" out of logical and unique ids: the orchestrator adds nothing to its resources' ids.
 ORCHESTRATOR_ID = "Default"
 # Capability groups whose resources were direct children of the stack before CopyOrchestrator (logical ids kept),
-# and those added since (SafetyNet), named the same flat way.
-FLATTENED_GROUPS = (INGRESS_ID, COPY_ID, IMPORT_PLANNING_ID, SAFETY_NET_ID)
+# and those added since (SafetyNet, Receipts), named the same flat way.
+FLATTENED_GROUPS = (INGRESS_ID, COPY_ID, IMPORT_PLANNING_ID, SAFETY_NET_ID, RECEIPTS_ID)
 
 
 class CopyOrchestratorStack(Stack):

@@ -100,6 +100,14 @@ class EventPublishFailed(OrchestratorError):
     handling = Handling.TRANSIENT
 
 
+class DeliveryUnconfirmed(OrchestratorError):
+    """An earlier put of this event lost its answer (it may have been accepted) and its delivery receipt has not come
+    yet: asked again later, within the receipt window, before the event is put a second time
+    (``hicopy.domain.delivery``)."""
+
+    handling = Handling.TRANSIENT
+
+
 # --- retried, state -------------------------------------------------------------------------------------------
 class ImageSetConflict(OrchestratorError):
     """ConflictException: an image set is locked by another write, or a version moved under us (also a

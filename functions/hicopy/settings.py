@@ -75,7 +75,13 @@ class PaceTaskEnv(PaceEnv):
     EXECUTION_TIMEOUT_SECONDS: Annotated[int, Field(ge=60)]
 
 
-class ConsumerEnv(DatastoreEnv, BusEnv, PaceEnv):
+class ReceiptWindowEnv(_Env):
+    """How long a put whose answer was lost waits for its delivery receipt (``hicopy.domain.delivery``)."""
+
+    RECEIPT_WINDOW_SECONDS: Annotated[int, Field(ge=1)]
+
+
+class ConsumerEnv(DatastoreEnv, BusEnv, PaceEnv, ReceiptWindowEnv):
     """The consumer reads the pacing schedule's horizon (admission) and sends deferred jobs back to its queue."""
 
     STATE_MACHINE_ARN: Annotated[str, Field(pattern=r"^arn:[^:]+:states:")]
@@ -83,7 +89,13 @@ class ConsumerEnv(DatastoreEnv, BusEnv, PaceEnv):
     JOB_QUEUE_URL: Annotated[str, Field(min_length=1)]  # deferred jobs; a failed rejection comes back later
 
 
-class PublishEnv(BusEnv):
+class PublishEnv(BusEnv, ReceiptWindowEnv):
+    STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
+
+
+class ReceiptEnv(_Env):
+    """The receipt function: records the delivery receipts of our own events (``hicopy.domain.delivery``)."""
+
     STATE_TABLE_NAME: Annotated[str, Field(min_length=1)]
 
 

@@ -94,6 +94,7 @@ def test_the_handlers_load_the_models_we_expect() -> None:
         "ImportPlanner": ["PlannerEnv"],
         "DeleteSource": ["PaceEnv"],
         "ExecutionEnded": ["PublishEnv"],
+        "DeliveryReceipt": ["ReceiptEnv"],
     }
 
 

@@ -50,7 +50,10 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
     },
     "AwaitCopy": {"medical-imaging:GetImageSet", "dynamodb:GetItem"},  # + when copy events were last heard
     "CopyWaker": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},  # wake records; wakes a waiting task
-    "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem"},  # + the "published" marker
+    # + the "published" marker; UpdateItem: a put whose answer was lost is recorded pending (receipt#...)
+    "Publish": {"events:PutEvents", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+    # Our own terminal and rejection events seen on the bus: their receipt#... item, nothing else
+    "DeliveryReceipt": {"dynamodb:UpdateItem", "sqs:SendMessage"},  # + its own async-invocation DLQ
     "JobConsumer": {
         "states:StartExecution",
         "states:DescribeExecution",  # a job ID that names an execution: same job (duplicate) or JobIdReused
@@ -69,6 +72,7 @@ EXPECTED_ACTIONS: dict[str, set[str]] = {
         "events:PutEvents",
         "dynamodb:GetItem",
         "dynamodb:PutItem",
+        "dynamodb:UpdateItem",  # a put whose answer was lost is recorded pending (receipt#...)
         "sqs:SendMessage",  # its own async-invocation DLQ
     },
     "ImportPlanner": {

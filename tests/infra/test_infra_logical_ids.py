@@ -113,6 +113,18 @@ ADDED_IDS = (
     "CopyWakerRoleDefaultPolicyB6B79A6F",
     "CopyWakerTaskResponseA307BB2F",
     "MonitoringCopyWakerErrorsD6399621",
+    # and the delivery receipts (issue #12): a lost PutEvents answer is reconciled, never put twice
+    "DeliveryReceipt97742D98",
+    "DeliveryReceiptDeadLetterQueueF7332FCA",
+    "DeliveryReceiptDeadLetterQueuePolicy65433EB7",
+    "DeliveryReceiptEventInvokeConfig71A3A76F",
+    "DeliveryReceiptLogGroup09404689",
+    "DeliveryReceiptRole2620D3B7",
+    "DeliveryReceiptRoleDefaultPolicy9128F327",
+    "DeliveryReceiptRule8C5F2D48",
+    "DeliveryReceiptRuleAllowEventRuleHealthImagingCopyOrchestratorReceiptsDeliveryReceipt823DC028F1CF8862",
+    "MonitoringDeliveryReceiptDeadLetterQueueNotEmptyB6C1669D",
+    "MonitoringDeliveryReceiptErrors80709384",
 )
 SAFETY_NET_PERMISSION = re.compile(
     r"^ExecutionEndedRuleAllowEventRuleHealthImagingCopyOrchestratorSafetyNetExecutionEnded[0-9A-F]{16}$"

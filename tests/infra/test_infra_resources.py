@@ -18,6 +18,7 @@ QUEUES = [
     "CopyRequestedRuleDeadLetterQueue",
     "ImportRuleDeadLetterQueue",
     "ExecutionEndedDeadLetterQueue",
+    "DeliveryReceiptDeadLetterQueue",
 ]
 DLQS = QUEUES[1:]
 # construct id -> handler module (its environment is tested in test_infra_environment.py)
@@ -31,6 +32,7 @@ FUNCTIONS = {
     "ImportPlanner": "hicopy.handlers.planner",
     "ExecutionEnded": "hicopy.handlers.execution_ended",
     "CopyWaker": "hicopy.handlers.copy_waker",
+    "DeliveryReceipt": "hicopy.handlers.receipt",
 }
 
 
@@ -160,7 +162,21 @@ def test_import_rule_on_default_bus_filtered_to_datastores(template_json: dict[s
         "Principal": "events.amazonaws.com",
         "SourceArn": _ref(template_json, "ImportEventsRule", "AWS::Events::Rule", "Arn"),
     } in permissions
-    assert len(permissions) == 3  # and the safety net's and the copy waker's rules (below)
+    assert len(permissions) == 4  # and the safety net's, the copy waker's and the receipt rules (below)
+
+
+def test_receipt_rule_on_our_bus_matches_our_own_terminal_and_rejection_events(template_json: dict[str, Any]) -> None:
+    rule = render(_props(template_json, "DeliveryReceiptRule", "AWS::Events::Rule"))
+    assert rule["EventBusName"] == _ref(template_json, "CopyEventBus", "AWS::Events::EventBus")
+    assert rule["EventPattern"] == {
+        "source": ["hicopy.orchestrator"],
+        "detail-type": ["Copy Job Succeeded", "Copy Job Failed", "Copy Job Rejected"],
+    }
+    (target,) = rule["Targets"]
+    assert target["Arn"] == _ref(template_json, "DeliveryReceipt", "AWS::Lambda::Function", "Arn")
+    dlq = {"Arn": _ref(template_json, "DeliveryReceiptDeadLetterQueue", "AWS::SQS::Queue", "Arn")}
+    assert target["DeadLetterConfig"] == dlq
+    assert target["RetryPolicy"]["MaximumRetryAttempts"] > 0
 
 
 def test_safety_net_rule_on_default_bus_filtered_to_the_state_machine(template_json: dict[str, Any]) -> None:
@@ -279,6 +295,7 @@ def test_one_code_asset_and_async_retries(template_json: dict[str, Any]) -> None
     planner = _ref(template_json, "ImportPlanner", "AWS::Lambda::Function")
     assert configs.pop(planner) == 2
     assert configs.pop(_ref(template_json, "ExecutionEnded", "AWS::Lambda::Function")) == 2
+    assert configs.pop(_ref(template_json, "DeliveryReceipt", "AWS::Lambda::Function")) == 2
     assert set(configs.values()) == {0}
     dead_letter = _props(template_json, "ImportPlanner", "AWS::Lambda::Function")["DeadLetterConfig"]
     assert render(dead_letter) == {

@@ -89,10 +89,10 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
     assert user_app.findings == [], "see test_user_app_passes_cdk_nag"
     template = user_app.template()
     queues = set(resources(template, "AWS::SQS::Queue"))
-    # the user's own queues next to the orchestrator's five
+    # the user's own queues next to the orchestrator's six
     mine = sorted(re.sub(r"[0-9A-F]{8}$", "", lid) for lid in queues if lid.startswith("CopyResults"))
     assert mine == ["CopyResults", "CopyResultsDeadLetterQueue"]
-    assert len(queues) == 2 + 5
+    assert len(queues) == 2 + 6
     (bus_id,) = resources(template, "AWS::Events::EventBus")
     rule = next(r for lid, r in resources(template, "AWS::Events::Rule").items() if lid.startswith("CopyFinished"))
     assert rule["Properties"]["EventBusName"] == {"Ref": bus_id}
@@ -116,6 +116,7 @@ def test_user_app_has_its_resources_and_the_orchestrators(user_app: UserApp) -> 
             "planner",
             "execution_ended",
             "copy_waker",
+            "receipt",
         )
     )
     pace = next(r for lid, r in resources(template, "AWS::Lambda::Function").items() if "Pace" in lid)

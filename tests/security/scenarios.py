@@ -31,9 +31,10 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import boto3
+from botocore.exceptions import ReadTimeoutError
 
 from hicopy.adapters.state_table import DynamoSubmissionStore
-from hicopy.errors import ImageSetConflict, OrchestratorError, ServiceThrottled
+from hicopy.errors import ImageSetConflict, OrchestratorError, ServiceCallInterrupted, ServiceThrottled
 from hicopy.handlers import (
     await_copy,
     consumer,
@@ -44,6 +45,7 @@ from hicopy.handlers import (
     planner,
     prepare,
     publish,
+    receipt,
     submit,
 )
 from offline.healthimaging.dicom import build_metadata
@@ -197,7 +199,9 @@ def _delete_pending(state: dict[str, Any]) -> bool:
     return (state.get("sourceDeletion") or {}).get("status") == "PENDING"
 
 
-def drive(run: ScenarioRun, state: dict[str, Any], *, before_delete: Any = None) -> dict[str, Any]:
+def drive(
+    run: ScenarioRun, state: dict[str, Any], *, before_delete: Any = None, lose_publish_answer: bool = False
+) -> dict[str, Any]:
     """Prepare → (Pace → Submit → AwaitCopy)* → [Pace → DeleteSource] → Publish; errors caught like the Catch
     clauses do. Returns the published event."""
     env = run.env
@@ -238,6 +242,17 @@ def drive(run: ScenarioRun, state: dict[str, Any], *, before_delete: Any = None)
                 break
     except OrchestratorError as exc:
         state = caught(state, exc)
+    if lose_publish_answer:  # the event is put, its answer lost: the retry finds its receipt and puts nothing
+        with _put_events_answer_lost(), contextlib.suppress(ServiceCallInterrupted):
+            run.task(publish, state)
+            raise AssertionError("the lost answer did not reach Publish")
+        for event in env.events():
+            run.events.append(event)
+            assert run.call(receipt, event)["receipt"] == "outcome"
+        env.clock.t += 3
+        run.task(publish, state, 1)
+        assert env.events() == [], "the retried Publish put its event again"
+        return run.events[-1]
     run.task(publish, state)
     published = env.events()
     run.events += published
@@ -283,11 +298,47 @@ def safety_net_scenarios(run: ScenarioRun) -> None:
         "input": None,
         "inputDetails": {"included": False},
     }
-    result = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
-    assert result == {"status": "TIMED_OUT", "published": "Copy Job Failed"}, result
-    again = run.call(execution_ended, {"detail-type": "Step Functions Execution Status Change", "detail": detail})
-    assert again["published"] is None  # the outcome marker: never a second event
+    ended = {"detail-type": "Step Functions Execution Status Change", "detail": detail}
+    # PutEvents accepts the failure event but its answer is lost: the attempt is recorded pending (receipt#...).
+    with _put_events_answer_lost(), contextlib.suppress(ServiceCallInterrupted):
+        run.call(execution_ended, ended)
+        raise AssertionError("the lost answer did not reach the safety net")
     run.collect()
+    ours = [
+        e for e in run.events if e.get("detail-type") in ("Copy Job Succeeded", "Copy Job Failed", "Copy Job Rejected")
+    ]
+    assert [e["detail-type"] for e in ours].count("Copy Job Failed") == 1, ours
+    # The rule on our bus hands each of our terminal and rejection events to the receipt function.
+    for event in ours:
+        assert run.call(receipt, event)["receipt"] in ("outcome", "rejection")
+    again = run.call(execution_ended, ended)
+    assert again == {"status": "TIMED_OUT", "published": None}, again  # the receipt: marked, not put again
+    once_more = run.call(execution_ended, ended)
+    assert once_more["published"] is None  # the outcome marker: never a second event
+    run.collect()
+    assert [e["detail-type"] for e in run.events].count("Copy Job Failed") == 1
+
+
+@contextmanager
+def _put_events_answer_lost() -> Iterator[None]:
+    """The next PutEvents is served, then its answer is lost (a read timeout after the call)."""
+
+    lost: list[bool] = []
+
+    def lose(**kwargs: Any) -> None:
+        if not lost:
+            lost.append(True)
+            raise ReadTimeoutError(endpoint_url="https://events.injected.amazonaws.com/")
+
+    boto3.DEFAULT_SESSION._session.register(  # type: ignore[union-attr]
+        "after-call.events.PutEvents", lose, unique_id="hicopy-lost-answer"
+    )
+    try:
+        yield
+    finally:
+        boto3.DEFAULT_SESSION._session.unregister(  # type: ignore[union-attr]
+            "after-call.events.PutEvents", unique_id="hicopy-lost-answer"
+        )
 
 
 def copy_scenarios(run: ScenarioRun) -> None:
@@ -296,7 +347,7 @@ def copy_scenarios(run: ScenarioRun) -> None:
     other = emu.seed_image_set_from_metadata(ds, phi_metadata(OTHER_PHI, seed=2))
 
     # Whole copy to a new image set: success.
-    done = drive(run, initial(env, "cp-whole", source={"imageSetId": source.image_set_id}))
+    done = drive(run, initial(env, "cp-whole", source={"imageSetId": source.image_set_id}), lose_publish_answer=True)
     assert done["detail-type"] == "Copy Job Succeeded", done
     # Merge into another patient's image set: COPY_FAILED, the service's message in the failure event.
     failed = drive(

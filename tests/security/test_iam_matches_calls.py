@@ -59,6 +59,9 @@ USED_OUTSIDE_THE_CODE: dict[str, dict[str, str]] = {
     "hicopy.handlers.execution_ended.handler": {
         "sqs:SendMessage": "the Lambda service (its asynchronous-invocation DLQ, ExecutionEndedDeadLetterQueue)",
     },
+    "hicopy.handlers.receipt.handler": {
+        "sqs:SendMessage": "the Lambda service (its asynchronous-invocation DLQ, DeliveryReceiptDeadLetterQueue)",
+    },
 }
 # Lambda's asynchronous-invocation DLQ (the import rule's DLQ) is written by the Lambda service with the
 # planner's role: sqs:SendMessage on that queue is used outside the code; the action itself is used by the code.
@@ -76,6 +79,7 @@ HANDLERS = [
     "hicopy.handlers.planner.handler",
     "hicopy.handlers.execution_ended.handler",
     "hicopy.handlers.copy_waker.handler",
+    "hicopy.handlers.receipt.handler",
 ]
 
 

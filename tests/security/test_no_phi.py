@@ -115,7 +115,7 @@ def test_the_stack_keeps_third_party_debug_logging_off(template: dict[str, Any])
         for r in template["Resources"].values()
         if r["Type"] == "AWS::Lambda::Function" and str(r["Properties"].get("Handler", "")).startswith("hicopy.")
     ]
-    assert len(functions) == 10  # every function of the stack (the copy waker and the safety net included)
+    assert len(functions) == 11  # every function of the stack (the copy waker, safety net and receipts included)
     for props in functions:
         variables = props["Environment"]["Variables"]
         assert variables.get("POWERTOOLS_LOGGER_LOG_EVENT") == "false", props["Handler"]

@@ -48,6 +48,7 @@ def handler_variables(resources: Resources, datastore_id: str) -> dict[str, str]
         "MAX_FRAMES_PER_COPY": "1000",
         "COPY_RATE_PER_SECOND": "0.25",
         "COPY_BURST": "1",
+        "RECEIPT_WINDOW_SECONDS": "120",
         "EXECUTION_TIMEOUT_SECONDS": "172800",
         "POST_IMPORT_POLICY": "consolidate",
         "CONSOLIDATE_FORCE": "false",

@@ -11,6 +11,7 @@ import base64
 import json
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from hicopy.adapters.edge import AwsAdapter
@@ -47,6 +48,16 @@ class EventBridgePublisher(AwsAdapter):
                 if e.get("ErrorCode")
             ]
             raise EventPublishFailed(f"PutEvents {detail_type} not accepted: {'; '.join(failures) or 'unknown error'}")
+
+
+class SingleSendPublisher(EventBridgePublisher):
+    """The publisher of the terminal and rejection events, whose lost answers ``hicopy.domain.delivery`` reconciles
+    with their delivery receipts: botocore does not retry ``PutEvents`` here, because its standard mode would send
+    the request again after a read timeout or a dropped connection, when the first may have been accepted (a
+    duplicate nobody sees). Every failure goes to the caller's own retries (Publish's retrier, a rejected message's
+    redelivery); a call whose answer was lost is ``ServiceCallInterrupted``."""
+
+    CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 class ExecutionStarter(AwsAdapter):

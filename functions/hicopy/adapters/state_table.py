@@ -1,6 +1,7 @@
 """The state table (DynamoDB) behind the domain's ports: pacing cells, submission records, the once-only markers,
 the planner's records and the copy waker's meeting points. These adapters own the table's key formats
-(``pace#``, ``submit#``, ``claim#``, ``outcome#``, ``rejected#``, ``import#``, ``plan#``, ``wake#``).
+(``pace#``, ``submit#``, ``claim#``, ``outcome#``, ``rejected#``, ``receipt#``, ``import#``, ``plan#``,
+``wake#``).
 
 Each takes an optional client (tests inject one) and creates its boto3 client lazily, never at import time; each
 makes its calls inside ``calling``, the one translation of AWS errors (``hicopy.adapters.edge``).
@@ -18,6 +19,8 @@ from hicopy.adapters.edge import AwsAdapter
 from hicopy.domain.ports import (
     CopyVersion,
     CorruptPaceValue,
+    DeliveryState,
+    EventIdentity,
     ImportMark,
     PaceKey,
     PaceValue,
@@ -236,6 +239,38 @@ class RejectionMarker(_OnceMarker):
 
     def mark(self, message_id: str, now: float, *, stage: str) -> None:
         self._mark(f"rejected#{message_id}", now, {"stage": stage})
+
+
+class DeliveryReceipts(_OnceMarker):
+    """``DeliveryReceiptPort`` on the state table: item ``pk = receipt#outcome#<jobId>#<receivedAt>`` or
+    ``receipt#rejection#<messageId>``; ``detailType`` + ``deliveredAt`` (the receipt) and ``pendingAt`` (a put
+    whose answer was lost), each side one ``UpdateItem`` of its own attributes."""
+
+    def state(self, identity: EventIdentity, now: float) -> DeliveryState:
+        found = self._found(_receipt_key(identity), now) or {}
+        pending = found.get("pendingAt", {}).get("N")
+        return DeliveryState(found.get("detailType", {}).get("S"), float(pending) if pending is not None else None)
+
+    def pend(self, identity: EventIdentity, now: float) -> None:
+        self._update(identity, now, "pendingAt = :t", {})
+
+    def receive(self, identity: EventIdentity, now: float, *, detail_type: str) -> None:
+        self._update(identity, now, "deliveredAt = :t, detailType = :d", {":d": {"S": detail_type}})
+
+    def _update(self, identity: EventIdentity, now: float, expression: str, values: dict[str, Any]) -> None:
+        expires = {"N": str(int(now) + self.TTL_SECONDS)}
+        with self.calling("delivery receipt update"):
+            self.client.update_item(
+                TableName=self.table_name,
+                Key={"pk": {"S": _receipt_key(identity)}},
+                UpdateExpression=f"SET {expression}, expiresAt = :e",
+                ExpressionAttributeValues={":t": {"N": _num(now)}, ":e": expires, **values},
+            )
+
+
+def _receipt_key(identity: EventIdentity) -> str:
+    run = f"#{identity.run}" if identity.run else ""
+    return f"receipt#{identity.kind}#{identity.key}{run}"
 
 
 class ImportMarker(_OnceMarker):

@@ -19,9 +19,16 @@ from typing import Any, Literal, TypeGuard
 
 from hicopy.clock import Clock, iso
 from hicopy.contract import COPY_REQUESTED, DATASTORE_ID_PATTERN, REJECTED
+from hicopy.domain.delivery import RECEIPT_WINDOW_SECONDS, put_tracked, receipt_of, rejection_identity
 from hicopy.domain.events import Reason, RejectedDetail, TriggerOut, dump, excerpt
 from hicopy.domain.job import CORRELATION_ID_PATTERN, JOB_ID_PATTERN, CopyJob, Trigger, parse_job, safe_name
-from hicopy.domain.ports import EventPublisherPort, ExecutionsPort, MessageSenderPort, RejectionMarkerPort
+from hicopy.domain.ports import (
+    DeliveryReceiptPort,
+    EventPublisherPort,
+    ExecutionsPort,
+    MessageSenderPort,
+    RejectionMarkerPort,
+)
 from hicopy.domain.state import WorkflowState
 from hicopy.errors import JobIdReused, JobRejected
 
@@ -227,13 +234,17 @@ def reject(
     publisher: EventPublisherPort,
     clock: Clock,
     marker: RejectionMarkerPort | None = None,
+    receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> dict[str, Any] | None:
     """Keep the message in the dead-letter queue, then publish ``Copy Job Rejected``, each once per message.
 
     With ``marker`` (the state table's ``rejected#<messageId>``), a message redelivered because the publish failed
     (an EventBridge outage) is not copied to the DLQ again, and one whose event is out publishes nothing more. A
     crash between a side effect and its mark can still repeat that one step (EventBridge and SQS take no
-    idempotency token). Returns the published detail, or None when the event was already published.
+    idempotency token). With ``receipts`` (``hicopy.domain.delivery``), a put whose answer was lost is not repeated
+    while its delivery receipt may still come (``DeliveryUnconfirmed``: the message comes back later), and one whose
+    receipt came is only marked. Returns the published detail, or None when the event was already published.
     """
     stage = marker.stage(message_id) if marker is not None else None
     if stage == REJECTION_PUBLISHED:
@@ -249,8 +260,16 @@ def reject(
         dead_letters.send(body, attributes)
         if marker is not None:
             marker.mark(message_id, clock.now(), stage=REJECTION_KEPT)
+    identity = rejection_identity(message_id)
+    if receipts is not None and receipt_of(identity, receipts, clock.now(), receipt_window) is not None:
+        if marker is not None:
+            marker.mark(message_id, clock.now(), stage=REJECTION_PUBLISHED)
+        return None
     detail = rejected_event(body, reason, message_id=message_id, trigger_type=trigger_type, clock=clock)
-    publisher.publish(REJECTED, detail)
+    if receipts is not None:
+        put_tracked(identity, lambda: publisher.publish(REJECTED, detail), receipts, clock.now())
+    else:
+        publisher.publish(REJECTED, detail)
     if marker is not None:
         marker.mark(message_id, clock.now(), stage=REJECTION_PUBLISHED)
     return detail

@@ -17,6 +17,7 @@ from typing import Any
 
 from hicopy.clock import Clock, iso
 from hicopy.contract import ENDED_WITHOUT_SUCCESS, FAILED, PUBLISH_STATES, SUCCEEDED
+from hicopy.domain.delivery import RECEIPT_WINDOW_SECONDS, outcome_identity, put_tracked, receipt_of
 from hicopy.domain.events import (
     ChunkOut,
     CopyOutcomeDetail,
@@ -26,7 +27,13 @@ from hicopy.domain.events import (
     TriggerOut,
     dump,
 )
-from hicopy.domain.ports import EventPublisherPort, ExecutionFacts, ExecutionReaderPort, PublishedMarkerPort
+from hicopy.domain.ports import (
+    DeliveryReceiptPort,
+    EventPublisherPort,
+    ExecutionFacts,
+    ExecutionReaderPort,
+    PublishedMarkerPort,
+)
 from hicopy.domain.state import SfnError, WorkflowState
 from hicopy.errors import (
     ExecutionAborted,
@@ -101,14 +108,28 @@ def publish_outcome(
     clock: Clock,
     execution_arn: str | None,
     marker: PublishedMarkerPort | None = None,
+    receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> str | None:
     """Publish the job's terminal event, unless one was already published for this run of the job (a retried
     Publish, or the failure path after a Publish that crashed once its event was out). Returns the detail-type, or
-    None when it was skipped."""
+    None when it was skipped.
+
+    With ``receipts`` (``hicopy.domain.delivery``), a put whose answer was lost is not repeated while its delivery
+    receipt may still come, and one whose receipt came is only marked."""
     if marker is not None and marker.seen(state.job_id, state.receivedAt, clock.now()):
         return None
+    identity = outcome_identity(state.job_id, state.receivedAt)
+    delivered = receipt_of(identity, receipts, clock.now(), receipt_window) if receipts is not None else None
+    if delivered is not None:
+        if marker is not None:
+            marker.mark(state.job_id, state.receivedAt, clock.now(), detail_type=delivered)
+        return None
     detail_type, detail = outcome_event(state, clock, execution_arn)
-    publisher.publish(detail_type, detail)
+    if receipts is not None:
+        put_tracked(identity, lambda: publisher.publish(detail_type, detail), receipts, clock.now())
+    else:
+        publisher.publish(detail_type, detail)
     if marker is not None:
         marker.mark(state.job_id, state.receivedAt, clock.now(), detail_type=detail_type)
     return detail_type
@@ -169,6 +190,8 @@ def publish_for_ended_execution(
     publisher: EventPublisherPort,
     clock: Clock,
     marker: PublishedMarkerPort,
+    receipts: DeliveryReceiptPort | None = None,
+    receipt_window: float = RECEIPT_WINDOW_SECONDS,
 ) -> str | None:
     """The safety net's one terminal event for an execution that ended FAILED, TIMED_OUT or ABORTED, unless the job's
     terminal event is out already (the marker). Returns the detail-type published, or None."""
@@ -189,7 +212,7 @@ def publish_for_ended_execution(
         if facts.status == "FAILED" and facts.error is None:
             facts = _described(facts, reader)
         state = state.model_copy(update={"error": _end_reason(facts)})
-    return publish_outcome(state, publisher, clock, facts.execution_arn, marker)
+    return publish_outcome(state, publisher, clock, facts.execution_arn, marker, receipts, receipt_window)
 
 
 # --- errors carried through Step Functions ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ is the adapter's business.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 
 # --- HealthImaging ----------------------------------------------------------------------------------------------
@@ -231,6 +231,41 @@ class PublishedMarkerPort(Protocol):
     def seen(self, job_id: str, received_at: str, now: float) -> bool: ...
 
     def mark(self, job_id: str, received_at: str, now: float, *, detail_type: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class EventIdentity:
+    """What makes one terminal or rejection event *that* event (``hicopy.domain.delivery``): a job's run
+    (``kind`` outcome, ``key`` the job ID, ``run`` its ``receivedAt``) or a rejected message (``kind`` rejection,
+    ``key`` its message ID)."""
+
+    kind: Literal["outcome", "rejection"]
+    key: str
+    run: str = ""
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """What the state table knows about one event: its delivery receipt (the detail-type our own rule saw on the
+    bus) and the time of the latest put whose answer was lost."""
+
+    received: str | None = None
+    pending_since: float | None = None
+
+
+class DeliveryReceiptPort(Protocol):
+    """Delivery receipts of our own events (written by the receipt function, from the bus) and the pending puts
+    whose outcome is unknown (written by the publisher). Both sides update one record; neither erases the other."""
+
+    def state(self, identity: EventIdentity, now: float) -> DeliveryState: ...
+
+    def pend(self, identity: EventIdentity, now: float) -> None:
+        """Record that a put of the event was made at ``now`` and its answer lost."""
+        ...
+
+    def receive(self, identity: EventIdentity, now: float, *, detail_type: str) -> None:
+        """Record that the event was seen on the bus."""
+        ...
 
 
 @dataclass(frozen=True)

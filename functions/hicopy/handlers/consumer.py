@@ -16,8 +16,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ExecutionStarter, JobRequeuer, MessageVisibility, QueueSender
-from hicopy.adapters.state_table import DynamoPaceStore, RejectionMarker
+from hicopy.adapters.aws import ExecutionStarter, JobRequeuer, MessageVisibility, QueueSender, SingleSendPublisher
+from hicopy.adapters.state_table import DeliveryReceipts, DynamoPaceStore, RejectionMarker
 from hicopy.clock import Clock, get_clock
 from hicopy.domain.admission import ADMISSION_ATTRIBUTE, Admission, Ticket
 from hicopy.domain.backoff import redelivery_delay
@@ -28,11 +28,11 @@ from hicopy.settings import ConsumerEnv, load
 
 
 @cache
-def _adapters() -> tuple[ExecutionStarter, EventBridgePublisher, QueueSender]:
+def _adapters() -> tuple[ExecutionStarter, SingleSendPublisher, QueueSender]:
     env = load(ConsumerEnv)
     return (
         ExecutionStarter(env.STATE_MACHINE_ARN),
-        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         QueueSender(env.REJECTED_QUEUE_URL),
     )
 
@@ -47,15 +47,19 @@ def _admission() -> tuple[Admission, JobRequeuer]:
 
 
 @cache
-def _rejection_adapters() -> tuple[RejectionMarker, MessageVisibility]:
+def _rejection_adapters() -> tuple[RejectionMarker, MessageVisibility, DeliveryReceipts]:
     env = load(ConsumerEnv)
-    return RejectionMarker(env.STATE_TABLE_NAME), MessageVisibility(env.JOB_QUEUE_URL)
+    return (
+        RejectionMarker(env.STATE_TABLE_NAME),
+        MessageVisibility(env.JOB_QUEUE_URL),
+        DeliveryReceipts(env.STATE_TABLE_NAME),
+    )
 
 
 def _reject(record: SQSRecord, message_id: str, exc: JobRejected, attributes: dict[str, str]) -> None:
     """Reject once (DLQ copy, then event). A rejection that fails part-way comes back after its redelivery delay."""
     _, publisher, dead_letters = _adapters()
-    marker, visibility = _rejection_adapters()
+    marker, visibility, receipts = _rejection_adapters()
     try:
         detail = reject(
             record.body,
@@ -66,6 +70,8 @@ def _reject(record: SQSRecord, message_id: str, exc: JobRejected, attributes: di
             publisher=publisher,
             clock=get_clock(),
             marker=marker,
+            receipts=receipts,
+            receipt_window=load(ConsumerEnv).RECEIPT_WINDOW_SECONDS,
         )
     except OrchestratorError as failure:
         receives = int(record.attributes.approximate_receive_count or 1)

@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher, ExecutionReader
-from hicopy.adapters.state_table import PublishedMarker
+from hicopy.adapters.aws import ExecutionReader, SingleSendPublisher
+from hicopy.adapters.state_table import DeliveryReceipts, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.domain.outcome import ended_execution, publish_for_ended_execution
 from hicopy.observability import logger, metrics, tracer
@@ -18,12 +18,13 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker]:
+def _adapters() -> tuple[ExecutionReader, SingleSendPublisher, PublishedMarker, DeliveryReceipts]:
     env = load(PublishEnv)
     return (
         ExecutionReader(),
-        EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
         PublishedMarker(env.STATE_TABLE_NAME),
+        DeliveryReceipts(env.STATE_TABLE_NAME),
     )
 
 
@@ -31,9 +32,10 @@ def _adapters() -> tuple[ExecutionReader, EventBridgePublisher, PublishedMarker]
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    reader, publisher, marker = _adapters()
+    reader, publisher, marker, receipts = _adapters()
     facts = ended_execution(event["detail"])
-    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker)
+    window = load(PublishEnv).RECEIPT_WINDOW_SECONDS
+    detail_type = publish_for_ended_execution(facts, reader, publisher, get_clock(), marker, receipts, window)
     if detail_type is not None:
         logger.warning(
             "execution ended without its terminal event; the safety net published it",

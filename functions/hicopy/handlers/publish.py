@@ -8,8 +8,8 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.aws import EventBridgePublisher
-from hicopy.adapters.state_table import PublishedMarker
+from hicopy.adapters.aws import SingleSendPublisher
+from hicopy.adapters.state_table import DeliveryReceipts, PublishedMarker
 from hicopy.clock import get_clock
 from hicopy.contract import SUCCEEDED
 from hicopy.domain.outcome import publish_outcome
@@ -20,16 +20,21 @@ from hicopy.settings import PublishEnv, load
 
 
 @cache
-def _adapters() -> tuple[EventBridgePublisher, PublishedMarker]:
+def _adapters() -> tuple[SingleSendPublisher, PublishedMarker, DeliveryReceipts]:
     env = load(PublishEnv)
-    return EventBridgePublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE), PublishedMarker(env.STATE_TABLE_NAME)
+    return (
+        SingleSendPublisher(env.EVENT_BUS_NAME, env.EVENT_SOURCE),
+        PublishedMarker(env.STATE_TABLE_NAME),
+        DeliveryReceipts(env.STATE_TABLE_NAME),
+    )
 
 
 def _publish(task: TaskInput) -> WorkflowState:
-    publisher, marker = _adapters()
-    detail_type = publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker)
+    publisher, marker, receipts = _adapters()
+    window = load(PublishEnv).RECEIPT_WINDOW_SECONDS
+    detail_type = publish_outcome(task.state, publisher, get_clock(), task.executionArn, marker, receipts, window)
     if detail_type is None:
-        logger.warning("terminal event already published for this job; not publishing another")
+        logger.warning("terminal event already published for this job (marker or receipt); not publishing another")
         return task.state
     metrics.add_metric(
         name="JobsSucceeded" if detail_type == SUCCEEDED else "JobsFailed", unit=MetricUnit.Count, value=1
