@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from hicopy.adapters.state_table import DynamoWakeStore
+from hicopy.adapters.wake_store import DynamoWakeStore
 from hicopy.domain.ports import CopyVersion
 from hicopy.handlers import copy_waker
 from tests.functional.conftest import Stack

@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from hicopy.adapters.state_table import DynamoWakeStore
+from hicopy.adapters.wake_store import DynamoWakeStore
 from hicopy.clock import get_clock
 from hicopy.domain.awaiting import await_copy
 from hicopy.domain.backoff import Backoff

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from hicopy.adapters.aws import TaskWaker
-from hicopy.adapters.state_table import DynamoWakeStore
+from hicopy.adapters.wake_store import DynamoWakeStore
 from hicopy.clock import get_clock
 from hicopy.domain.ports import CopyVersion
 from hicopy.domain.waking import Parked, on_copy_event, park
