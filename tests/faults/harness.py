@@ -55,6 +55,20 @@ SUMMARY_DIR = Path("build/fault-injection")
 RECORDS = SUMMARY_DIR / "records"
 
 
+@dataclass
+class BatchSettings:
+    """What ``make_batch``/``send_batch`` draw from: the batch size range and the minimum share of valid jobs sent
+    twice. The randomized soak (``tests/faults/soak.py``) varies both per run; pytest scenarios keep the defaults."""
+
+    jobs: tuple[int, int] = JOBS
+    duplicates: float = 0.0
+
+
+BATCH = BatchSettings()
+# When set (the randomized soak), ``record`` appends each scenario's record here instead of writing a file.
+RECORD_SINK: list[dict[str, Any]] | None = None
+
+
 # ================================================================================================ jobs
 
 
@@ -82,13 +96,13 @@ def _frames(series: int, instances: int, frames: int) -> int:
 def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] | None = None) -> list[Job]:
     """A seeded batch of ``JOBS`` jobs of mixed kinds, each valid job on its own source image set."""
     ds = rt.datastore_id
-    n = rng.randint(*JOBS)
+    n = rng.randint(*BATCH.jobs)
     pool = kinds or ("whole", "whole", "subset", "merge", "merge", "chunked", "chunked", "invalid")
     jobs: list[Job] = []
     shared_destination: Any = None
     for i in range(n):
         kind = rng.choice(pool)
-        job_id = f"j{i}-{kind}-{rng.randrange(16**6):06x}"
+        job_id = f"j{i}-{kind}-{rng.randrange(16**8):08x}"  # unique across a soak's runs on one runtime
         if kind == "invalid":
             body = rng.choice(
                 [
@@ -139,7 +153,9 @@ def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] |
 
 
 def send_batch(rt: LocalRuntime, jobs: list[Job], rng: random.Random, *, duplicates: float = 0.0) -> None:
-    """Send every message; with probability ``duplicates`` a valid job is sent twice (same job ID)."""
+    """Send every message; with probability ``duplicates`` (at least ``BATCH.duplicates``) a valid job is sent twice
+    (same job ID)."""
+    duplicates = max(duplicates, BATCH.duplicates)
     for job in jobs:
         copies = 2 if job.valid and rng.random() < duplicates else 1
         for _ in range(copies):
@@ -680,5 +696,9 @@ def record(sc: Scenario, outcome: Outcome, *, expected: str = "ok") -> None:
         "violations": outcome.violations,
         "seconds": round(sc.seconds, 3),
         "counts": dict(outcome.counts),
+        "job_ids": [j.job_id for j in sc.jobs if j.job_id],
     }
+    if RECORD_SINK is not None:
+        RECORD_SINK.append(data)
+        return
     (RECORDS / f"{sc.kind}-{sc.seed}-{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps(data))

@@ -21,6 +21,7 @@ import pytest
 
 from hicopy.contract import FAILED, REJECTED, SUCCEEDED
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, publish_max_attempts
+from infra.state_machine import AWAIT_TRANSIENT_MAX_ATTEMPTS
 from tests.faults.harness import (
     SEEDS,
     SOAK,
@@ -763,7 +764,11 @@ OUTAGE_SECONDS = OUTAGE_TOLERANCE_SECONDS  # 2 h
 OUTAGE_RUN_TIMEOUT = 240.0
 
 
-@pytest.mark.parametrize("seed", SEED_IDS[:1])
+# Seeds of the long-outage scenarios: one in make test (each is tens of seconds), every seed in make soak.
+OUTAGE_SEED_IDS = SEED_IDS if SOAK else SEED_IDS[:1]
+
+
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
 def test_a_two_hour_event_bridge_outage_loses_and_duplicates_nothing(harness: Harness, seed: int) -> None:
     """PutEvents fails for 2 hours (virtual) for every terminal event and every rejection: each job still ends
     with exactly one terminal event (Publish's retrier outlasts the outage), each invalid message with exactly one
@@ -782,7 +787,7 @@ def test_a_two_hour_event_bridge_outage_loses_and_duplicates_nothing(harness: Ha
         assert any(b.failed for b in sc.batches()), "no rejection was redelivered during the outage"
 
 
-@pytest.mark.parametrize("seed", SEED_IDS[:1])
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
 def test_a_publisher_that_outlived_its_budget_is_covered_by_the_safety_net(harness: Harness, seed: int) -> None:
     """One job's publisher sees PutEvents fail on every attempt of its (2-hour-outage) budget: the execution ends
     PublishFailed, and the safety net publishes the job's one terminal event, the outcome it was publishing."""
@@ -806,3 +811,39 @@ def test_a_publisher_that_outlived_its_budget_is_covered_by_the_safety_net(harne
         [execution] = [x for x in sc.rt.executions() if x.name == victim]
         assert (execution.status, execution.error) == ("FAILED", "PublishFailed"), execution
         assert sc.rt.invocations_of("ExecutionEnded"), "the safety net never ran"
+
+
+# ======================================================================== 9: HealthImaging outage past AwaitCopy budget
+
+
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
+def test_a_status_outage_past_await_copys_budget_is_verified(harness: Harness, seed: int) -> None:
+    """For some jobs, every AwaitCopy status check of their first chunk fails (InternalServerException) until
+    AwaitCopy's transient retrier (``AWAIT_TRANSIENT_MAX_ATTEMPTS``, sized for a 30-minute outage) runs out: more
+    faults than the budget. Verify then reads the destination once more, finds it COPIED, and the job succeeds:
+    the copy that completed is reported completed, with one event and one copy per chunk."""
+    with harness.scenario("await-outage-past-budget", seed) as sc:
+        sc.jobs = make_batch(sc.rt, sc.rng, kinds=("whole", "subset", "merge", "chunked", "invalid"))
+        chosen = _chosen(sc, 0.5)
+
+        def before_await(event: dict[str, Any]) -> None:
+            identity = current_task()
+            if identity is None or identity[1] not in chosen or identity[2] != 0 or event.get("verify"):
+                return
+            # This invocation's first status check fails; Verify (the same function, verify=True) is answered.
+            sc.boto.add_call_faults(
+                CallFaults(
+                    "GetImageSet:await-outage", identity, "medical-imaging", "GetImageSet", "InternalServerException", 1
+                )
+            )
+
+        sc.steps.before("AwaitCopy", before_await)
+        send_batch(sc.rt, sc.jobs, sc.rng)
+        outcome = finish(sc, timeout=OUTAGE_RUN_TIMEOUT)
+        assert_all_succeeded(sc, outcome)
+        for x in sc.rt.executions():
+            if x.name not in chosen:
+                continue
+            failed = [a for a in sc.rt.state_attempts(x.arn, "AwaitCopy") if a["error"] == "ServiceInternalError"]
+            assert len(failed) == AWAIT_TRANSIENT_MAX_ATTEMPTS + 1, (x.name, len(failed))  # the whole budget spent
+            assert [a["error"] for a in sc.rt.state_attempts(x.arn, "Verify")] == [None], x.name
