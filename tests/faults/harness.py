@@ -199,6 +199,7 @@ class BotoRule:
     action: Action
     times: int = 1
     hits: int = 0
+    key: str = ""  # what the rule is planned for (e.g. a job ID): per-task accounting in ``BotoFaults.by_task``
 
 
 # The task a handler thread is running: (construct id, job id, chunk), set by ``StepHooks`` before every handler
@@ -239,6 +240,8 @@ class BotoFaults:
         self._lock = threading.Lock()
         self._session: Any = None
         self.injected: Counter[str] = Counter()
+        # Where each fault landed: "<name>@<task identity or rule key>" -> faults (test_determinism compares these).
+        self.by_task: Counter[str] = Counter()
         self.copies: list[tuple[str, str]] = []  # (source, destination) of every CopyImageSet the service accepted
 
     def install(self) -> BotoFaults:
@@ -289,6 +292,7 @@ class BotoFaults:
                 ):
                     faults.hits += 1
                     self.injected[faults.name] += 1
+                    self.by_task[f"{faults.name}@{faults.identity}"] += 1
                     return faults
         return None
 
@@ -310,6 +314,7 @@ class BotoFaults:
                 ):
                     rule.hits += 1
                     self.injected[rule.name] += 1
+                    self.by_task[f"{rule.name}@{rule.key or '*'}"] += 1
                     return rule
         return None
 
