@@ -102,6 +102,8 @@ def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] |
     shared_destination: Any = None
     for i in range(n):
         kind = rng.choice(pool)
+        if kind == "invalid" and i == n - 1 and not any(j.valid for j in jobs) and set(pool) != {"invalid"}:
+            kind = next(k for k in pool if k != "invalid")  # at least one valid job: its faults are the scenario
         job_id = f"j{i}-{kind}-{rng.randrange(16**8):08x}"  # unique across a soak's runs on one runtime
         if kind == "invalid":
             body = rng.choice(
