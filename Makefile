@@ -10,13 +10,14 @@ export CDK_DISABLE_VERSION_CHECK := 1
 export CDK_DISABLE_CLI_TELEMETRY := true
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv lock lint format typecheck test test-aws unit soak demo local run-job seed bench bench-backlog schemas synth bootstrap deploy destroy diff nag cfn-lint clean
+.PHONY: help venv lock lint format typecheck test test-aws unit soak soak-random demo local run-job seed bench bench-backlog schemas synth bootstrap deploy destroy diff nag cfn-lint clean
 
 help:
 	@echo "make demo     run the whole pipeline offline (emulated HealthImaging, real state machine and handlers)"
 	@echo "make local    the orchestrator as a local server on 127.0.0.1:4599 for the AWS CLI, boto3 and hicopy (Ctrl-C stops)"
 	@echo "make test     lint, type-check and run every test suite"
-	@echo "make soak     long fault-injection and fuzz runs"
+	@echo "make soak     long fault-injection and fuzz runs, then make soak-random"
+	@echo "make soak-random   1,000 randomized fault runs within an hour (SOAK_RUNS, SOAK_BUDGET)"
 	@echo "make bench    throughput benchmark: shipped policy vs naive policy"
 	@echo "make bench-backlog   backlog benchmark: 100,000 jobs, overload, interactive lane (domain code, simulated clock)"
 	@echo "make synth    synthesize the CDK app (needs hicopy:datastoreIds in cdk.json or CONTEXT=...)"
@@ -60,8 +61,17 @@ unit: venv
 test-aws: venv node_modules/.installed  ## the real-AWS suite: deploys into your account and costs money (README)
 	HICOPY_AWS_TESTS=1 $(BIN)/pytest -q -p no:xdist tests/aws tests/emulator/test_premises.py
 
+# make soak: the slow fault and fuzz tests at soak size, then the randomized soak (about an hour more in all).
 soak: venv
 	HICOPY_SOAK=1 $(BIN)/pytest -q -m slow -n $(PYTEST_WORKERS)
+	$(MAKE) soak-random
+
+SOAK_RUNS ?= 1000
+SOAK_BUDGET ?= 3600
+# SOAK_RUNS randomized fault runs within SOAK_BUDGET seconds, the invariant checked after each (tests/faults/soak.py);
+# fails if any run fails or fewer than SOAK_RUNS finish in time. Replay one: python -m tests.faults.soak --replay ...
+soak-random: venv
+	$(BIN)/python -m tests.faults.soak --runs $(SOAK_RUNS) --budget $(SOAK_BUDGET) --workers $(PYTEST_WORKERS)
 
 demo: venv
 	$(BIN)/python -m offline.demo

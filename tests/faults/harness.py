@@ -59,6 +59,20 @@ SUMMARY_DIR = Path("build/fault-injection")
 RECORDS = SUMMARY_DIR / "records"
 
 
+@dataclass
+class BatchSettings:
+    """What ``make_batch``/``send_batch`` draw from: the batch size range and the minimum share of valid jobs sent
+    twice. The randomized soak (``tests/faults/soak.py``) varies both per run; pytest scenarios keep the defaults."""
+
+    jobs: tuple[int, int] = JOBS
+    duplicates: float = 0.0
+
+
+BATCH = BatchSettings()
+# When set (the randomized soak), ``record`` appends each scenario's record here instead of writing a file.
+RECORD_SINK: list[dict[str, Any]] | None = None
+
+
 # ================================================================================================ jobs
 
 
@@ -86,13 +100,15 @@ def _frames(series: int, instances: int, frames: int) -> int:
 def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] | None = None) -> list[Job]:
     """A seeded batch of ``JOBS`` jobs of mixed kinds, each valid job on its own source image set."""
     ds = rt.datastore_id
-    n = rng.randint(*JOBS)
+    n = rng.randint(*BATCH.jobs)
     pool = kinds or ("whole", "whole", "subset", "merge", "merge", "chunked", "chunked", "invalid")
     jobs: list[Job] = []
     shared_destination: Any = None
     for i in range(n):
         kind = rng.choice(pool)
-        job_id = f"j{i}-{kind}-{rng.randrange(16**6):06x}"
+        if kind == "invalid" and i == n - 1 and not any(j.valid for j in jobs) and set(pool) != {"invalid"}:
+            kind = next(k for k in pool if k != "invalid")  # at least one valid job: its faults are the scenario
+        job_id = f"j{i}-{kind}-{rng.randrange(16**8):08x}"  # unique across a soak's runs on one runtime
         if kind == "invalid":
             body = rng.choice(
                 [
@@ -143,7 +159,9 @@ def make_batch(rt: LocalRuntime, rng: random.Random, *, kinds: tuple[str, ...] |
 
 
 def send_batch(rt: LocalRuntime, jobs: list[Job], rng: random.Random, *, duplicates: float = 0.0) -> None:
-    """Send every message; with probability ``duplicates`` a valid job is sent twice (same job ID)."""
+    """Send every message; with probability ``duplicates`` (at least ``BATCH.duplicates``) a valid job is sent twice
+    (same job ID)."""
+    duplicates = max(duplicates, BATCH.duplicates)
     for job in jobs:
         copies = 2 if job.valid and rng.random() < duplicates else 1
         for _ in range(copies):
@@ -187,6 +205,7 @@ class BotoRule:
     action: Action
     times: int = 1
     hits: int = 0
+    key: str = ""  # what the rule is planned for (e.g. a job ID): per-task accounting in ``BotoFaults.by_task``
 
 
 # The task a handler thread is running: (construct id, job id, chunk), set by ``StepHooks`` before every handler
@@ -227,6 +246,8 @@ class BotoFaults:
         self._lock = threading.Lock()
         self._session: Any = None
         self.injected: Counter[str] = Counter()
+        # Where each fault landed: "<name>@<task identity or rule key>" -> faults (test_determinism compares these).
+        self.by_task: Counter[str] = Counter()
         self.copies: list[tuple[str, str]] = []  # (source, destination) of every CopyImageSet the service accepted
 
     def install(self) -> BotoFaults:
@@ -277,6 +298,7 @@ class BotoFaults:
                 ):
                     faults.hits += 1
                     self.injected[faults.name] += 1
+                    self.by_task[f"{faults.name}@{faults.identity}"] += 1
                     return faults
         return None
 
@@ -298,6 +320,7 @@ class BotoFaults:
                 ):
                     rule.hits += 1
                     self.injected[rule.name] += 1
+                    self.by_task[f"{rule.name}@{rule.key or '*'}"] += 1
                     return rule
         return None
 
@@ -684,5 +707,9 @@ def record(sc: Scenario, outcome: Outcome, *, expected: str = "ok") -> None:
         "violations": outcome.violations,
         "seconds": round(sc.seconds, 3),
         "counts": dict(outcome.counts),
+        "job_ids": [j.job_id for j in sc.jobs if j.job_id],
     }
+    if RECORD_SINK is not None:
+        RECORD_SINK.append(data)
+        return
     (RECORDS / f"{sc.kind}-{sc.seed}-{os.getpid()}-{time.monotonic_ns()}.json").write_text(json.dumps(data))

@@ -21,6 +21,7 @@ import pytest
 
 from hicopy.contract import FAILED, REJECTED, SUCCEEDED
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, publish_max_attempts
+from infra.state_machine import AWAIT_TRANSIENT_MAX_ATTEMPTS
 from tests.faults.harness import (
     SEEDS,
     SOAK,
@@ -46,7 +47,7 @@ from tests.faults.harness import (
 pytestmark = pytest.mark.slow
 
 SEED_IDS = list(range(SEEDS))
-# Kinds that run one seed in make test run every seed in make soak (at least 8 per fault kind).
+# Kinds that run one seed in make test (the long outages) run every seed in make soak (at least 8 per fault kind).
 FEW_SEED_IDS = SEED_IDS if SOAK else SEED_IDS[:1]
 
 
@@ -145,11 +146,14 @@ def test_internal_server_error_bursts(harness: Harness, seed: int) -> None:
 @pytest.mark.parametrize("seed", SEED_IDS)
 def test_concurrent_writer_on_the_destination(harness: Harness, seed: int) -> None:
     """Another writer locks the destination (and leaves a new version behind) just before Submit or between chunks;
-    plus ConflictException answers from CopyImageSet. Merge jobs often share a destination, so they conflict with
-    each other's copies too."""
+    plus ConflictException answers to some tasks' own CopyImageSet calls. Merge jobs often share a destination, so
+    they conflict with each other's copies too.
+
+    Not covered by the determinism claim (test_determinism.py): whether a planned lock lands depends on whether a
+    real copy (of another job merging into the same destination) holds the destination at that instant, i.e. on
+    thread timing; the lock decisions and the ConflictException answers are planned per task."""
     with harness.scenario("conflict", seed) as sc:
         sc.jobs = make_batch(sc.rt, sc.rng, kinds=("merge", "merge", "merge", "chunked", "whole", "invalid"))
-        sc.inject("CopyImageSet", "ConflictException", sc.rng.randint(0, 2))
         ds = sc.rt.datastore_id
 
         def lock(image_set_id: str, r: random.Random) -> None:
@@ -161,8 +165,23 @@ def test_concurrent_writer_on_the_destination(harness: Harness, seed: int) -> No
 
         def before_submit(event: dict[str, Any]) -> None:
             job = sc.job(task_job_id(event))
-            r = decide(sc, task_job_id(event), "Submit", task_chunk(event), event.get("retryCount"))
-            if job is not None and job.destination_id and event.get("retryCount") == 0 and r.random() < 0.5:
+            if job is None or event.get("retryCount") != 0:
+                return
+            identity = ("Submit", job.job_id, task_chunk(event))
+            r = decide(sc, *identity[1:], 0)
+            if r.random() < 0.2:  # ConflictException answers to this task's own first CopyImageSet calls
+                sc.boto.add_call_faults(
+                    CallFaults(
+                        "CopyImageSet:ConflictException",
+                        identity,
+                        "medical-imaging",
+                        "CopyImageSet",
+                        "ConflictException",
+                        r.randint(1, 2),
+                        status=409,
+                    )
+                )
+            if job.destination_id and r.random() < 0.5:
                 lock(job.destination_id, r)
 
         def before_pace(event: dict[str, Any]) -> None:  # between two chunks of a new image set
@@ -262,9 +281,11 @@ def test_copy_failed_ends_the_job_failed_with_the_service_message(harness: Harne
 # ======================================================================== 5: crash after the side effect
 
 
-def _chosen(sc: Scenario, share: float = 0.6) -> set[str]:
-    jobs = {j.job_id for j in sc.valid_jobs if j.job_id and sc.rng.random() < share}
-    return jobs or {j.job_id for j in sc.valid_jobs[:1] if j.job_id}
+def _chosen(sc: Scenario, share: float = 0.6) -> list[str]:
+    """Some of the batch's valid jobs, in batch order (a set's order varies with the process's hash seed: the rng
+    draws made per chosen job, e.g. a rule's ``times``, would go to other jobs in another process)."""
+    jobs = [j.job_id for j in sc.valid_jobs if j.job_id and sc.rng.random() < share]
+    return jobs or [j.job_id for j in sc.valid_jobs[:1] if j.job_id]
 
 
 def _ddb_key(params: dict[str, Any]) -> str:
@@ -306,6 +327,7 @@ def test_submit_dies_after_copy_before_recording_it_transient(harness: Harness, 
                     lambda p, j=job_id: _ddb_key(p).startswith(f"submit#{j}#"),
                     _raise(client_error("ProvisionedThroughputExceededException", "UpdateItem")),
                     times=sc.rng.randint(1, 2),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng)
@@ -518,6 +540,7 @@ def test_submit_sandbox_dies_after_copy_before_recording_it(harness: Harness, se
                     "UpdateItem",
                     lambda p, j=job_id: _ddb_key(p).startswith(f"submit#{j}#"),
                     _raise(Crash("Task timed out after 30.00 seconds")),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng)
@@ -559,6 +582,7 @@ def test_consumer_dies_after_start_execution(harness: Harness, seed: int) -> Non
                     lambda p, j=job_id: p.get("name") == j,
                     _raise(read_timeout()),
                     times=sc.rng.randint(1, 3),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng, duplicates=0.3)
@@ -580,6 +604,7 @@ def test_publish_dies_after_put_events(harness: Harness, seed: int) -> None:
                     "PutEvents",
                     lambda p, j=job_id: _detail(p)[0] in (SUCCEEDED, FAILED) and _detail(p)[1].get("jobId") == j,
                     _raise(read_timeout()),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng)
@@ -619,12 +644,14 @@ def test_publish_dies_after_marking_it_published(harness: Harness, seed: int) ->
                     "PutItem",
                     lambda p, j=job_id: _ddb_key(p) == f"outcome#{j}",
                     _raise(read_timeout()),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng)
         outcome = finish(sc)
         assert_all_succeeded(sc, outcome)
-        assert sc.boto.injected["marker-response-lost"] > 0, "no outcome# marker write was seen: is the marker there?"
+        lost = sc.boto.injected["marker-response-lost"] - sc.boto_before["marker-response-lost"]  # this run's only
+        assert lost > 0, "no outcome# marker write was seen: is the marker there?"
 
 
 @pytest.mark.parametrize("seed", SEED_IDS)
@@ -671,6 +698,7 @@ def test_consumer_partial_batch_failure(harness: Harness, seed: int) -> None:
                     lambda p, j=job_id: p.get("name") == j,
                     _raise(client_error("ThrottlingException", "StartExecution")),
                     times=sc.rng.randint(1, 4),
+                    key=job_id,
                 )
             )
         send_batch(sc.rt, sc.jobs, sc.rng, duplicates=0.2)
@@ -685,9 +713,11 @@ def test_consumer_partial_batch_failure(harness: Harness, seed: int) -> None:
         assert came_back <= throttled_messages, (
             f"records that were not throttled came back: {came_back - throttled_messages}"
         )
-        assert any(len(b.failed) < b.received for b in failed) or all(b.received == 1 for b in failed), (
-            "expected partial batch failures"
-        )
+        # Exactly one failed record per throttled StartExecution: a batch comes back only with its throttled records
+        # (was: "some batch came back partly", which a batch of only throttled records, e.g. one job sent twice, is
+        # not; the randomized soak found it: consumer-partial-batch:708979:0.0:1-1).
+        hits = sc.boto.injected["start-execution-throttled"] - sc.boto_before["start-execution-throttled"]
+        assert sum(len(b.failed) for b in failed) == hits, (hits, [(b.received, b.failed) for b in failed])
 
 
 # ======================================================================== 7: PutEvents partial failure
@@ -716,6 +746,7 @@ def test_put_events_failed_entries(harness: Harness, seed: int) -> None:
                     lambda p, j=job_id: _detail(p)[0] in (SUCCEEDED, FAILED) and _detail(p)[1].get("jobId") == j,
                     _failed_entry,
                     times=sc.rng.randint(1, TRANSIENT_RETRIES - 1),
+                    key=job_id,
                 )
             )
         sc.boto.add(
@@ -769,7 +800,11 @@ OUTAGE_SECONDS = OUTAGE_TOLERANCE_SECONDS  # 2 h
 OUTAGE_RUN_TIMEOUT = 240.0
 
 
-@pytest.mark.parametrize("seed", SEED_IDS[:1])
+# Seeds of the long-outage scenarios: one in make test (each is tens of seconds), every seed in make soak.
+OUTAGE_SEED_IDS = SEED_IDS if SOAK else SEED_IDS[:1]
+
+
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
 def test_a_two_hour_event_bridge_outage_loses_and_duplicates_nothing(harness: Harness, seed: int) -> None:
     """PutEvents fails for 2 hours (virtual) for every terminal event and every rejection: each job still ends
     with exactly one terminal event (Publish's retrier outlasts the outage), each invalid message with exactly one
@@ -788,7 +823,7 @@ def test_a_two_hour_event_bridge_outage_loses_and_duplicates_nothing(harness: Ha
         assert any(b.failed for b in sc.batches()), "no rejection was redelivered during the outage"
 
 
-@pytest.mark.parametrize("seed", SEED_IDS[:1])
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
 def test_a_publisher_that_outlived_its_budget_is_covered_by_the_safety_net(harness: Harness, seed: int) -> None:
     """One job's publisher sees PutEvents fail on every attempt of its (2-hour-outage) budget: the execution ends
     PublishFailed, and the safety net publishes the job's one terminal event, the outcome it was publishing."""
@@ -812,3 +847,39 @@ def test_a_publisher_that_outlived_its_budget_is_covered_by_the_safety_net(harne
         [execution] = [x for x in sc.rt.executions() if x.name == victim]
         assert (execution.status, execution.error) == ("FAILED", "PublishFailed"), execution
         assert sc.rt.invocations_of("ExecutionEnded"), "the safety net never ran"
+
+
+# ======================================================================== 9: HealthImaging outage past AwaitCopy budget
+
+
+@pytest.mark.parametrize("seed", OUTAGE_SEED_IDS)
+def test_a_status_outage_past_await_copys_budget_is_verified(harness: Harness, seed: int) -> None:
+    """For some jobs, every AwaitCopy status check of their first chunk fails (InternalServerException) until
+    AwaitCopy's transient retrier (``AWAIT_TRANSIENT_MAX_ATTEMPTS``, sized for a 30-minute outage) runs out: more
+    faults than the budget. Verify then reads the destination once more, finds it COPIED, and the job succeeds:
+    the copy that completed is reported completed, with one event and one copy per chunk."""
+    with harness.scenario("await-outage-past-budget", seed) as sc:
+        sc.jobs = make_batch(sc.rt, sc.rng, kinds=("whole", "subset", "merge", "chunked", "invalid"))
+        chosen = _chosen(sc, 0.5)
+
+        def before_await(event: dict[str, Any]) -> None:
+            identity = current_task()
+            if identity is None or identity[1] not in chosen or identity[2] != 0 or event.get("verify"):
+                return
+            # This invocation's first status check fails; Verify (the same function, verify=True) is answered.
+            sc.boto.add_call_faults(
+                CallFaults(
+                    "GetImageSet:await-outage", identity, "medical-imaging", "GetImageSet", "InternalServerException", 1
+                )
+            )
+
+        sc.steps.before("AwaitCopy", before_await)
+        send_batch(sc.rt, sc.jobs, sc.rng)
+        outcome = finish(sc, timeout=OUTAGE_RUN_TIMEOUT)
+        assert_all_succeeded(sc, outcome)
+        for x in sc.rt.executions():
+            if x.name not in chosen:
+                continue
+            failed = [a for a in sc.rt.state_attempts(x.arn, "AwaitCopy") if a["error"] == "ServiceInternalError"]
+            assert len(failed) == AWAIT_TRANSIENT_MAX_ATTEMPTS + 1, (x.name, len(failed))  # the whole budget spent
+            assert [a["error"] for a in sc.rt.state_attempts(x.arn, "Verify")] == [None], x.name
