@@ -17,7 +17,7 @@ help:
 	@echo "make local    the orchestrator as a local server on 127.0.0.1:4599 for the AWS CLI, boto3 and hicopy (Ctrl-C stops)"
 	@echo "make test     lint, type-check and run every test suite"
 	@echo "make soak     long fault-injection and fuzz runs, then make soak-random"
-	@echo "make soak-random   1,000 randomized fault runs within an hour (SOAK_RUNS, SOAK_BUDGET)"
+	@echo "make soak-random   1,000 randomized fault runs within an hour (SOAK_RUNS, SOAK_BUDGET, SOAK_WORKERS)"
 	@echo "make bench    throughput benchmark: shipped policy vs naive policy"
 	@echo "make bench-backlog   backlog benchmark: 100,000 jobs, overload, interactive lane (domain code, simulated clock)"
 	@echo "make synth    synthesize the CDK app (needs hicopy:datastoreIds in cdk.json or CONTEXT=...)"
@@ -68,10 +68,12 @@ soak: venv
 
 SOAK_RUNS ?= 1000
 SOAK_BUDGET ?= 3600
+# Three worker processes on two cores: each spends part of its time waiting on its runtime's threads.
+SOAK_WORKERS ?= 3
 # SOAK_RUNS randomized fault runs within SOAK_BUDGET seconds, the invariant checked after each (tests/faults/soak.py);
 # fails if any run fails or fewer than SOAK_RUNS finish in time. Replay one: python -m tests.faults.soak --replay ...
 soak-random: venv
-	$(BIN)/python -m tests.faults.soak --runs $(SOAK_RUNS) --budget $(SOAK_BUDGET) --workers $(PYTEST_WORKERS)
+	$(BIN)/python -m tests.faults.soak --runs $(SOAK_RUNS) --budget $(SOAK_BUDGET) --workers $(SOAK_WORKERS)
 
 demo: venv
 	$(BIN)/python -m offline.demo
