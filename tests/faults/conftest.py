@@ -9,6 +9,7 @@ finishes (the last one has every record); the terminal summary is printed when t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -31,8 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
     _STARTED = float(os.environ.setdefault("HICOPY_FAULTS_STARTED", repr(time.time())))
     if RECORDS.is_dir():  # forget the records of earlier sessions (not a concurrent one's)
         for old in RECORDS.iterdir():
-            if time.time() - old.stat().st_mtime > STALE_SECONDS:
-                old.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):  # another worker (or a soak) removed it meanwhile
+                if time.time() - old.stat().st_mtime > STALE_SECONDS:
+                    old.unlink(missing_ok=True)
     # A Lambda invocation that ends before adding a metric makes Powertools warn at flush; in AWS that is a log line.
     config.addinivalue_line("filterwarnings", "ignore:No application metrics to publish:UserWarning")
 
@@ -41,7 +43,11 @@ def summarize() -> dict[str, Any] | None:
     """Sum the records written since this session started (workers inherit the controller's start time)."""
     if not RECORDS.is_dir():
         return None
-    records = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("*.json")) if p.stat().st_mtime >= _STARTED]
+    records = []
+    for path in sorted(RECORDS.glob("*.json")):
+        with contextlib.suppress(FileNotFoundError):  # removed by a concurrent session's clean-up
+            if path.stat().st_mtime >= _STARTED:
+                records.append(json.loads(path.read_text()))
     if not records:
         return None
     total: Counter[str] = Counter()

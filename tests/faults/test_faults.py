@@ -866,6 +866,8 @@ def test_a_status_outage_past_await_copys_budget_is_verified(harness: Harness, s
             identity = current_task()
             if identity is None or identity[1] not in chosen or identity[2] != 0 or event.get("verify"):
                 return
+            if event.get("state", {}).get("awaiting") is None:  # the first call after Submit checks nothing
+                return
             # This invocation's first status check fails; Verify (the same function, verify=True) is answered.
             sc.boto.add_call_faults(
                 CallFaults(
