@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any
 
 from hicopy.contract import FAILED, OUTCOME_STATUS, SUCCEEDED
+from hicopy.domain.awaiting import checks_status
 from offline.bench.policies import Policy
 from offline.bench.speedups import BenchSpeedups
 from offline.bench.workload import DurationDistribution, Job
@@ -276,7 +277,7 @@ def run_policy(
                 continue
             if inv.construct_id == "AwaitCopy":
                 # the first call after Submit only draws the first wait: no GetImageSet (Verify always checks)
-                rec.status_checks += int((state or {}).get("awaiting") is not None or bool(inv.event.get("verify")))
+                rec.status_checks += int(checks_status(inv.event))
             elif inv.construct_id == "Pace" and inv.ok and isinstance(inv.result, dict):
                 rec.slots.append(float(inv.result["pace"]["slot"]) - v0)
                 rec.granted.append(virtual_now - (wall_now - inv.ended) / time_scale - v0)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from hicopy.contract import FAILED, SUCCEEDED
+from hicopy.domain.awaiting import checks_status
 from offline.runtime import LocalRuntime
 from tests.e2e.helpers import only_event, terminal_events
 
@@ -40,11 +41,6 @@ def _status_check_failure(rt: LocalRuntime) -> None:
     rt.emulator.inject_fault("GetImageSet", "InternalServerException", times=1)
 
 
-def _checks(event: dict[str, Any]) -> bool:
-    """Whether this AwaitCopy call reads the image set (its first call after Submit only draws the first wait)."""
-    return bool(event.get("verify")) or event["state"].get("awaiting") is not None
-
-
 # ======================================================================== 5
 
 
@@ -55,7 +51,7 @@ def test_await_copy_outlasts_a_30_minute_healthimaging_outage(make_runtime: Call
     outage: dict[str, float] = {}
 
     def before_await(event: dict[str, Any]) -> None:
-        if not _checks(event):
+        if not checks_status(event):
             return
         start = outage.setdefault("start", rt.clock.now())
         if rt.clock.now() < start + OUTAGE_SECONDS:
@@ -81,7 +77,7 @@ def test_verify_reports_a_copy_that_completed_during_a_longer_outage_as_complete
     rt = make_runtime(time_scale=0.001, copy_duration=30.0)
 
     def before_await(event: dict[str, Any]) -> None:
-        if _checks(event) and not event.get("verify"):
+        if checks_status(event) and not event.get("verify"):
             _status_check_failure(rt)
 
     _before(rt, "AwaitCopy", before_await)
@@ -105,7 +101,7 @@ def test_verify_sends_a_copy_still_running_back_to_waiting(make_runtime: Callabl
     rt = make_runtime(time_scale=0.001, copy_duration=3 * 3600.0)
 
     def before_await(event: dict[str, Any]) -> None:
-        if _checks(event) and not event.get("verify") and not event["state"].get("verifications"):
+        if checks_status(event) and not event.get("verify") and not event["state"].get("verifications"):
             _status_check_failure(rt)
 
     _before(rt, "AwaitCopy", before_await)

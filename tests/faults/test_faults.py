@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from hicopy.contract import FAILED, REJECTED, SUCCEEDED
+from hicopy.domain.awaiting import checks_status
 from hicopy.domain.backoff import OUTAGE_TOLERANCE_SECONDS, publish_max_attempts
 from infra.state_machine import AWAIT_TRANSIENT_MAX_ATTEMPTS
 from tests.faults.harness import (
@@ -866,7 +867,7 @@ def test_a_status_outage_past_await_copys_budget_is_verified(harness: Harness, s
             identity = current_task()
             if identity is None or identity[1] not in chosen or identity[2] != 0 or event.get("verify"):
                 return
-            if event.get("state", {}).get("awaiting") is None:  # the first call after Submit checks nothing
+            if not checks_status(event):  # the first call after Submit checks nothing
                 return
             # This invocation's first status check fails; Verify (the same function, verify=True) is answered.
             sc.boto.add_call_faults(

@@ -163,3 +163,14 @@ def test_verify_always_checks_even_before_the_first_wait(copying, imaging):
     imaging.finish(DST)
     done = await_copy(copying, counting, FakeClock(), backoff=BACKOFF, verify=True)
     assert counting.checks == 1 and done.done
+
+
+def test_checks_status_tells_which_invocations_read_the_image_set(copying, imaging):
+    """The one home of "the first call after Submit reads nothing", for the bench and the fault hooks."""
+    from hicopy.domain.awaiting import checks_status
+
+    counting = Counting(imaging)
+    first = {"state": copying.model_dump()}
+    waiting = await_copy(copying, counting, FakeClock(), backoff=BACKOFF)
+    assert not checks_status(first) and counting.checks == 0
+    assert checks_status({"state": waiting.model_dump()}) and checks_status({**first, "verify": True})

@@ -15,7 +15,8 @@ the status.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from hicopy.clock import Clock, iso
 from hicopy.domain.backoff import Backoff
@@ -73,10 +74,17 @@ def await_copy(
                 )
             )
         return checked.model_copy(update={"verifications": state.verifications + 1})
-    if state.awaiting is None:  # just submitted: the copy has only started, nothing to check yet
+    if state.awaiting is None:  # just submitted: the copy has only started (what ``checks_status`` tells callers)
         _submitted(state)
         return state.model_copy(update={"awaiting": _next_wait(state, 0, clock, backoff, heard, rng)})
     return _check(state, imaging, clock, backoff=backoff, heard=heard, rng=rng)
+
+
+def checks_status(task_input: Mapping[str, Any]) -> bool:
+    """Whether an AwaitCopy invocation with this task input (``{"state": ..., "verify": ...}``) reads the image set:
+    always for Verify; otherwise only once a wait was drawn (right after Submit it draws the first wait)."""
+    state = task_input.get("state")
+    return bool(task_input.get("verify")) or (isinstance(state, Mapping) and state.get("awaiting") is not None)
 
 
 def _submitted(state: WorkflowState) -> Submission:
