@@ -141,11 +141,8 @@ class Backoff:
 
     @property
     def budget_seconds(self) -> float:
-        """The expected total wait of ``max_attempts`` polling waits."""
-        total = 0.0
-        for k in range(self.max_attempts):
-            total += nominal_delay(k, self.first, self.rate, self.cap) / 2
-        return total
+        """The expected total wait of ``max_attempts`` polling waits (full jitter: half of the longest)."""
+        return worst_case_wait(self.max_attempts, self.first, self.rate, self.cap) / 2
 
     def spent(self, charged: float) -> bool:
         """True when the waits so far charged the whole budget (a tolerance for the float sums)."""
