@@ -37,6 +37,10 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   ``set_ended``/``set_stop`` already are (AWS: a stopped execution is ABORTED);
 - ``Program.eval``: the state machine's ``TimeoutSeconds`` is waited for in real seconds -> scaled with the runtime
   clock (an execution times out after its virtual timeout);
+- ``Environment.as_inner_frame_of`` and ``lambda_eval_utils.execute_lambda_function_integration``: a task state's
+  thread runs on after its frame ended (the state's timeout, the execution's, StopExecution), and recorded events
+  with values popped from the wrong place (a TaskScheduled whose timeout was the state's input: GetExecutionHistory
+  failed to serialize) -> a frame that no longer runs records no event and invokes no Lambda function, as in AWS;
 - ``cloudformation.models.Stack.parse_template``: every template goes through PyYAML's pure-Python loader
   (0.3-1 s for ours) -> ``json.loads`` first (same result for JSON), YAML otherwise.
 """
@@ -116,6 +120,18 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
     PatchPoint("moto.stepfunctions.parser.asl.component.program.program", "Program", "eval", ("self", "env")),
     PatchPoint("moto.stepfunctions.responses", "StepFunctionResponse", "get_execution_history", ("self",)),
     PatchPoint("moto.stepfunctions.parser.asl.eval.environment", "Environment", "set_error", ("self", "error")),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.eval.environment",
+        "Environment",
+        "as_inner_frame_of",
+        ("env", "variable_store", "event_history_frame_cache"),
+    ),
+    PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
+        "",
+        "execute_lambda_function_integration",
+        ("env", "parameters", "region", "state_credentials"),
+    ),
 )
 
 # Other moto internals read (not replaced); also checked by the canary tests.
@@ -180,6 +196,27 @@ class RetrySleep:
     at: float  # wall-clock time the sleep started (time.time())
     seconds: float  # virtual seconds requested; the real sleep is seconds * time_scale
     thread: str  # the execution's worker thread
+
+
+class FrameEndedError(Exception):
+    """Ends the thread of a task state whose frame no longer runs (see ``MotoPatches._apply_ended_frames``)."""
+
+
+class _FrameEvents:
+    """A frame's view of the execution's event manager: events of a frame that no longer runs are dropped. The
+    check and the append hold the frame's state lock, which ``set_ended``/``set_stop``/``set_timed_out`` take too."""
+
+    def __init__(self, events: Any, frame: Any) -> None:
+        self._events, self._frame = events, frame
+
+    def add_event(self, context: Any, *args: Any, **kwargs: Any) -> Any:
+        with self._frame._state_mutex:
+            if not self._frame.is_running():
+                return context.last_published_event_id
+            return self._events.add_event(context, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._events, name)
 
 
 class Patcher:
@@ -370,6 +407,7 @@ class MotoPatches(Patcher):
         self._apply_visibility()
         self._apply_execution_timeout()
         self._apply_history_order()
+        self._apply_ended_frames()
 
     def _apply_history_order(self) -> None:
         from moto.stepfunctions.responses import StepFunctionResponse
@@ -428,6 +466,39 @@ class MotoPatches(Patcher):
                 env.set_timed_out()
 
         self._set(program_cls, "eval", eval_program)
+
+    def _apply_ended_frames(self) -> None:
+        """A task state runs in a frame on its own thread (``ExecutionState._evaluate_with_timeout``); the state's
+        timeout, the execution's timeout or StopExecution end the frame, and moto lets the thread run on. Such a
+        thread's evaluations are then no-ops (``EvalComponent.eval`` checks ``is_running``) but the ``env.stack.pop()``
+        after each one is not: it took the state's input as a timeout and recorded it in a TaskScheduled event (a dict
+        where an integer belongs: GetExecutionHistory failed to serialize, and the safety net could not read the
+        execution). In AWS a task that timed out or was stopped adds nothing to the history and invokes nothing: a
+        frame that no longer runs records no event and starts no Lambda invocation."""
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+        from moto.stepfunctions.parser.asl.eval.environment import Environment
+
+        inner_frame_of = Environment.__dict__["as_inner_frame_of"].__func__
+
+        def as_inner_frame_of(cls: Any, env: Any, variable_store: Any, event_history_frame_cache: Any = None) -> Any:
+            frame = inner_frame_of(
+                cls, env=env, variable_store=variable_store, event_history_frame_cache=event_history_frame_cache
+            )
+            frame.event_manager = _FrameEvents(frame.event_manager, frame)
+            return frame
+
+        self._set(Environment, "as_inner_frame_of", classmethod(as_inner_frame_of))
+
+        invoke = lambda_eval_utils.execute_lambda_function_integration
+
+        def execute_lambda_function_integration(
+            env: Any, parameters: dict[str, Any], region: str, state_credentials: Any
+        ) -> None:
+            if not env.is_running():
+                raise FrameEndedError("the task's frame ended before its Lambda function was invoked")
+            invoke(env=env, parameters=parameters, region=region, state_credentials=state_credentials)
+
+        self._set(lambda_eval_utils, "execute_lambda_function_integration", execute_lambda_function_integration)
 
     def _scale_message_delays(self, clock: ScaledClock) -> None:
         """SQS message delays on the runtime clock (a deferred job's copy: issue #13's scaled backlog test)."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
-from hicopy.contract import TERMINAL_DETAIL_TYPES
+from hicopy.contract import IMAGE_SET_COPIED, TERMINAL_DETAIL_TYPES
 from offline.runtime import LocalRuntime
 from tests.support.contracts import assert_valid_event
 
@@ -38,3 +39,18 @@ def retry_sleeps(attempts: list[dict[str, Any]]) -> list[float]:
         for prev, nxt in itertools.pairwise(attempts)
         if prev["ended"] is not None
     ]
+
+
+def put_copied(rt: LocalRuntime, image_set_id: str, version: str) -> None:
+    """Put HealthImaging's ``Image Set Copied`` for a version of an image set on the default bus, by hand."""
+    detail = {
+        "imagingVersion": "1.0",
+        "isPrimary": True,
+        "imageSetVersion": version,
+        "datastoreId": rt.datastore_id,
+        "imagesetId": image_set_id,  # the devguide's spelling
+        "imageSetState": "ACTIVE",
+        "imageSetWorkflowStatus": "COPIED",
+    }
+    entry = {"Source": "aws.medical-imaging", "DetailType": IMAGE_SET_COPIED, "Detail": json.dumps(detail)}
+    assert rt.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0

@@ -11,7 +11,7 @@ from hicopy.clock import parse_iso
 from hicopy.contract import IMAGE_SET_COPIED, SUCCEEDED
 from hicopy.domain.backoff import nominal_delay
 from offline.runtime import LocalRuntime
-from tests.e2e.helpers import only_event, terminal_events
+from tests.e2e.helpers import only_event, put_copied, terminal_events
 
 SCALE = 0.005  # 1 real second = 200 virtual seconds
 COPY_SECONDS = 600.0  # long enough that the copy outlasts several backoff steps even on a loaded machine
@@ -88,7 +88,7 @@ def test_an_event_before_the_waiter_and_a_false_hint(make_runtime: Callable[...,
     rt = make_runtime(time_scale=0.05, copy_duration=200.0)
     dst = rt.seed_image_set(series=1, instances_per_series=1)
     next_version = str(int(rt.emulator.image_set(rt.datastore_id, dst.image_set_id)["versionId"]) + 1)
-    _put_copied(rt, dst.image_set_id, next_version)
+    put_copied(rt, dst.image_set_id, next_version)
     rt.run_until_idle(timeout=30)  # delivered to the CopyWaker (asynchronously) before the job starts
     event, waits = _run(rt, "early-1", destination={"imageSetId": dst.image_set_id}, force=True)
     assert event["detail"]["destination"] == {"imageSetId": dst.image_set_id, "versionId": next_version}
@@ -138,7 +138,7 @@ def test_while_events_flow_a_copy_costs_one_status_check(make_runtime: Callable[
     soon after its end."""
     rt = make_runtime(time_scale=0.1, copy_duration=60.0)
     other = rt.seed_image_set(series=1, instances_per_series=1)
-    _put_copied(rt, other.image_set_id, "2")
+    put_copied(rt, other.image_set_id, "2")
     rt.run_until_idle(timeout=30)
     event, waits = _run(rt, "flowing-1")
     drawn = _waits(rt)
@@ -155,7 +155,7 @@ def test_a_lost_event_while_events_flow_costs_at_most_the_event_wait(make_runtim
     its end (never more than the event wait); one status check, as with the event."""
     rt = make_runtime(time_scale=0.05, copy_duration=60.0, emulator_options={"event_drop_fraction": 1.0})
     other = rt.seed_image_set(series=1, instances_per_series=1)
-    _put_copied(rt, other.image_set_id, "2")  # put on the bus by hand: the emulator's own events are all dropped
+    put_copied(rt, other.image_set_id, "2")  # put on the bus by hand: the emulator's own events are all dropped
     rt.run_until_idle(timeout=30)
     event, waits = _run(rt, "flowing-lost-1")
     assert [w["error"] for w in waits] == ["States.Timeout"] and _waits(rt) == [EVENT_WAIT]
@@ -168,19 +168,3 @@ def _lag(rt: LocalRuntime, event: dict[str, Any]) -> float:
     dest = event["detail"]["destination"]
     copied_at = rt.emulator.image_set(rt.datastore_id, dest["imageSetId"], dest["versionId"])["updatedAt"]
     return float(parse_iso(event["detail"]["completedAt"]) - copied_at)
-
-
-def _put_copied(rt: LocalRuntime, image_set_id: str, version: str) -> None:
-    import json
-
-    detail = {
-        "imagingVersion": "1.0",
-        "isPrimary": True,
-        "imageSetVersion": version,
-        "datastoreId": rt.datastore_id,
-        "imagesetId": image_set_id,  # the devguide's spelling
-        "imageSetState": "ACTIVE",
-        "imageSetWorkflowStatus": "COPIED",
-    }
-    entry = {"Source": "aws.medical-imaging", "DetailType": IMAGE_SET_COPIED, "Detail": json.dumps(detail)}
-    assert rt.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
