@@ -166,9 +166,9 @@ class ExecutionTracker:
         try:
             events = self.history(view.arn)
         except TypeError:
-            # moto 5.2.5 now and then records a callback task's TimeoutSecondsPath as the state itself in the
-            # TaskScheduled event and cannot serialize that history (seen once, on WaitForCopyEvent). The execution
-            # runs on; its states are read again at the next look. Statuses come from DescribeExecution.
+            # A history moto cannot serialize (it recorded a TaskScheduled from a task thread whose frame had ended,
+            # before ``MotoPatches._apply_ended_frames``): never fail the runtime's own bookkeeping on it. The
+            # execution runs on; its states are read again at the next look. Statuses come from DescribeExecution.
             LOG.warning("execution history unreadable for now (moto): %s", view.arn.rsplit(":", 1)[-1])
             return
         for event in events[view.seen_events :]:

@@ -361,10 +361,10 @@ class MotoPatches(Patcher):
         from moto.stepfunctions.parser.asl.utils.json_path import extract_json
 
         def _eval_timeout(timeout: Any, env: Any) -> None:
-            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's, in two
-            # threads. moto's TimeoutSecondsPath reads its input from the top of the shared stack, which the other
-            # thread may have pushed to (the TaskScheduled event then recorded a whole state as its timeout, and
-            # GetExecutionHistory failed to serialize): the path is read from the state's input instead.
+            # Both of moto's waits read this value: the task's own (ExecutionState) and the callback's, each on its
+            # own frame. moto's TimeoutSecondsPath reads its input from the top of the frame's stack; the path is read
+            # from the state's input instead, which is what AWS evaluates it against. (A thread whose frame ended
+            # evaluated nothing here and popped the input as its timeout: see ``_apply_ended_frames``.)
             json_path = getattr(getattr(timeout, "string_sampler", None), "json_path", None)
             if isinstance(json_path, str):
                 seconds = extract_json(json_path, env.states.get_input())

@@ -32,10 +32,15 @@ from typing import Any
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from hicopy.contract import REJECTED, SUCCEEDED
+from hicopy.contract import FAILED, REJECTED, SUCCEEDED
 from hicopy.contract import TERMINAL_DETAIL_TYPES as TERMINAL
+from hicopy.errors import ExecutionAborted, ExecutionTimedOut, SubmitOutcomeUnknown
 from offline.runtime import LocalRuntime
 from tests.support.contracts import assert_valid_event
+
+# Failure codes that may follow a completed copy truthfully: Submit could not prove the copy its own, or the
+# execution was stopped or timed out (the event then says so; the copy may have ended meanwhile).
+UNKNOWN_OUTCOME_CODES = frozenset({SubmitOutcomeUnknown.code, ExecutionAborted.code, ExecutionTimedOut.code})
 
 SOAK = os.environ.get("HICOPY_SOAK") == "1"
 SEEDS = 8 if SOAK else 2  # scenarios per fault kind
@@ -248,7 +253,8 @@ class BotoFaults:
         self.injected: Counter[str] = Counter()
         # Where each fault landed: "<name>@<task identity or rule key>" -> faults (test_determinism compares these).
         self.by_task: Counter[str] = Counter()
-        self.copies: list[tuple[str, str]] = []  # (source, destination) of every CopyImageSet the service accepted
+        # (source, destination, destination version) of every CopyImageSet the service accepted
+        self.copies: list[tuple[str, str, str]] = []
 
     def install(self) -> BotoFaults:
         import boto3
@@ -343,9 +349,10 @@ class BotoFaults:
             return
         if event_name == "after-call.medical-imaging.CopyImageSet" and isinstance(parsed, dict):
             params = context.get("hicopy_params") or {}
-            dest = (parsed.get("destinationImageSetProperties") or {}).get("imageSetId")
+            dest = parsed.get("destinationImageSetProperties") or {}
+            copy = (str(params.get("sourceImageSetId")), str(dest.get("imageSetId")), str(dest.get("latestVersionId")))
             with self._lock:
-                self.copies.append((str(params.get("sourceImageSetId")), str(dest)))
+                self.copies.append(copy)
         rule = self._match("after", event_name, context)
         if rule is not None:
             rule.action(context.get("hicopy_params") or {}, parsed)
@@ -537,7 +544,9 @@ def check(sc: Scenario) -> Outcome:
     2. every rejected message has exactly one ``Copy Job Rejected`` and exactly one copy in the DLQ (its rejected
        copy; never redriven there a second time); no other events;
     3. no duplicate copy: for each job and chunk at most one CopyImageSet call the emulator accepted; a succeeded job
-       has exactly one per chunk, and its reported destination was written by its own source's copy;
+       has exactly one per chunk, and its reported destination was written by its own source's copy; a failed job
+       whose every chunk's copy completed (COPIED) is a false failure, unless its reason is that the outcome could not
+       be known or the execution was stopped or timed out (``UNKNOWN_OUTCOME_CODES``);
     4. nothing in flight: no RUNNING execution, the job queue empty (the DLQ holds what was dead-lettered), no image
        set LOCKED, no emulator work pending;
     5. every terminal event is valid against its JSON Schema.
@@ -617,8 +626,11 @@ def check(sc: Scenario) -> Outcome:
     for c in accepted:
         accepted_copies.setdefault(str(c.params.get("sourceImageSetId")), []).append(c)
     copied_from: dict[str, set[str]] = {}
-    for source, dest in sc.boto.copies[sc.copies_before :]:
+    completed_copies: Counter[str] = Counter()  # source image set -> accepted copies whose destination is COPIED
+    for source, dest, version in sc.boto.copies[sc.copies_before :]:
         copied_from.setdefault(dest, set()).add(source)
+        status = rt.emulator.image_set(rt.datastore_id, dest, version).get("imageSetWorkflowStatus")
+        completed_copies[source] += status == "COPIED"
     for job in sc.valid_jobs:
         got = terminal.get(job.job_id or "", [])
         mine = accepted_copies.get(job.source_id or "", [])
@@ -633,6 +645,16 @@ def check(sc: Scenario) -> Outcome:
                 violations.append(
                     f"job {job.job_id}: reports destination {dest}, which no copy of its source "
                     f"{job.source_id} wrote (written by copies of {sorted(copied_from.get(dest, set()))})"
+                )
+        elif len(got) == 1 and got[0]["detail-type"] == FAILED:
+            # a completed copy is reported completed: a failure whose every chunk's copy is COPIED is false, unless
+            # its reason says that the outcome could not be known or that the execution itself was ended
+            detail = got[0]["detail"]
+            code = (detail.get("reason") or {}).get("code")
+            chunks = detail.get("chunks") or 0
+            if chunks and completed_copies[job.source_id or ""] >= chunks and code not in UNKNOWN_OUTCOME_CODES:
+                violations.append(
+                    f"job {job.job_id}: reported failed ({code}) but all {chunks} chunk copies completed (COPIED)"
                 )
 
     # 4. in flight
