@@ -41,6 +41,8 @@ them, so a moto upgrade that moves or changes one fails loudly instead of silent
   thread runs on after its frame ended (the state's timeout, the execution's, StopExecution), and recorded events
   with values popped from the wrong place (a TaskScheduled whose timeout was the state's input: GetExecutionHistory
   failed to serialize) -> a frame that no longer runs records no event and invokes no Lambda function, as in AWS;
+- ``ExecutionState._evaluate_with_timeout``: a state that ran out of its time took its late thread's last exception
+  over the timeout -> the timeout, as in AWS (moto's function otherwise unchanged);
 - ``cloudformation.models.Stack.parse_template``: every template goes through PyYAML's pure-Python loader
   (0.3-1 s for ours) -> ``json.loads`` first (same result for JSON), YAML otherwise.
 """
@@ -127,6 +129,12 @@ PATCH_POINTS: tuple[PatchPoint, ...] = (
         ("env", "variable_store", "event_history_frame_cache"),
     ),
     PatchPoint(
+        "moto.stepfunctions.parser.asl.component.state.exec.execute_state",
+        "ExecutionState",
+        "_evaluate_with_timeout",
+        ("self", "env"),
+    ),
+    PatchPoint(
         "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils",
         "",
         "execute_lambda_function_integration",
@@ -198,10 +206,6 @@ class RetrySleep:
     thread: str  # the execution's worker thread
 
 
-class FrameEndedError(Exception):
-    """Ends the thread of a task state whose frame no longer runs (see ``MotoPatches._apply_ended_frames``)."""
-
-
 class _FrameEvents:
     """A frame's view of the execution's event manager: events of a frame that no longer runs are dropped. The
     check and the append hold the frame's state lock, which ``set_ended``/``set_stop``/``set_timed_out`` take too."""
@@ -217,6 +221,59 @@ class _FrameEvents:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._events, name)
+
+
+def _evaluate_with_timeout(state: Any, env: Any) -> None:
+    """``ExecutionState._evaluate_with_timeout`` of moto 5.2.5, with one change: a state that ran out of its time
+    raises ``EvalTimeoutError`` whatever its thread raised after that. moto ended the frame and then took the
+    thread's last exception, so the late thread's own error (the one ``_apply_ended_frames`` raises, or any other)
+    could replace the timeout: the state then failed instead of timing out."""
+    import copy
+
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    state.timeout.eval(env=env)
+    timeout_seconds = env.stack.pop()
+    frame = env.open_frame()
+    frame.states.reset(input_value=env.states.get_input())
+    frame.stack = copy.deepcopy(env.stack)
+    execution_outputs: list[Any] = []
+    execution_exceptions: list[Exception | None] = [None]
+    terminated_event = threading.Event()
+
+    def _exec_and_notify() -> None:
+        try:
+            state._eval_execution(frame)
+            execution_outputs.extend(frame.stack)
+        except Exception as ex:
+            execution_exceptions.append(ex)
+        terminated_event.set()
+
+    thread = threading.Thread(target=_exec_and_notify, daemon=True)
+    TMP_THREADS.append(thread)
+    thread.start()
+    finished_on_time = terminated_event.wait(timeout_seconds)
+    frame.set_ended()
+    env.close_frame(frame)
+    if not finished_on_time:
+        raise EvalTimeoutError()
+    execution_exception = execution_exceptions.pop()
+    if execution_exception:
+        raise execution_exception
+    execution_output = execution_outputs.pop()
+    env.stack.append(execution_output)
+    if not state._is_language_query_jsonpath():
+        env.states.set_result(execution_output)
+    if state.assign_decl:
+        state.assign_decl.eval(env=env)
+    if state.result_selector:
+        state.result_selector.eval(env=env)
+    if state.result_path:
+        state.result_path.eval(env)
+    else:
+        res = env.stack.pop()
+        env.states.reset(input_value=res)
 
 
 class Patcher:
@@ -475,6 +532,8 @@ class MotoPatches(Patcher):
         where an integer belongs: GetExecutionHistory failed to serialize, and the safety net could not read the
         execution). In AWS a task that timed out or was stopped adds nothing to the history and invokes nothing: a
         frame that no longer runs records no event and starts no Lambda invocation."""
+        from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import EvalTimeoutError
+        from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
         from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
         from moto.stepfunctions.parser.asl.eval.environment import Environment
 
@@ -495,10 +554,11 @@ class MotoPatches(Patcher):
             env: Any, parameters: dict[str, Any], region: str, state_credentials: Any
         ) -> None:
             if not env.is_running():
-                raise FrameEndedError("the task's frame ended before its Lambda function was invoked")
+                raise EvalTimeoutError()  # the task's frame ended before its Lambda function was invoked
             invoke(env=env, parameters=parameters, region=region, state_credentials=state_credentials)
 
         self._set(lambda_eval_utils, "execute_lambda_function_integration", execute_lambda_function_integration)
+        self._set(ExecutionState, "_evaluate_with_timeout", _evaluate_with_timeout)
 
     def _scale_message_delays(self, clock: ScaledClock) -> None:
         """SQS message delays on the runtime clock (a deferred job's copy: issue #13's scaled backlog test)."""

@@ -51,7 +51,8 @@ def test_a_backlog_twice_the_timeout_window_ends_with_one_event_per_job(
     kinds = Counter((e["detail-type"], (e["detail"].get("reason") or {}).get("code")) for e in rt.completion_events())
     assert len(events) == JOBS, (statuses, kinds)
     assert Counter(e["detail"]["jobId"] for e in events) == {f"backlog-{n}": 1 for n in range(JOBS)}
-    assert {e["detail-type"] for e in events} == {SUCCEEDED}
+    failed = [(e["detail"]["jobId"], e["detail"].get("reason")) for e in events if e["detail-type"] != SUCCEEDED]
+    assert not failed, (kinds, failed)
     assert statuses == {"SUCCEEDED": JOBS}, statuses  # none TIMED_OUT
     # the backlog really outlasted one execution timeout: its copies spanned more than the timeout
     done = sorted(_ts(e["detail"]["completedAt"]) for e in events)

@@ -8,14 +8,11 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from hicopy.contract import EXECUTION_STATUS_CHANGE, FAILED, STATES_SOURCE, SUCCEEDED
 from offline.runtime import LocalRuntime
 from offline.runtime.status_events import status_change_detail
-from tests.e2e.helpers import only_event, put_copied, terminal_events
+from tests.e2e.helpers import only_event, terminal_events
 
 DOCUMENTED = Path(__file__).parents[1] / "data" / "sfn-status-change" / "execution-timed-out.json"
 
@@ -90,49 +87,6 @@ def test_a_timed_out_execution_gets_exactly_one_failure_event(make_runtime: Call
     assert event["detail-type"] == FAILED
     assert event["detail"]["reason"]["code"] == "ExecutionTimedOut", event["detail"]["reason"]
     assert event["detail"]["executionArn"] == execution.arn
-
-
-def test_a_task_thread_that_runs_on_after_its_state_timed_out_leaves_no_trace(
-    make_runtime: Callable[..., LocalRuntime], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """moto runs each task state on a thread of its own and lets it run on once the state has timed out. A thread
-    the CPU starved past its state's timeout (seen under load in CI) recorded a TaskScheduled whose timeout was the
-    state's input: GetExecutionHistory failed from then on, and the safety net, which reads it, published nothing.
-    As in AWS, such a thread now records no event and invokes no function. Here the first callback wait's thread is
-    held past its 1 s (virtual) timeout."""
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
-        StateTaskService,
-    )
-
-    original = StateTaskService._before_eval_execution
-    held: list[bool] = []
-
-    def late_once(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
-        if not held:
-            held.append(True)
-            time.sleep(0.2)  # 40 times the wait's real length
-        original(task, env, *args, **kwargs)
-
-    monkeypatch.setattr(StateTaskService, "_before_eval_execution", late_once)
-    rt = make_runtime(time_scale=0.005, copy_duration=30.0, config_overrides={"polling": {"eventWaitSeconds": 1}})
-    other = rt.seed_image_set(series=1, instances_per_series=1)
-    put_copied(rt, other.image_set_id, "2")  # events flow: the waits are callback waits of eventWaitSeconds
-    rt.run_until_idle(timeout=30)
-    src = rt.seed_image_set(series=1, instances_per_series=2)
-    rt.send_job({"jobId": "late-1", "datastoreId": rt.datastore_id, "source": {"imageSetId": src.image_set_id}})
-    rt.run_until_idle(timeout=60)
-
-    assert held and only_event(rt)["detail-type"] == SUCCEEDED
-    [execution] = rt.executions()
-    history = rt.client("stepfunctions").get_execution_history(executionArn=execution.arn, maxResults=1000)["events"]
-    entered = [e["id"] for e in history if (e.get("stateEnteredEventDetails") or {}).get("name") == "WaitForCopyEvent"]
-    scheduled = [e for e in history if e["type"] == "TaskScheduled"]
-    # the held thread's wait: entered, timed out, left; nothing of its own in between
-    first = [e["type"] for e in history if e["id"] > entered[0]][:2]
-    assert first == ["TaskTimedOut", "TaskStateExited"], first
-    assert all(isinstance(e["taskScheduledEventDetails"]["timeoutInSeconds"], int) for e in scheduled), scheduled
-    parked = [i for i in rt.invocations_of("CopyWaker") if "taskToken" in i.event]
-    assert len(parked) == len(scheduled) == len(entered) - 1, (len(parked), len(scheduled), len(entered))
 
 
 def test_a_failed_job_that_published_its_event_gets_no_second_one(rt: LocalRuntime) -> None:
