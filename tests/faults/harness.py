@@ -22,6 +22,7 @@ import os
 import random
 import threading
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -53,7 +54,11 @@ IDLE_TIMEOUT = 120.0 if SOAK else 60.0
 # of the receipt function (0.4-1.4 s real, measured) or a wait for the runtime's one handler lock would outlast the
 # default window of 120 virtual seconds (0.5 s real) and let a second put through. 1,800 s (7 s real) keeps the
 # margin the default has in AWS (a receipt within about a second); the window's branches are unit-tested.
-CONFIG = {"maxFramesPerCopy": MAX_FRAMES, "receiptWindowSeconds": 1800}
+# deleteAfterConsolidate on: a sender's forged trigger (below) asks for its source's deletion, which nothing may grant
+CONFIG = {"maxFramesPerCopy": MAX_FRAMES, "receiptWindowSeconds": 1800, "deleteAfterConsolidate": True}
+# What any queue sender may write (issue #12 item 1): an import trigger asking for the source's deletion. Sent with
+# about a third of the valid jobs (chosen by job ID, so that the seeded randomness is unchanged).
+FORGED_TRIGGER = json.dumps({"type": "import", "importJobId": "0" * 32, "deleteSourceAfterCopy": True})
 
 # Retry budgets of the state machine (infra/state_machine.py): a burst of at most this many faults per task state
 # entry is always absorbed.
@@ -169,8 +174,13 @@ def send_batch(rt: LocalRuntime, jobs: list[Job], rng: random.Random, *, duplica
     duplicates = max(duplicates, BATCH.duplicates)
     for job in jobs:
         copies = 2 if job.valid and rng.random() < duplicates else 1
+        attributes = {"hicopyTrigger": FORGED_TRIGGER} if forges_trigger(job) else None
         for _ in range(copies):
-            job.message_ids.append(rt.send_job(job.body))
+            job.message_ids.append(rt.send_job(job.body, attributes))
+
+
+def forges_trigger(job: Job) -> bool:
+    return job.valid and zlib.crc32((job.job_id or "").encode()) % 3 == 0
 
 
 # ================================================================================================ faults
@@ -546,7 +556,8 @@ def check(sc: Scenario) -> Outcome:
     3. no duplicate copy: for each job and chunk at most one CopyImageSet call the emulator accepted; a succeeded job
        has exactly one per chunk, and its reported destination was written by its own source's copy; a failed job
        whose every chunk's copy completed (COPIED) is a false failure, unless its reason is that the outcome could not
-       be known or the execution was stopped or timed out (``UNKNOWN_OUTCOME_CODES``);
+       be known or the execution was stopped or timed out (``UNKNOWN_OUTCOME_CODES``); nothing deleted (no job was
+       planned by the import planner; a third of them carry a sender's forged import trigger asking for it);
     4. nothing in flight: no RUNNING execution, the job queue empty (the DLQ holds what was dead-lettered), no image
        set LOCKED, no emulator work pending;
     5. every terminal event is valid against its JSON Schema.
@@ -657,6 +668,11 @@ def check(sc: Scenario) -> Outcome:
                     f"job {job.job_id}: reported failed ({code}) but all {chunks} chunk copies completed (COPIED)"
                 )
 
+    # nothing deleted: no job of these runs was planned by the import planner (some carry a sender's forged trigger)
+    for c in calls:
+        if c.operation == "DeleteImageSet" and c.status_code == 200:
+            violations.append(f"image set {c.params.get('imageSetId')} deleted, which no import planner planned")
+
     # 4. in flight
     left = rt.queue_messages("JobQueue")
     if left:
@@ -671,6 +687,7 @@ def check(sc: Scenario) -> Outcome:
     counts: Counter[str] = Counter()
     counts["jobs"] = len(sc.jobs)
     counts["messages"] = sum(len(j.message_ids) for j in sc.jobs)
+    counts["forged_triggers"] = sum(1 for j in sc.jobs if forges_trigger(j))
     for job in sc.jobs:
         if not job.valid:
             counts["outcome:rejected"] += 1
