@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -22,8 +21,6 @@ from typing import Any, TypedDict
 from offline.runtime.deploy import Clients
 from offline.runtime.eventbridge import PublishedEvent
 from offline.runtime.progress import ProgressReporter
-
-LOG = logging.getLogger(__name__)
 
 
 @dataclass
@@ -163,14 +160,7 @@ class ExecutionTracker:
                 self._update(view, ex["status"])
 
     def _update(self, view: _ExecutionView, status: str) -> None:
-        try:
-            events = self.history(view.arn)
-        except TypeError:
-            # A history moto cannot serialize (it recorded a TaskScheduled from a task thread whose frame had ended,
-            # before ``MotoPatches._apply_ended_frames``): never fail the runtime's own bookkeeping on it. The
-            # execution runs on; its states are read again at the next look. Statuses come from DescribeExecution.
-            LOG.warning("execution history unreadable for now (moto): %s", view.arn.rsplit(":", 1)[-1])
-            return
+        events = self.history(view.arn)
         for event in events[view.seen_events :]:
             if event["type"].endswith("StateEntered"):
                 state = event["stateEnteredEventDetails"]["name"]

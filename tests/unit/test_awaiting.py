@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from hicopy.domain.awaiting import await_copy
+from hicopy.domain.awaiting import await_copy, checks_status
 from hicopy.domain.backoff import Backoff, nominal_delay
 from hicopy.domain.planning import prepare
 from hicopy.domain.state import Awaiting
@@ -167,8 +167,6 @@ def test_verify_always_checks_even_before_the_first_wait(copying, imaging):
 
 def test_checks_status_tells_which_invocations_read_the_image_set(copying, imaging):
     """The one home of "the first call after Submit reads nothing", for the bench and the fault hooks."""
-    from hicopy.domain.awaiting import checks_status
-
     counting = Counting(imaging)
     first = {"state": copying.model_dump()}
     waiting = await_copy(copying, counting, FakeClock(), backoff=BACKOFF)
